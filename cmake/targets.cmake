@@ -1,0 +1,32 @@
+# Helpers that declare the project's own targets with its warning policy.
+
+function(torchbricks_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra)
+  if(TORCHBRICKS_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+# torchbricks_library(NAME SRCS ... DEPS ...)
+function(torchbricks_library name)
+  cmake_parse_arguments(ARG "" "" "SRCS;DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SRCS})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
+  target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+  torchbricks_warnings(${name})
+endfunction()
+
+# torchbricks_test(NAME SRCS ... DEPS ... [FIXTURES fixture...])
+# A GoogleTest binary registered with ctest test by test.
+function(torchbricks_test name)
+  cmake_parse_arguments(ARG "" "" "SRCS;DEPS;FIXTURES" ${ARGN})
+  add_executable(${name} ${ARG_SRCS})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
+  torchbricks_warnings(${name})
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "TORCHBRICKS_FIXTURES=${PROJECT_BINARY_DIR}/fixtures")
+  if(ARG_FIXTURES)
+    set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED "${ARG_FIXTURES}")
+  endif()
+endfunction()

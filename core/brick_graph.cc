@@ -1,0 +1,245 @@
+#include "core/brick_graph.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/naming.h"
+#include "core/status_macros.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+
+namespace torchbricks {
+namespace {
+
+// Collects the parser's complaints so the error can say where the file is wrong.
+class CollectingErrorPrinter : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, int column, const std::string& message) override {
+    if (!errors_.empty()) errors_ += "; ";
+    absl::StrAppend(&errors_, "line ", line + 1, " column ", column + 1, ": ", message);
+  }
+  const std::string& errors() const { return errors_; }
+
+ private:
+  std::string errors_;
+};
+
+Stage ToStage(package::Stage stage) {
+  switch (stage) {
+    case package::TRAIN:
+      return Stage::kTrain;
+    case package::VALIDATION:
+      return Stage::kValidation;
+    case package::TEST:
+      return Stage::kTest;
+    case package::INFERENCE:
+      return Stage::kInference;
+    default:
+      return Stage::kExport;
+  }
+}
+
+class Flattener {
+ public:
+  // Borrows both vectors for the flattener's lifetime.
+  Flattener(std::vector<BrickSpec>* bricks, std::vector<std::string>* collections)
+      : bricks_(bricks), collections_(collections) {}
+
+  absl::Status AddCollection(const std::string& path,
+                             const google::protobuf::RepeatedPtrField<package::Node>& nodes) {
+    absl::flat_hash_set<std::string> seen;
+    for (const package::Node& node : nodes) {
+      const std::string where = path.empty() ? "the root collection" : "collection '" + path + "'";
+      if (node.name().empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("a node of ", where, " has no name"));
+      }
+      if (node.name().find('/') != std::string::npos || node.name().front() == '.') {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "node name '", node.name(), "' in ", where,
+            " may not contain '/' or start with '.'; nest a collection instead"));
+      }
+      if (!seen.insert(node.name()).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("node name '", node.name(), "' appears twice in ", where));
+      }
+      const std::string full = JoinPath(path, node.name());
+      switch (node.content_case()) {
+        case package::Node::kBrick:
+          RETURN_IF_ERROR(AddBrick(path, full, node.brick()));
+          break;
+        case package::Node::kCollection:
+          collections_->push_back(full);
+          RETURN_IF_ERROR(AddCollection(full, node.collection().nodes()));
+          break;
+        default:
+          return absl::InvalidArgumentError(
+              absl::StrCat("node '", full, "' is neither a brick nor a collection"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status AddBrick(const std::string& path, const std::string& full,
+                        const package::Brick& brick) {
+    BrickSpec spec;
+    spec.name = full;
+    spec.collection_path = path;
+    spec.kind = brick.kind() == package::BRICK_KIND_UNSPECIFIED ? package::TRAINABLE
+                                                                 : brick.kind();
+    for (const std::string& name : brick.input_names()) {
+      if (name == kStageInputName || name == kAllInputName) {
+        spec.input_names.push_back(name);
+        continue;
+      }
+      auto resolved = ResolveName(path, name);
+      if (!resolved.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("brick '", full, "': input ", resolved.status().message()));
+      }
+      spec.input_names.push_back(*std::move(resolved));
+    }
+    absl::flat_hash_set<std::string> own_outputs;
+    for (const std::string& name : brick.output_names()) {
+      if (name == kStageInputName || name == kAllInputName) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "brick '", full, "': '", name, "' is reserved and cannot be an output name"));
+      }
+      auto resolved = ResolveName(path, name);
+      if (!resolved.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("brick '", full, "': output ", resolved.status().message()));
+      }
+      if (!own_outputs.insert(*resolved).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("brick '", full, "' lists output '", *resolved, "' twice"));
+      }
+      spec.output_names.push_back(*std::move(resolved));
+    }
+    if (brick.alive_all()) {
+      spec.alive.fill(true);
+    } else if (brick.alive_stages().empty()) {
+      spec.alive = DefaultAliveStages(spec.kind);
+    } else {
+      for (int stage : brick.alive_stages()) {
+        if (stage == package::STAGE_UNSPECIFIED) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("brick '", full, "' lists STAGE_UNSPECIFIED as an alive stage"));
+        }
+        spec.alive[static_cast<int>(ToStage(static_cast<package::Stage>(stage)))] = true;
+      }
+    }
+    if (brick.module_file().empty() && brick.visualizer().renderer().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("brick '", full, "' has no module_file"));
+    }
+    spec.module_file = brick.module_file();
+    spec.module_type = brick.module_type();
+    spec.brick_type =
+        brick.brick_type().empty() ? DefaultBrickType(spec.kind) : brick.brick_type();
+    bricks_->push_back(std::move(spec));
+    return absl::OkStatus();
+  }
+
+  std::vector<BrickSpec>* bricks_;
+  std::vector<std::string>* collections_;
+};
+
+}  // namespace
+
+std::array<bool, kNumStages> DefaultAliveStages(package::BrickKind kind) {
+  std::array<bool, kNumStages> alive{};
+  switch (kind) {
+    case package::LOSS:
+    case package::METRIC:
+      alive[static_cast<int>(Stage::kTrain)] = true;
+      alive[static_cast<int>(Stage::kValidation)] = true;
+      alive[static_cast<int>(Stage::kTest)] = true;
+      break;
+    case package::VISUALIZATION:
+      alive[static_cast<int>(Stage::kInference)] = true;
+      break;
+    default:
+      alive.fill(true);
+  }
+  return alive;
+}
+
+std::string DefaultBrickType(package::BrickKind kind) {
+  switch (kind) {
+    case package::NOT_TRAINABLE:
+      return "BrickNotTrainable";
+    case package::LOSS:
+      return "BrickLoss";
+    case package::METRIC:
+      return "BrickMetricSingle";
+    case package::VISUALIZATION:
+      return "BrickPerImageVisualization";
+    default:
+      return "BrickTrainable";
+  }
+}
+
+absl::StatusOr<BrickGraph> BrickGraph::Create(const package::BrickCollection& manifest) {
+  BrickGraph graph;
+  graph.name_ = manifest.name();
+  Flattener flattener(&graph.bricks_, &graph.collections_);
+  RETURN_IF_ERROR(flattener.AddCollection("", manifest.nodes()));
+
+  absl::flat_hash_map<std::string, const BrickSpec*> any_producer;
+  for (const BrickSpec& brick : graph.bricks_) {
+    for (const std::string& out : brick.output_names) any_producer.emplace(out, &brick);
+  }
+  absl::flat_hash_set<std::string> declared;
+  for (const package::TensorSpec& input : manifest.inputs()) {
+    if (input.name().empty()) {
+      return absl::InvalidArgumentError("a declared input has no name");
+    }
+    if (!declared.insert(input.name()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", input.name(), "' is declared twice"));
+    }
+    if (auto it = any_producer.find(input.name()); it != any_producer.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("declared input '", input.name(),
+                                                     "' is also an output of brick '",
+                                                     it->second->name, "'"));
+    }
+    InputSpec spec;
+    spec.name = input.name();
+    spec.data_type = input.data_type();
+    spec.dims.assign(input.dims().begin(), input.dims().end());
+    graph.inputs_.push_back(std::move(spec));
+  }
+  return graph;
+}
+
+int BrickGraph::FindInput(absl::string_view name) const {
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    if (inputs_[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+absl::StatusOr<package::BrickCollection> ReadManifestFile(const std::filesystem::path& path) {
+  std::ifstream file(path);
+  if (!file) {
+    return absl::NotFoundError(absl::StrCat("manifest '", path.string(), "' not found"));
+  }
+  std::stringstream text;
+  text << file.rdbuf();
+  package::BrickCollection manifest;
+  google::protobuf::TextFormat::Parser parser;
+  CollectingErrorPrinter errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text.str(), &manifest)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("manifest '", path.string(), "' is malformed: ", errors.errors()));
+  }
+  return manifest;
+}
+
+}  // namespace torchbricks

@@ -1,0 +1,82 @@
+// BrickGraph: a brick collection manifest flattened into its bricks, with nested names
+// joined by '/' and relative tensor names resolved. It holds no modules and no tensors;
+// it is what planning, validation and graph rendering read. Immutable after creation,
+// so safe to share between threads.
+//
+//   ASSIGN_OR_RETURN(package::BrickCollection manifest, ReadManifestFile(dir / "bricks.pbtxt"));
+//   ASSIGN_OR_RETURN(BrickGraph graph, BrickGraph::Create(manifest));
+#ifndef TORCHBRICKS_CORE_BRICK_GRAPH_H_
+#define TORCHBRICKS_CORE_BRICK_GRAPH_H_
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/stage.h"
+#include "proto/bricks.pb.h"
+
+namespace torchbricks {
+
+// One brick of the flattened collection.
+struct BrickSpec {
+  std::string name;             // full name, e.g. "head0/classify"
+  std::string collection_path;  // enclosing collection, e.g. "head0" ("" at the root)
+  package::BrickKind kind = package::TRAINABLE;
+  std::vector<std::string> input_names;   // resolved; may hold "stage" and "__all__"
+  std::vector<std::string> output_names;  // resolved
+  std::array<bool, kNumStages> alive{};
+  std::string module_file;  // relative to the version directory
+  std::string module_type;  // Python class of the module ("TinyModel"), may be empty
+  std::string brick_type;   // Python class of the brick ("BrickTrainable"), never empty
+
+  bool AliveIn(Stage stage) const { return alive[static_cast<int>(stage)]; }
+};
+
+// A tensor the caller provides.
+struct InputSpec {
+  std::string name;
+  package::DataType data_type = package::TYPE_INVALID;  // TYPE_INVALID: any
+  std::vector<int64_t> dims;                            // empty: unchecked; -1: variable
+};
+
+class BrickGraph {
+ public:
+  // Flattens and checks `manifest`. On failure returns InvalidArgument naming the brick
+  // (or collection) at fault: empty or duplicated node names, a '/' in a node name, a
+  // relative name that climbs above the root, a brick without a module file, an output
+  // named "stage" or "__all__", a declared input that a brick also produces.
+  // Stage-dependent checks (cycles, missing inputs, two producers) belong to StagePlan.
+  static absl::StatusOr<BrickGraph> Create(const package::BrickCollection& manifest);
+
+  const std::string& name() const { return name_; }
+  const std::vector<BrickSpec>& bricks() const { return bricks_; }
+  const std::vector<InputSpec>& inputs() const { return inputs_; }
+  // Nested collection paths in manifest order ("head0", "head0/inner", ...).
+  const std::vector<std::string>& collections() const { return collections_; }
+
+  // Index into inputs() of the declared input `name`, or -1.
+  int FindInput(absl::string_view name) const;
+
+ private:
+  std::string name_;
+  std::vector<BrickSpec> bricks_;
+  std::vector<InputSpec> inputs_;
+  std::vector<std::string> collections_;
+};
+
+// Reads a bricks.pbtxt file. Returns NotFound when the file is missing and
+// InvalidArgument (with the parser's line and column) when it is not a valid manifest.
+absl::StatusOr<package::BrickCollection> ReadManifestFile(const std::filesystem::path& path);
+
+// The alive stages a brick of `kind` has when its manifest lists none.
+std::array<bool, kNumStages> DefaultAliveStages(package::BrickKind kind);
+
+// "BrickTrainable", "BrickLoss", ... for a kind; used when the manifest names no brick type.
+std::string DefaultBrickType(package::BrickKind kind);
+
+}  // namespace torchbricks
+
+#endif  // TORCHBRICKS_CORE_BRICK_GRAPH_H_

@@ -1,0 +1,146 @@
+#include "core/loaded_collection.h"
+
+#include <chrono>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/dtypes.h"
+#include "core/mermaid.h"
+#include "core/status_macros.h"
+#include "c10/core/InferenceMode.h"
+
+namespace torchbricks {
+namespace {
+
+std::string DeclaredInputNames(const BrickGraph& graph) {
+  std::vector<std::string> names;
+  for (const InputSpec& input : graph.inputs()) names.push_back(input.name);
+  return names.empty() ? "none" : absl::StrJoin(names, ", ");
+}
+
+// Adds `value` to `result` under `name`: a tensor as itself, a Dict[str, Tensor] flattened.
+absl::Status AddOutput(const std::string& name, const c10::IValue& value, NamedTensors* result) {
+  if (value.isTensor()) {
+    (*result)[name] = value.toTensor();
+    return absl::OkStatus();
+  }
+  if (value.isGenericDict()) {
+    for (const auto& entry : value.toGenericDict()) {
+      if (!entry.key().isString() || !entry.value().isTensor()) {
+        return absl::InternalError(absl::StrCat(
+            "output '", name, "' is a dict that does not map strings to tensors"));
+      }
+      (*result)[absl::StrCat(name, "/", entry.key().toStringRef())] = entry.value().toTensor();
+    }
+    return absl::OkStatus();
+  }
+  return absl::InternalError(
+      absl::StrCat("output '", name, "' holds a ", value.tagKind(), ", not a tensor"));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LoadedCollection>> LoadedCollection::Load(
+    const LoadOptions& options) {
+  ASSIGN_OR_RETURN(package::BrickCollection manifest,
+                   ReadManifestFile(options.version_dir / "bricks.pbtxt"));
+  std::unique_ptr<LoadedCollection> collection(new LoadedCollection());
+  ASSIGN_OR_RETURN(collection->graph_, BrickGraph::Create(manifest));
+  for (Stage stage : kAllStages) {
+    ASSIGN_OR_RETURN(collection->plans_[static_cast<int>(stage)],
+                     StagePlan::Create(collection->graph_, stage));
+  }
+  for (const BrickSpec& brick : collection->graph_.bricks()) {
+    if (brick.module_file.empty()) {
+      return absl::UnimplementedError(absl::StrCat(
+          "brick '", brick.name, "' asks for a built-in renderer, which this build lacks"));
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<BrickModule> module,
+                     BrickModule::Load(brick, options.version_dir, c10::Device(c10::kCPU)));
+    collection->modules_.push_back(std::move(module));
+  }
+  return collection;
+}
+
+absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTensors& inputs,
+                                                   absl::Span<const std::string> outputs,
+                                                   RunTrace* trace) const {
+  const StagePlan& plan = plans_[static_cast<int>(stage)];
+  ASSIGN_OR_RETURN(std::vector<int> steps, plan.StepsFor(outputs));
+
+  std::vector<c10::IValue> slots(plan.num_slots());
+  for (const auto& [name, tensor] : inputs) {
+    const int index = graph_.FindInput(name);
+    if (index < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown input '", name, "'; the model's inputs are: ", DeclaredInputNames(graph_)));
+    }
+    RETURN_IF_ERROR(CheckTensorAgainstSpec(graph_.inputs()[index], tensor));
+    slots[plan.FindSlot(name)] = tensor;
+  }
+  for (int step : steps) {
+    for (int slot : plan.steps()[step].input_slots) {
+      if (slot >= 0 && plan.InputIndexOfSlot(slot) >= 0 && slots[slot].isNone()) {
+        return absl::InvalidArgumentError(absl::StrCat("missing input '", plan.slot_name(slot),
+                                                       "', required in stage ",
+                                                       StageName(stage)));
+      }
+    }
+  }
+  for (const std::string& name : outputs) {
+    const int slot = plan.FindSlot(name);
+    if (plan.InputIndexOfSlot(slot) >= 0 && slots[slot].isNone()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("output '", name, "' is an input that the request does not provide"));
+    }
+  }
+
+  c10::InferenceMode inference_mode;
+  const c10::IValue stage_value(std::string(StageName(stage)));
+  for (int step_index : steps) {
+    const PlanStep& step = plan.steps()[step_index];
+    std::vector<c10::IValue> args;
+    args.reserve(step.input_slots.size());
+    for (int slot : step.input_slots) {
+      if (slot == kStageSlot) {
+        args.push_back(stage_value);
+      } else if (slot == kAllSlot) {
+        c10::Dict<std::string, at::Tensor> all;
+        for (int s = 0; s < plan.num_slots(); ++s) {
+          if (slots[s].isTensor()) all.insert(plan.slot_name(s), slots[s].toTensor());
+        }
+        args.emplace_back(std::move(all));
+      } else {
+        args.push_back(slots[slot]);
+      }
+    }
+    const auto start = std::chrono::steady_clock::now();
+    auto produced = modules_[step.brick]->Run(std::move(args));
+    if (trace != nullptr) {
+      trace->bricks.push_back(step.brick);
+      trace->brick_nanoseconds.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                             std::chrono::steady_clock::now() - start)
+                                             .count());
+    }
+    if (!produced.ok()) return produced.status();
+    for (size_t i = 0; i < step.output_slots.size(); ++i) {
+      slots[step.output_slots[i]] = std::move((*produced)[i]);
+    }
+  }
+
+  NamedTensors result;
+  const std::vector<std::string>& names =
+      outputs.empty() ? plan.terminal_outputs()
+                      : std::vector<std::string>(outputs.begin(), outputs.end());
+  for (const std::string& name : names) {
+    RETURN_IF_ERROR(AddOutput(name, slots[plan.FindSlot(name)], &result));
+  }
+  return result;
+}
+
+std::string LoadedCollection::Mermaid(Stage stage) const {
+  return RenderMermaid(graph_, plans_[static_cast<int>(stage)]);
+}
+
+}  // namespace torchbricks

@@ -1,0 +1,83 @@
+// LoadedCollection: a serialized brick collection loaded from a package version directory
+// (bricks.pbtxt + one TorchScript file per module brick), validated and planned for every
+// stage, ready to run. It owns the modules and plans; nothing changes after Load(), so
+// Run() is safe to call from any number of threads at once.
+//
+//   ASSIGN_OR_RETURN(auto collection, LoadedCollection::Load({.version_dir = "repo/m/1"}));
+//   ASSIGN_OR_RETURN(NamedTensors out,
+//                    collection->Run(Stage::kInference, {{"raw_images", images}}, {"logits"}));
+#ifndef TORCHBRICKS_CORE_LOADED_COLLECTION_H_
+#define TORCHBRICKS_CORE_LOADED_COLLECTION_H_
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/brick_graph.h"
+#include "core/brick_module.h"
+#include "core/execution_plan.h"
+#include "core/stage.h"
+#include "torch/types.h"
+
+namespace torchbricks {
+
+// Tensors by name. Ordered, so that printing and comparing are deterministic.
+using NamedTensors = std::map<std::string, at::Tensor>;
+
+struct LoadOptions {
+  // The package version directory that holds bricks.pbtxt. Required.
+  std::filesystem::path version_dir;
+};
+
+// What one Run() executed, for statistics and tests. Indices are into graph().bricks().
+struct RunTrace {
+  std::vector<int> bricks;                // in execution order
+  std::vector<int64_t> brick_nanoseconds;  // wall time of each, same order
+};
+
+class LoadedCollection {
+ public:
+  // Reads, validates, plans and loads the package in `options.version_dir`. Returns
+  // NotFound when bricks.pbtxt or a module file is missing and InvalidArgument for any
+  // invalid content; the message names the brick (and file) at fault.
+  static absl::StatusOr<std::unique_ptr<LoadedCollection>> Load(const LoadOptions& options);
+
+  LoadedCollection(const LoadedCollection&) = delete;
+  LoadedCollection& operator=(const LoadedCollection&) = delete;
+
+  // Runs `stage` on `inputs` under InferenceMode and returns the tensors named in
+  // `outputs` (any name the stage produces, intermediates included, or a declared input),
+  // or the stage's terminal outputs when `outputs` is empty. Only the bricks those
+  // outputs need are run. An output holding a Dict[str, Tensor] is returned flattened as
+  // "<name>/<key>" tensors.
+  // Errors: InvalidArgument naming the tensor for an unknown input, a missing required
+  // input, a dtype or shape that contradicts the declaration, or an unknown output;
+  // Internal naming the brick when libtorch fails inside it. `inputs` is never changed.
+  // If `trace` is not null it receives the bricks that ran (even on failure).
+  absl::StatusOr<NamedTensors> Run(Stage stage, const NamedTensors& inputs,
+                                   absl::Span<const std::string> outputs = {},
+                                   RunTrace* trace = nullptr) const;
+
+  const BrickGraph& graph() const { return graph_; }
+  const StagePlan& plan(Stage stage) const { return plans_[static_cast<int>(stage)]; }
+  // The mermaid flowchart of `stage`.
+  std::string Mermaid(Stage stage) const;
+
+ private:
+  LoadedCollection() = default;
+
+  BrickGraph graph_;
+  std::array<StagePlan, kNumStages> plans_;
+  // One per brick of graph_, same order.
+  std::vector<std::unique_ptr<BrickModule>> modules_;
+};
+
+}  // namespace torchbricks
+
+#endif  // TORCHBRICKS_CORE_LOADED_COLLECTION_H_
