@@ -32,6 +32,8 @@ absl::Status CheckSignature(const BrickSpec& brick, const std::string& file,
           "brick '", brick.name, "' (", file, "): forward() returns a tuple of ", arity,
           " values but the brick has ", brick.output_names.size(), " output names"));
     }
+  } else if (brick.output_names.empty() && brick.kind == package::METRIC) {
+    // A metric brick without output names keeps its result to itself, as in torchbricks.
   } else if (type->kind() == c10::TypeKind::NoneType) {
     if (!brick.output_names.empty()) {
       return absl::InvalidArgumentError(
