@@ -17,16 +17,16 @@ function(torchbricks_library name)
 endfunction()
 
 # torchbricks_test(NAME SRCS ... DEPS ... [FIXTURES fixture...])
-# A GoogleTest binary registered with ctest test by test.
+# A GoogleTest binary whose cases are registered with ctest one by one.
 function(torchbricks_test name)
   cmake_parse_arguments(ARG "" "" "SRCS;DEPS;FIXTURES" ${ARGN})
   add_executable(${name} ${ARG_SRCS})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   torchbricks_warnings(${name})
-  add_test(NAME ${name} COMMAND ${name})
-  set_tests_properties(${name} PROPERTIES
-    ENVIRONMENT "TORCHBRICKS_FIXTURES=${PROJECT_BINARY_DIR}/fixtures")
+  set(properties ENVIRONMENT "TORCHBRICKS_FIXTURES=${PROJECT_BINARY_DIR}/fixtures" TIMEOUT 600)
   if(ARG_FIXTURES)
-    set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED "${ARG_FIXTURES}")
+    list(APPEND properties FIXTURES_REQUIRED "${ARG_FIXTURES}")
   endif()
+  # One ctest entry per GoogleTest case, listed when ctest runs.
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST PROPERTIES ${properties})
 endfunction()

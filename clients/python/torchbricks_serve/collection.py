@@ -1,0 +1,142 @@
+"""Flattens a brick collection into an ordered list of `BrickSpec` records.
+
+Accepts a torchbricks BrickCollection (duck-typed: `.items()` over bricks and nested
+collections; a brick has `.model`, `.input_names`, `.output_names` and `.alive_stages` or
+`.tags`) or a plain nested dict whose leaves are brick dicts:
+`{"module": m, "input_names": [...], "output_names": [...], "kind": "LOSS", "alive_stages": [...]}`.
+"""
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, FrozenSet, List, Tuple
+
+from .errors import ExportError
+from .naming import SPECIAL_INPUTS, resolve_name
+from .stages import (ALL_STAGES, BRICK_TYPE_FOR_KIND, DEFAULT_ALIVE, KINDS, kind_from_class_name,
+                     kind_from_tags, parse_alive_stages, stages_from_tags)
+
+BRICK_DICT_KEYS = frozenset({"module", "input_names", "output_names", "kind", "alive_stages"})
+
+
+@dataclass(frozen=True)
+class BrickSpec:
+    """One brick, with its names as written and as resolved against its collection."""
+
+    name: str                       # full name, "head0/classify"
+    collection_path: Tuple[str, ...]  # enclosing collection, ("head0",)
+    module: Any
+    input_names: Tuple[str, ...]    # as written by the user
+    output_names: Tuple[str, ...]
+    inputs: Tuple[str, ...]         # resolved; specials kept as "stage" / "__all__"
+    outputs: Tuple[str, ...]
+    kind: str
+    alive: FrozenSet[str]           # upper-case stage names
+    brick_type: str
+
+    @property
+    def alive_all(self) -> bool:
+        return self.alive == ALL_STAGES
+
+    @property
+    def module_type(self) -> str:
+        return type(self.module).__name__
+
+    @property
+    def module_file(self) -> str:
+        return "modules/" + self.name.replace("/", ".") + ".pt"
+
+    @property
+    def tensor_inputs(self) -> Tuple[str, ...]:
+        """Resolved inputs that are named values (not the specials)."""
+        return tuple(name for name in self.inputs if name not in SPECIAL_INPUTS)
+
+
+def is_brick_object(value: Any) -> bool:
+    return all(hasattr(value, attr) for attr in ("model", "input_names", "output_names"))
+
+
+def is_brick_dict(value: Any) -> bool:
+    return isinstance(value, Mapping) and "module" in value and set(value) <= BRICK_DICT_KEYS
+
+
+def flatten_collection(collection: Any) -> List[BrickSpec]:
+    """Returns every brick of `collection` in collection order (depth first).
+
+    Raises ExportError for an entry that is neither a brick nor a collection, a bad name, an
+    unknown kind or stage, or a relative name that cannot be resolved.
+    """
+    specs: List[BrickSpec] = []
+    _flatten_into(collection, (), specs)
+    return specs
+
+
+def _flatten_into(collection: Any, path: Tuple[str, ...], specs: List[BrickSpec]) -> None:
+    if not hasattr(collection, "items"):
+        where = "/".join(path) or "the root"
+        raise ExportError(f"'{where}' is not a brick collection (it has no .items())")
+    for key, value in collection.items():
+        full = "/".join(path + (str(key),))
+        if not isinstance(key, str) or not key or "/" in key or key in (".", ".."):
+            raise ExportError(f"'{full}': brick and collection names must be non-empty strings "
+                              "without '/' (and not '.' or '..')")
+        if is_brick_object(value):
+            specs.append(_spec_from_object(value, full, path))
+        elif is_brick_dict(value):
+            specs.append(_spec_from_dict(value, full, path))
+        elif hasattr(value, "items"):
+            _flatten_into(value, path + (key,), specs)
+        else:
+            raise ExportError(f"'{full}' is neither a brick nor a collection (got {type(value).__name__}); "
+                              "a dict brick needs the key 'module'")
+
+
+def _spec_from_object(brick: Any, full: str, path: Tuple[str, ...]) -> BrickSpec:
+    brick_type = type(brick).__name__
+    tags = getattr(brick, "tags", None)
+    alive_stages = getattr(brick, "alive_stages", None)
+    kind = (kind_from_tags(tags) if tags is not None else None) or kind_from_class_name(brick_type) or "TRAINABLE"
+    if alive_stages is not None:
+        alive = parse_alive_stages(alive_stages, f"brick '{full}'")
+    elif tags is not None:
+        alive = stages_from_tags(tags)
+    else:
+        alive = DEFAULT_ALIVE[kind]
+    return _make_spec(full, path, brick.model, brick.input_names, brick.output_names, kind, alive, brick_type)
+
+
+def _spec_from_dict(brick: Mapping, full: str, path: Tuple[str, ...]) -> BrickSpec:
+    kind = str(brick.get("kind", "TRAINABLE")).upper()
+    if kind not in KINDS:
+        raise ExportError(f"brick '{full}': unknown kind {brick.get('kind')!r}; expected one of {', '.join(KINDS)}")
+    if "alive_stages" in brick and brick["alive_stages"] is not None:
+        alive = parse_alive_stages(brick["alive_stages"], f"brick '{full}'")
+    else:
+        alive = DEFAULT_ALIVE[kind]
+    return _make_spec(full, path, brick["module"], brick.get("input_names", ()), brick.get("output_names", ()),
+                      kind, alive, BRICK_TYPE_FOR_KIND[kind])
+
+
+def _make_spec(full: str, path: Tuple[str, ...], module: Any, input_names: Any, output_names: Any,
+               kind: str, alive: FrozenSet[str], brick_type: str) -> BrickSpec:
+    input_names = _as_names(input_names, full, "input_names")
+    output_names = _as_names(output_names, full, "output_names")
+    for special in SPECIAL_INPUTS:
+        if special in output_names:
+            raise ExportError(f"brick '{full}': '{special}' is reserved and cannot be an output name")
+    outputs = tuple(resolve_name(name, path, full) for name in output_names)
+    if len(set(outputs)) != len(outputs):
+        raise ExportError(f"brick '{full}': output names repeat: {list(output_names)}")
+    return BrickSpec(name=full, collection_path=path, module=module, input_names=input_names,
+                     output_names=output_names, inputs=tuple(resolve_name(name, path, full) for name in input_names),
+                     outputs=outputs, kind=kind, alive=frozenset(alive), brick_type=brick_type)
+
+
+def _as_names(names: Any, full: str, field: str) -> Tuple[str, ...]:
+    if names is None:
+        return ()
+    if isinstance(names, str):
+        raise ExportError(f"brick '{full}': {field} must be a list of names, not the string {names!r}")
+    names = tuple(names)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ExportError(f"brick '{full}': {field} must hold non-empty strings, got {name!r}")
+    return names

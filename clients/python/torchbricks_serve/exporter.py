@@ -1,0 +1,203 @@
+"""`export_brick_collection`: writes a servable package (one version directory) from a collection.
+
+The package holds `bricks.pbtxt`, one TorchScript file per brick under `modules/` and, for each
+stage with example inputs, a reference file under `reference/` (see reference.py). The version
+directory is assembled beside its final place and moved in at the end, so a server polling the
+repository never sees a half-written version.
+"""
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from . import module_export
+from .collection import BrickSpec, flatten_collection
+from .errors import ExportError
+from .examples import build_input_specs, examples_per_stage
+from .graph import validate_stages
+from .pbtxt import format_brick_collection
+from .reference import execute, flatten_value, output_tensors, save_reference
+from .stages import STAGE_NAMES
+
+EXPORTER_VERSION = "0.1.0"
+DEFAULT_RTOL = 1e-4
+DEFAULT_ATOL = 1e-5
+# Stages whose captured arguments are preferred when a module has to be traced.
+TRACE_STAGE_PREFERENCE = ("EXPORT", "INFERENCE", "TEST", "VALIDATION", "TRAIN")
+
+
+def export_brick_collection(collection: Any, version_dir: Any, example_inputs: Optional[Mapping] = None,
+                            input_specs: Optional[Mapping[str, Any]] = None, name: Optional[str] = None,
+                            *, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL) -> Path:
+    """Exports `collection` to `version_dir` (e.g. `repository/my_model/1`) and returns its path.
+
+    Every brick module is scripted, or traced with the arguments it received while running the
+    example inputs. LOSS and METRIC bricks that do not script are left out with a warning. The
+    exported modules are run again on the examples and must match the eager outputs within
+    `rtol`/`atol`. Raises ExportError, naming the brick, when the collection cannot be
+    exported; `version_dir` is then left as it was.
+    """
+    version_dir = Path(version_dir)
+    if not version_dir.name.isdigit() or int(version_dir.name) < 1:
+        warnings.warn(f"version directory '{version_dir.name}' is not a positive integer; "
+                      "the server only loads integer versions", stacklevel=2)
+    specs = flatten_collection(collection)
+    if not specs:
+        raise ExportError("the collection holds no bricks")
+    _check_module_files_unique(specs)
+    validate_stages(specs)
+    examples = examples_per_stage(specs, example_inputs)
+    modes = {m: m.training for spec in specs if isinstance(spec.module, nn.Module) for m in spec.module.modules()}
+    try:
+        specs, exported, traced = _export_modules(specs, examples)
+        staging = _staging_dir(version_dir)
+        try:
+            _write_package(staging, specs, exported, examples, input_specs, name or version_dir.resolve().parent.name,
+                           traced, rtol, atol)
+            _move_into_place(staging, version_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    return version_dir
+
+
+def _export_modules(specs: List[BrickSpec], examples: Mapping[str, Mapping[str, Tensor]]
+                    ) -> Tuple[List[BrickSpec], Dict[str, torch.jit.ScriptModule], List[str]]:
+    """Scripts (or traces) every brick; returns the bricks kept, their modules and the traced names."""
+    exported, failures = {}, {}
+    for spec in specs:
+        module, error = module_export.try_script(spec)
+        if module is not None:
+            exported[spec.name] = module
+        else:
+            failures[spec.name] = error
+    specs = _leave_out_unscriptable_scoring(specs, failures)
+    to_trace = [spec for spec in specs if spec.name in failures]
+    for spec in to_trace:
+        module_export.check_traceable(spec, failures[spec.name])
+    captured = _capture_arguments(specs, examples) if to_trace else {}
+    for spec in to_trace:
+        exported[spec.name] = module_export.trace(spec, captured.get(spec.name), failures[spec.name])
+    return specs, exported, [spec.name for spec in to_trace]
+
+
+def _leave_out_unscriptable_scoring(specs: List[BrickSpec], failures: Mapping[str, str]) -> List[BrickSpec]:
+    """Drops LOSS/METRIC bricks that do not script (and bricks alive only in training stages that
+    consume their outputs), warning for each. Raises ExportError if an INFERENCE or EXPORT brick
+    consumes a dropped output."""
+    dropped = {spec.name: f"cannot be scripted ({failures[spec.name]})"
+               for spec in specs if spec.name in failures and spec.kind in ("LOSS", "METRIC")}
+    changed = True
+    while changed:
+        changed = False
+        lost = {name: spec.name for spec in specs if spec.name in dropped for name in spec.outputs}
+        for spec in specs:
+            consumed = [name for name in spec.tensor_inputs if name in lost]
+            if spec.name in dropped or not consumed:
+                continue
+            if spec.alive & {"INFERENCE", "EXPORT"}:
+                source = lost[consumed[0]]
+                raise ExportError(f"brick '{source}' {dropped[source]} and brick '{spec.name}', alive in "
+                                  f"INFERENCE/EXPORT, consumes its output '{consumed[0]}'; make '{source}' scriptable")
+            dropped[spec.name] = f"consumes '{consumed[0]}' of the left-out brick '{lost[consumed[0]]}'"
+            changed = True
+    for spec in specs:
+        if spec.name in dropped:
+            warnings.warn(f"{spec.kind} brick '{spec.name}' {dropped[spec.name]}; it is left out of the "
+                          "exported package and will not be served", stacklevel=4)
+    return [spec for spec in specs if spec.name not in dropped]
+
+
+def _capture_arguments(specs: Sequence[BrickSpec], examples: Mapping[str, Mapping[str, Tensor]]
+                       ) -> Dict[str, Tuple[Any, ...]]:
+    """The arguments each brick received in the eager run of the most export-like example stage."""
+    captured: Dict[str, Tuple[Any, ...]] = {}
+    for stage in reversed(TRACE_STAGE_PREFERENCE):
+        if stage in examples:
+            stage_args: Dict[str, Tuple[Any, ...]] = {}
+            with torch.no_grad():
+                execute(specs, stage, examples[stage], captured_args=stage_args)
+            captured.update(stage_args)
+    return captured
+
+
+def _write_package(root: Path, specs: Sequence[BrickSpec], exported: Mapping[str, torch.jit.ScriptModule],
+                   examples: Mapping[str, Mapping[str, Tensor]], input_specs: Optional[Mapping[str, Any]],
+                   name: str, traced: Sequence[str], rtol: float, atol: float) -> None:
+    loaded = {}
+    for spec in specs:
+        path = root / spec.module_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.jit.save(exported[spec.name], str(path))
+        loaded[spec.name] = torch.jit.load(str(path), map_location="cpu")
+    for stage in (s for s in STAGE_NAMES if s in examples):
+        with torch.no_grad():
+            eager = execute(specs, stage, examples[stage])
+            scripted = execute(specs, stage, examples[stage], modules=loaded)
+        _check_parity(specs, stage, eager, scripted, rtol, atol)
+        save_reference(root / "reference" / f"{stage}.pt", stage, examples[stage], output_tensors(specs, stage, eager))
+    metadata = {"exporter": "torchbricks_serve", "exporter_version": EXPORTER_VERSION,
+                "torch_version": torch.__version__,
+                "reference_stages": ",".join(stage for stage in STAGE_NAMES if stage in examples),
+                "reference_rtol": repr(rtol), "reference_atol": repr(atol)}
+    if traced:
+        metadata["traced_bricks"] = ",".join(traced)
+    text = format_brick_collection(name, build_input_specs(specs, examples, input_specs), specs, metadata)
+    (root / "bricks.pbtxt").write_text(text, encoding="utf-8")
+
+
+def _check_parity(specs: Sequence[BrickSpec], stage: str, eager: Mapping[str, Any], scripted: Mapping[str, Any],
+                  rtol: float, atol: float) -> None:
+    """Raises ExportError naming the brick whose exported module disagrees with its eager module."""
+    for spec in specs:
+        if stage not in spec.alive:
+            continue
+        for output in spec.outputs:
+            want, got = flatten_value(output, eager[output]), flatten_value(output, scripted[output])
+            for key, tensor in want.items():
+                other = got.get(key)
+                if other is None or other.shape != tensor.shape or other.dtype != tensor.dtype:
+                    raise ExportError(f"brick '{spec.name}': the exported module's output '{key}' in stage {stage} "
+                                      f"has another shape or type than the eager module's")
+                close = (torch.allclose(other, tensor, rtol=rtol, atol=atol, equal_nan=True)
+                         if tensor.is_floating_point() or tensor.is_complex() else torch.equal(other, tensor))
+                if not close:
+                    diff = (other.double() - tensor.double()).abs().max().item()
+                    raise ExportError(f"brick '{spec.name}': the exported module's output '{key}' in stage {stage} "
+                                      f"differs from the eager module's (max abs diff {diff:g}, "
+                                      f"rtol {rtol}, atol {atol})")
+
+
+def _check_module_files_unique(specs: Sequence[BrickSpec]) -> None:
+    seen: Dict[str, str] = {}
+    for spec in specs:
+        if spec.module_file in seen:
+            raise ExportError(f"bricks '{seen[spec.module_file]}' and '{spec.name}' would both be saved as "
+                              f"'{spec.module_file}'; rename one of them")
+        seen[spec.module_file] = spec.name
+
+
+def _staging_dir(version_dir: Path) -> Path:
+    if version_dir.exists() and not version_dir.is_dir():
+        raise ExportError(f"'{version_dir}' exists and is not a directory")
+    version_dir.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{version_dir.name}.export-", dir=version_dir.parent))
+
+
+def _move_into_place(staging: Path, version_dir: Path) -> None:
+    if version_dir.exists():
+        retired = Path(tempfile.mkdtemp(prefix=f".{version_dir.name}.replaced-", dir=version_dir.parent))
+        os.replace(version_dir, retired)
+        os.replace(staging, version_dir)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, version_dir)
+    os.chmod(version_dir, 0o755)

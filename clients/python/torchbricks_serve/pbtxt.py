@@ -1,0 +1,104 @@
+"""Writes `bricks.pbtxt`: message torchbricks.package.BrickCollection in protobuf text format.
+
+The text is produced directly (no generated protobuf code is needed); strings are escaped the
+way protobuf's text format expects, non-ASCII bytes as octal escapes.
+"""
+from dataclasses import dataclass
+from typing import List, Mapping, Optional, Sequence, Tuple
+
+import torch
+
+from .collection import BrickSpec
+from .stages import STAGE_NAMES
+
+DATA_TYPES = {
+    torch.bool: "TYPE_BOOL", torch.uint8: "TYPE_UINT8", torch.int8: "TYPE_INT8",
+    torch.int16: "TYPE_INT16", torch.int32: "TYPE_INT32", torch.int64: "TYPE_INT64",
+    torch.float16: "TYPE_FP16", torch.float32: "TYPE_FP32", torch.float64: "TYPE_FP64",
+    torch.bfloat16: "TYPE_BF16",
+}
+DATA_TYPE_NAMES = frozenset(DATA_TYPES.values()) | {"TYPE_INVALID", "TYPE_UINT16", "TYPE_UINT32",
+                                                    "TYPE_UINT64", "TYPE_STRING"}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A declared collection input (TensorSpec); dims None means the shape is not checked."""
+
+    name: str
+    data_type: str = "TYPE_INVALID"
+    dims: Optional[Tuple[int, ...]] = None
+
+
+def quote(text: str) -> str:
+    """A protobuf text-format string literal for `text`."""
+    escapes = {ord('"'): '\\"', ord("\\"): "\\\\", ord("'"): "\\'", ord("\n"): "\\n",
+               ord("\r"): "\\r", ord("\t"): "\\t"}
+    out = []
+    for byte in text.encode("utf-8"):
+        if byte in escapes:
+            out.append(escapes[byte])
+        elif 0x20 <= byte < 0x7F:
+            out.append(chr(byte))
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
+
+
+def format_brick_collection(name: str, inputs: Sequence[InputSpec], specs: Sequence[BrickSpec],
+                            metadata: Mapping[str, str]) -> str:
+    """The full text of bricks.pbtxt; `specs` must be in collection (depth-first) order."""
+    lines: List[str] = [f"name: {quote(name)}"]
+    for spec in inputs:
+        lines.append("inputs {")
+        lines.append(f"  name: {quote(spec.name)}")
+        lines.append(f"  data_type: {spec.data_type}")
+        lines.extend(f"  dims: {dim}" for dim in spec.dims or ())
+        lines.append("}")
+    lines.extend(_format_nodes(specs))
+    for key, value in metadata.items():
+        lines.extend(["metadata {", f"  key: {quote(key)}", f"  value: {quote(value)}", "}"])
+    return "\n".join(lines) + "\n"
+
+
+def _format_nodes(specs: Sequence[BrickSpec]) -> List[str]:
+    """Rebuilds the nesting of `nodes` from each brick's collection path."""
+    lines: List[str] = []
+    open_path: Tuple[str, ...] = ()
+    for spec in specs:
+        shared = 0
+        while (shared < len(open_path) and shared < len(spec.collection_path)
+               and open_path[shared] == spec.collection_path[shared]):
+            shared += 1
+        for depth in range(len(open_path), shared, -1):  # close collections the brick is not in
+            indent = "  " * (2 * depth - 2)
+            lines.extend([f"{indent}  }}", f"{indent}}}"])
+        for depth in range(shared, len(spec.collection_path)):  # open the brick's collections
+            indent = "  " * (2 * depth)
+            lines.extend([f"{indent}nodes {{",
+                          f"{indent}  name: {quote(spec.collection_path[depth])}", f"{indent}  collection {{"])
+        open_path = spec.collection_path
+        indent = "  " * (2 * len(open_path))
+        lines.append(f"{indent}nodes {{")
+        lines.append(f"{indent}  name: {quote(spec.name.rsplit('/', 1)[-1])}")
+        lines.extend(f"{indent}  {line}" for line in _format_brick(spec))
+        lines.append(f"{indent}}}")
+    for depth in range(len(open_path), 0, -1):
+        indent = "  " * (2 * depth - 2)
+        lines.extend([f"{indent}  }}", f"{indent}}}"])
+    return lines
+
+
+def _format_brick(spec: BrickSpec) -> List[str]:
+    lines = ["brick {", f"  kind: {spec.kind}"]
+    lines.extend(f"  input_names: {quote(name)}" for name in spec.input_names)
+    lines.extend(f"  output_names: {quote(name)}" for name in spec.output_names)
+    if spec.alive_all:
+        lines.append("  alive_all: true")
+    else:
+        lines.extend(f"  alive_stages: {stage}" for stage in STAGE_NAMES if stage in spec.alive)
+    lines.append(f"  module_file: {quote(spec.module_file)}")
+    lines.append(f"  module_type: {quote(spec.module_type)}")
+    lines.append(f"  brick_type: {quote(spec.brick_type)}")
+    lines.append("}")
+    return lines

@@ -1,0 +1,89 @@
+// ServableModel: the libtorch-free face of a loaded brick collection, for server/ and
+// anything else that must not include libtorch. Tensors cross it as plain bytes
+// (HostTensor), so a gRPC layer can hand request buffers in and move results out.
+// Implementations are immutable after loading: every method is safe to call from many
+// threads at once.
+//
+//   ASSIGN_OR_RETURN(std::unique_ptr<ServableModel> model, LoadServableModel(options));
+//   ASSIGN_OR_RETURN(std::vector<HostTensor> out, model->Run(Stage::kInference, inputs, {}));
+#ifndef TORCHBRICKS_CORE_SERVABLE_MODEL_H_
+#define TORCHBRICKS_CORE_SERVABLE_MODEL_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "core/brick_graph.h"
+#include "core/execution_plan.h"
+#include "core/stage.h"
+#include "proto/bricks.pb.h"
+
+namespace torchbricks {
+
+// A tensor the caller lends for the duration of one Run(): row-major, little-endian
+// elements of `data_type`, exactly product(shape) * element size bytes.
+struct HostTensorView {
+  std::string name;
+  package::DataType data_type = package::TYPE_INVALID;
+  std::vector<int64_t> shape;
+  absl::string_view data;
+};
+
+// A tensor Run() returns; it owns its bytes (same layout as HostTensorView).
+struct HostTensor {
+  std::string name;
+  package::DataType data_type = package::TYPE_INVALID;
+  std::vector<int64_t> shape;
+  std::string data;
+};
+
+// Bytes per element of `type`, or 0 for TYPE_INVALID, TYPE_STRING and types libtorch
+// cannot hold.
+int64_t ElementSize(package::DataType type);
+
+// What one Run() executed. Indices are into graph().bricks().
+struct RunTrace {
+  std::vector<int> bricks;                 // in execution order
+  std::vector<int64_t> brick_nanoseconds;  // wall time of each, same order
+};
+
+class ServableModel {
+ public:
+  virtual ~ServableModel() = default;
+
+  // Runs `stage` on `inputs` and returns the tensors named in `outputs`, or the stage's
+  // terminal outputs when it is empty (see LoadedCollection::Run for the rules). On
+  // failure: InvalidArgument naming the tensor for bad inputs or outputs, Internal naming
+  // the brick for a failure inside libtorch. `trace`, when not null, gets the bricks run.
+  virtual absl::StatusOr<std::vector<HostTensor>> Run(Stage stage,
+                                                      absl::Span<const HostTensorView> inputs,
+                                                      absl::Span<const std::string> outputs,
+                                                      RunTrace* trace) const = 0;
+
+  virtual const BrickGraph& graph() const = 0;
+  virtual const StagePlan& plan(Stage stage) const = 0;
+  virtual std::string Mermaid(Stage stage) const = 0;
+};
+
+struct ServableModelOptions {
+  // The package version directory that holds bricks.pbtxt. Required.
+  std::filesystem::path version_dir;
+  // Runs each of INFERENCE and EXPORT this many times on the exporter's reference inputs
+  // (when the package has them) before returning, so the TorchScript profiling executor
+  // has optimised the graphs before the first request. 0 disables.
+  int warmup_runs = 3;
+};
+
+// Loads, validates, plans and warms a package. Errors as LoadedCollection::Load, plus
+// Internal when a warm-up run fails (the message names the brick).
+absl::StatusOr<std::unique_ptr<ServableModel>> LoadServableModel(
+    const ServableModelOptions& options);
+
+}  // namespace torchbricks
+
+#endif  // TORCHBRICKS_CORE_SERVABLE_MODEL_H_

@@ -1,0 +1,224 @@
+"""The torchbricks README's modules, written to be scriptable, and builders of its collections.
+
+Each builder seeds torch so that weights are deterministic, and returns a BrickCollection of
+the test stand-in (`torchbricks_compat`). Extra modules at the end serve the fixtures.
+"""
+from typing import Dict, Tuple
+
+import torch
+import torchvision
+from torch import Tensor, nn
+
+from torchbricks_compat import (BrickCollection, BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable,
+                                Stage)
+
+SEED = 17
+
+
+class PreprocessorDummy(nn.Module):
+    def forward(self, raw_input: Tensor) -> Tensor:
+        return raw_input / 2
+
+
+class TinyModel(nn.Module):
+    def __init__(self, n_channels: int, n_features: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(n_channels, n_features, kernel_size=1)
+
+    def forward(self, tensor: Tensor) -> Tensor:
+        return self.conv(tensor)
+
+
+class ClassifierDummy(nn.Module):
+    def __init__(self, num_classes: int, in_features: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_features, num_classes)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.softmax = nn.Softmax(dim=1)
+
+    def forward(self, tensor: Tensor) -> Tuple[Tensor, Tensor]:
+        logits = self.fc(torch.flatten(self.avgpool(tensor), start_dim=1))
+        return logits, self.softmax(logits)
+
+
+class Preprocessor(nn.Module):
+    """The README's stage-aware preprocessor: resized to 50x100 when exporting, then halved."""
+
+    def forward(self, input_image: Tensor, stage: str) -> Tensor:
+        if stage == "EXPORT":
+            input_image = torch.nn.functional.interpolate(input_image, size=(50, 100))
+        return input_image / 2
+
+
+class NormalizePreprocessor(nn.Module):
+    """Bag-of-bricks style preprocessor: per-channel standardisation with ImageNet statistics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def forward(self, raw: Tensor) -> Tensor:
+        return (raw - self.mean) / self.std
+
+
+class MyNewPostProcessor(nn.Module):
+    def forward(self, named_inputs: Dict[str, Tensor]) -> Tensor:
+        assert "raw" in named_inputs
+        assert "embedding" in named_inputs
+        return named_inputs["embedding"]
+
+
+class ImageClassifier(nn.Module):
+    def __init__(self, num_classes: int, n_features: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(n_features, num_classes)
+
+    def forward(self, features: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        logits = self.fc(features)
+        probabilities = torch.softmax(logits, dim=1)
+        return logits, probabilities, probabilities.argmax(dim=1)
+
+
+class BackboneResnet(nn.Module):
+    """A torchvision resnet without its classifier: images [B, 3, H, W] -> pooled features [B, C]."""
+
+    def __init__(self, resnet: torchvision.models.ResNet) -> None:
+        super().__init__()
+        self.n_backbone_features = resnet.fc.in_features
+        self.body = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool,
+                                  resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4, resnet.avgpool)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return torch.flatten(self.body(images), start_dim=1)
+
+
+class TinyBackbone(nn.Module):
+    """A fast stand-in for a resnet backbone: 1x1 convolution, ReLU and global average pooling."""
+
+    def __init__(self, n_channels: int, n_features: int) -> None:
+        super().__init__()
+        self.n_backbone_features = n_features
+        self.conv = nn.Conv2d(n_channels, n_features, kernel_size=1)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return torch.relu(self.conv(images)).mean(dim=(2, 3))
+
+
+class Accuracy(nn.Module):
+    """A scriptable batch accuracy, standing in for torchmetrics' MulticlassAccuracy."""
+
+    def forward(self, class_prediction: Tensor, targets: Tensor) -> Tensor:
+        return (class_prediction == targets).float().mean()
+
+
+def resnet_to_brick(resnet: torchvision.models.ResNet, input_name: str, output_name: str) -> BrickTrainable:
+    return BrickTrainable(BackboneResnet(resnet), input_names=[input_name], output_names=[output_name])
+
+
+def readme_dummy() -> BrickCollection:
+    torch.manual_seed(SEED)
+    return BrickCollection({
+        "preprocessor": BrickNotTrainable(PreprocessorDummy(), input_names=["raw_images"], output_names=["processed"]),
+        "backbone": BrickTrainable(TinyModel(n_channels=3, n_features=10), input_names=["processed"],
+                                   output_names=["embedding"]),
+        "head": BrickTrainable(ClassifierDummy(num_classes=3, in_features=10), input_names=["embedding"],
+                               output_names=["logits", "softmaxed"]),
+    })
+
+
+def readme_with_loss(num_classes: int = 3) -> BrickCollection:
+    torch.manual_seed(SEED)
+    return BrickCollection({
+        "preprocessor": BrickNotTrainable(PreprocessorDummy(), input_names=["raw_images"], output_names=["processed"],
+                                          alive_stages="all"),
+        "backbone": BrickTrainable(TinyModel(n_channels=num_classes, n_features=10), input_names=["processed"],
+                                   output_names=["embedding"], alive_stages="all"),
+        "head": BrickTrainable(ClassifierDummy(num_classes=num_classes, in_features=10), input_names=["embedding"],
+                               output_names=["logits", "softmaxed"], alive_stages="all"),
+        "loss": BrickLoss(model=nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["loss_ce"],
+                          alive_stages=[Stage.TRAIN, Stage.VALIDATION, Stage.TEST]),
+    })
+
+
+def create_image_classification_head(num_classes: int, in_channels: int, features_name: str,
+                                     targets_name: str) -> Dict[str, nn.Module]:
+    return {
+        "classify": BrickTrainable(ImageClassifier(num_classes=num_classes, n_features=in_channels),
+                                   input_names=[features_name],
+                                   output_names=["./logits", "./probabilities", "./class_prediction"]),
+        "accuracy": BrickMetricSingle(Accuracy(), input_names=["./class_prediction", targets_name]),
+        "loss": BrickLoss(model=nn.CrossEntropyLoss(), input_names=["./logits", targets_name],
+                          output_names=["./loss_ce"]),
+    }
+
+
+def readme_nested_heads(backbone: str = "tiny") -> BrickCollection:
+    """Two classification heads on one backbone; `backbone` is "tiny" (fast) or "resnet18"."""
+    torch.manual_seed(SEED)
+    if backbone == "resnet18":
+        backbone_brick = resnet_to_brick(torchvision.models.resnet18(weights=None, num_classes=10),
+                                         input_name="normalized", output_name="features")
+    else:
+        backbone_brick = BrickTrainable(TinyBackbone(n_channels=3, n_features=16), input_names=["normalized"],
+                                        output_names=["features"])
+    n_features = backbone_brick.model.n_backbone_features
+    return BrickCollection({
+        "preprocessor": BrickNotTrainable(NormalizePreprocessor(), input_names=["raw"], output_names=["normalized"]),
+        "backbone": backbone_brick,
+        "head0": create_image_classification_head(3, n_features, features_name="features", targets_name="targets0"),
+        "head1": create_image_classification_head(5, n_features, features_name="features", targets_name="targets1"),
+    })
+
+
+def readme_all_input() -> BrickCollection:
+    torch.manual_seed(SEED)
+    return BrickCollection({
+        "backbone": BrickTrainable(TinyModel(n_channels=3, n_features=10), input_names=["raw"],
+                                   output_names=["embedding"]),
+        "post_processor": BrickNotTrainable(MyNewPostProcessor(), input_names=["__all__"],
+                                            output_names=["postprocessed"]),
+    })
+
+
+def readme_stage_preprocessor() -> BrickCollection:
+    torch.manual_seed(SEED)
+    return BrickCollection({
+        "preprocessor": BrickNotTrainable(Preprocessor(), input_names=["raw", "stage"], output_names=["processed"]),
+    })
+
+
+def resnet18_classifier(num_classes: int = 10) -> BrickCollection:
+    torch.manual_seed(SEED)
+    resnet_brick = resnet_to_brick(torchvision.models.resnet18(weights=None, num_classes=num_classes),
+                                   input_name="normalized", output_name="features")
+    return BrickCollection({
+        "preprocessor": BrickNotTrainable(NormalizePreprocessor(), input_names=["raw"], output_names=["normalized"]),
+        "backbone": resnet_brick,
+        "head": BrickTrainable(ImageClassifier(num_classes, n_features=resnet_brick.model.n_backbone_features),
+                               input_names=["features"], output_names=["logits", "probabilities", "class_prediction"]),
+        "accuracy": BrickMetricSingle(Accuracy(), input_names=["class_prediction", "targets"],
+                                      output_names=["accuracy"]),
+        "loss": BrickLoss(model=nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["loss_ce"]),
+    })
+
+
+class SplitHalves(nn.Module):
+    """Returns a Dict[str, Tensor] (served flattened as "<output>/<key>")."""
+
+    def forward(self, images: Tensor) -> Dict[str, Tensor]:
+        width = images.shape[-1] // 2
+        return {"left": images[..., :width], "right": images[..., width:]}
+
+
+class CombineHalves(nn.Module):
+    def forward(self, halves: Dict[str, Tensor]) -> Tensor:
+        return halves["left"] - halves["right"]
+
+
+def dict_output() -> BrickCollection:
+    torch.manual_seed(SEED)
+    return BrickCollection({
+        "split": BrickNotTrainable(SplitHalves(), input_names=["images"], output_names=["halves"]),
+        "combine": BrickNotTrainable(CombineHalves(), input_names=["halves"], output_names=["difference"]),
+    })

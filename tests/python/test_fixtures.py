@@ -1,0 +1,41 @@
+"""make_fixtures.py writes every package the C++ tests expect, valid ones with references."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from package_helpers import flat_bricks
+from torchbricks_serve import load_reference
+
+REPO = Path(__file__).resolve().parents[2]
+VALID = ["readme_dummy", "readme_loss", "nested_heads", "all_input", "stage_preprocessor", "resnet18_classifier",
+         "dict_output"]
+INVALID = {"invalid_cycle": "ping", "invalid_duplicate_producer": "second_writer",
+           "invalid_climb_above_root": "outer/climber", "invalid_missing_input": "orphan_consumer",
+           "invalid_missing_module": "ghost", "invalid_corrupt_module": "garbled", "invalid_tuple_arity": "two_headed"}
+
+
+def test_make_fixtures(tmp_path, parse_bricks):
+    result = subprocess.run([sys.executable, str(REPO / "tests" / "fixtures" / "make_fixtures.py"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == len(VALID) + len(INVALID)
+    for name in VALID:
+        version = tmp_path / name / "1"
+        bricks = flat_bricks(parse_bricks(version))
+        assert all((version / brick.module_file).is_file() for brick in bricks.values()), name
+        assert any((version / "reference").iterdir()), name
+    stages = {p.stem for p in (tmp_path / "resnet18_classifier" / "1" / "reference").iterdir()}
+    assert stages == {"INFERENCE", "EXPORT", "TRAIN"}
+    _, inputs, _ = load_reference(tmp_path / "readme_loss" / "1" / "reference" / "TRAIN.pt")
+    assert sorted(inputs) == ["raw_images", "targets"]
+    for name, culprit in INVALID.items():
+        version = tmp_path / name / "1"
+        bricks = flat_bricks(parse_bricks(version))  # each is well-formed text with one semantic defect
+        assert culprit in bricks, name
+    assert not (tmp_path / "invalid_missing_module" / "1" / "modules" / "ghost.pt").exists()
+    garbled = tmp_path / "invalid_corrupt_module" / "1" / "modules" / "garbled.pt"
+    with pytest.raises(RuntimeError):
+        torch.jit.load(str(garbled))
