@@ -22,6 +22,7 @@
 #include "core/brick_graph.h"
 #include "core/brick_module.h"
 #include "core/execution_plan.h"
+#include "core/run_trace.h"
 #include "core/stage.h"
 #include "torch/types.h"
 
@@ -33,12 +34,6 @@ using NamedTensors = std::map<std::string, at::Tensor>;
 struct LoadOptions {
   // The package version directory that holds bricks.pbtxt. Required.
   std::filesystem::path version_dir;
-};
-
-// What one Run() executed, for statistics and tests. Indices are into graph().bricks().
-struct RunTrace {
-  std::vector<int> bricks;                // in execution order
-  std::vector<int64_t> brick_nanoseconds;  // wall time of each, same order
 };
 
 class LoadedCollection {

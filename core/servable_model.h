@@ -20,6 +20,7 @@
 #include "absl/types/span.h"
 #include "core/brick_graph.h"
 #include "core/execution_plan.h"
+#include "core/run_trace.h"
 #include "core/stage.h"
 #include "proto/bricks.pb.h"
 
@@ -46,12 +47,6 @@ struct HostTensor {
 // cannot hold.
 int64_t ElementSize(package::DataType type);
 
-// What one Run() executed. Indices are into graph().bricks().
-struct RunTrace {
-  std::vector<int> bricks;                 // in execution order
-  std::vector<int64_t> brick_nanoseconds;  // wall time of each, same order
-};
-
 class ServableModel {
  public:
   virtual ~ServableModel() = default;
@@ -64,6 +59,11 @@ class ServableModel {
                                                       absl::Span<const HostTensorView> inputs,
                                                       absl::Span<const std::string> outputs,
                                                       RunTrace* trace) const = 0;
+
+  // The terminal outputs of `stage` with the data type and shape seen when the model was
+  // warmed up (dimension 0 reported as -1, the batch); TYPE_INVALID and empty dims for an
+  // output not seen.
+  virtual std::vector<InputSpec> OutputInfo(Stage stage) const = 0;
 
   virtual const BrickGraph& graph() const = 0;
   virtual const StagePlan& plan(Stage stage) const = 0;

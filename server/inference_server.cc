@@ -1,0 +1,81 @@
+#include "server/inference_server.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "server/logging.h"
+
+namespace torchbricks::server {
+
+absl::StatusOr<std::unique_ptr<InferenceServer>> InferenceServer::Create(
+    const ServerOptions& options) {
+  std::unique_ptr<InferenceServer> server(new InferenceServer(options));
+  server->inference_service_ = std::make_unique<InferenceService>(&server->state_);
+  server->brick_service_ = std::make_unique<BrickService>(&server->state_);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  const std::string address = absl::StrCat(
+      options.grpc_address.find(':') != std::string::npos ? "[" + options.grpc_address + "]"
+                                                           : options.grpc_address,
+      ":", options.grpc_port);
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  builder.RegisterService(server->inference_service_.get());
+  builder.RegisterService(server->brick_service_.get());
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+  }
+  server->grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+  Log(LogLevel::kInfo, absl::StrCat("listening on ", options.grpc_address, ":", server->port_,
+                                    " (live, loading models)"));
+
+  ModelRepository::Options repository_options;
+  repository_options.root = options.model_repository;
+  repository_options.control_mode = options.control_mode;
+  repository_options.poll_interval = options.poll_interval;
+  repository_options.startup_models = options.startup_models;
+  const int warmup_runs = options.warmup_runs;
+  repository_options.loader = [warmup_runs](const std::filesystem::path& dir) {
+    return LoadServableModel({.version_dir = dir, .warmup_runs = warmup_runs});
+  };
+  ASSIGN_OR_RETURN(server->repository_, ModelRepository::Create(std::move(repository_options)));
+  server->state_.repository.store(server->repository_.get());
+  server->state_.ready.store(true);
+  server->grpc_server_->GetHealthCheckService()->SetServingStatus(true);
+  Log(LogLevel::kInfo, "ready");
+  return server;
+}
+
+InferenceServer::~InferenceServer() { Shutdown(); }
+
+void InferenceServer::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  state_.ready.store(false);
+  state_.gate.StartDraining();
+  if (grpc_server_ != nullptr) {
+    grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+  }
+  Log(LogLevel::kInfo, absl::StrCat("draining ", state_.gate.in_flight(),
+                                    " in-flight request(s)"));
+  if (!state_.gate.WaitIdle(options_.shutdown_timeout)) {
+    Log(LogLevel::kWarning, absl::StrCat("shutdown timeout: ", state_.gate.in_flight(),
+                                         " request(s) still running"));
+  }
+  if (grpc_server_ != nullptr) {
+    grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc_server_->Wait();
+  }
+  state_.repository.store(nullptr);
+  repository_.reset();
+  Log(LogLevel::kInfo, "stopped");
+}
+
+}  // namespace torchbricks::server

@@ -1,0 +1,285 @@
+#include "server/inference_service.h"
+
+#include <chrono>
+#include <deque>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "server/grpc_status.h"
+#include "server/infer_codec.h"
+#include "server/logging.h"
+
+namespace torchbricks::server {
+namespace {
+
+constexpr char kServerName[] = "torchbricks-serve";
+constexpr char kServerVersion[] = "0.1.0";
+constexpr char kStageMetadataKey[] = "torchbricks-stage";
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t NanosSince(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
+}
+
+grpc::Status Unavailable(const char* why) {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE, why);
+}
+
+void FillStatistics(const ModelVersion& version, inference::ModelStatistics* out) {
+  const server::ModelStatistics& s = *version.statistics;
+  out->set_name(version.model_name);
+  out->set_version(version.version_string);
+  out->set_last_inference(s.last_inference_ms.load());
+  out->set_inference_count(s.inference_count.load());
+  out->set_execution_count(s.execution_count.load());
+  auto copy = [](const DurationCounter& from, inference::StatisticDuration* to) {
+    to->set_count(from.count.load());
+    to->set_ns(from.ns.load());
+  };
+  inference::InferStatistics* infer = out->mutable_inference_stats();
+  copy(s.success, infer->mutable_success());
+  copy(s.fail, infer->mutable_fail());
+  copy(s.queue, infer->mutable_queue());
+  copy(s.compute_input, infer->mutable_compute_input());
+  copy(s.compute_infer, infer->mutable_compute_infer());
+  copy(s.compute_output, infer->mutable_compute_output());
+}
+
+}  // namespace
+
+absl::StatusOr<ModelRepository*> RepositoryOf(ServerState* state) {
+  ModelRepository* repository = state->repository.load();
+  if (repository == nullptr) return absl::UnavailableError("the server is still starting");
+  return repository;
+}
+
+grpc::Status InferenceService::ServerLive(grpc::ServerContext*,
+                                          const inference::ServerLiveRequest*,
+                                          inference::ServerLiveResponse* response) {
+  response->set_live(true);
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ServerReady(grpc::ServerContext*,
+                                           const inference::ServerReadyRequest*,
+                                           inference::ServerReadyResponse* response) {
+  response->set_ready(state_->ready.load() && !state_->gate.draining());
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ModelReady(grpc::ServerContext*,
+                                          const inference::ModelReadyRequest* request,
+                                          inference::ModelReadyResponse* response) {
+  absl::StatusOr<ModelRepository*> repository = RepositoryOf(state_);
+  if (!repository.ok()) return ToGrpcStatus(repository.status());
+  auto version = (*repository)->Find(request->name(), request->version());
+  if (!version.ok() && version.status().code() == absl::StatusCode::kNotFound) {
+    return ToGrpcStatus(version.status());
+  }
+  response->set_ready(version.ok() && !state_->gate.draining());
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ServerMetadata(grpc::ServerContext*,
+                                              const inference::ServerMetadataRequest*,
+                                              inference::ServerMetadataResponse* response) {
+  response->set_name(kServerName);
+  response->set_version(kServerVersion);
+  for (const char* extension : {"model_repository", "statistics", "torchbricks_graph"}) {
+    response->add_extensions(extension);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ModelMetadata(grpc::ServerContext* context,
+                                             const inference::ModelMetadataRequest* request,
+                                             inference::ModelMetadataResponse* response) {
+  absl::StatusOr<ModelRepository*> repository = RepositoryOf(state_);
+  if (!repository.ok()) return ToGrpcStatus(repository.status());
+  auto version = (*repository)->Find(request->name(), request->version());
+  if (!version.ok()) return ToGrpcStatus(version.status());
+  Stage stage = Stage::kInference;
+  auto asked = context->client_metadata().find(kStageMetadataKey);
+  if (asked != context->client_metadata().end()) {
+    absl::StatusOr<Stage> parsed =
+        ParseStage(absl::string_view(asked->second.data(), asked->second.size()));
+    if (!parsed.ok()) return ToGrpcStatus(parsed.status());
+    stage = *parsed;
+  }
+  context->AddInitialMetadata(kStageMetadataKey, std::string(StageName(stage)));
+
+  response->set_name(request->name());
+  response->set_platform("torchbricks");
+  for (const auto& ready : (*repository)->ReadyVersions(request->name())) {
+    response->add_versions(ready->version_string);
+  }
+  const ServableModel& model = *(*version)->servable;
+  for (int index : model.plan(stage).required_inputs()) {
+    const InputSpec& spec = model.graph().inputs()[index];
+    auto* input = response->add_inputs();
+    input->set_name(spec.name);
+    input->set_datatype(ProtocolDataType(spec.data_type));
+    for (int64_t dim : spec.dims) input->add_shape(dim);
+  }
+  for (const InputSpec& spec : model.OutputInfo(stage)) {
+    auto* output = response->add_outputs();
+    output->set_name(spec.name);
+    output->set_datatype(ProtocolDataType(spec.data_type));
+    for (int64_t dim : spec.dims) output->add_shape(dim);
+  }
+  return grpc::Status::OK;
+}
+
+absl::Status InferenceService::Infer(grpc::ServerContext* context,
+                                     const inference::ModelInferRequest& request,
+                                     inference::ModelInferResponse* response) {
+  const Clock::time_point start = Clock::now();
+  ASSIGN_OR_RETURN(ModelRepository * repository, RepositoryOf(state_));
+  ASSIGN_OR_RETURN(std::shared_ptr<const ModelVersion> version,
+                   repository->Find(request.model_name(), request.model_version()));
+  server::ModelStatistics& stats = *version->statistics;
+  auto fail = [&](absl::Status status) {
+    stats.fail.Add(NanosSince(start));
+    Log(LogLevel::kVerbose, absl::StrCat("request '", request.id(), "' to model '",
+                                         request.model_name(), "' refused: ", status.ToString()));
+    return status;
+  };
+
+  absl::StatusOr<Stage> stage = StageOfRequest(request);
+  if (!stage.ok()) return fail(stage.status());
+  std::deque<std::string> scratch;
+  absl::StatusOr<std::vector<HostTensorView>> inputs = DecodeInputs(request, &scratch);
+  if (!inputs.ok()) return fail(inputs.status());
+  const std::vector<std::string> outputs = RequestedOutputs(request);
+  const Clock::time_point decoded = Clock::now();
+  if (context != nullptr && context->IsCancelled()) {
+    return fail(absl::CancelledError("the client cancelled the request"));
+  }
+
+  RunTrace trace;
+  absl::StatusOr<std::vector<HostTensor>> results =
+      version->servable->Run(*stage, *inputs, outputs, &trace);
+  stats.AddTrace(trace);
+  if (!results.ok()) {
+    const absl::Status& error = results.status();
+    return fail(absl::Status(error.code(), absl::StrCat("model '", version->model_name,
+                                                        "' version ", version->version, ": ",
+                                                        error.message())));
+  }
+  const Clock::time_point inferred = Clock::now();
+
+  response->set_model_name(version->model_name);
+  response->set_model_version(version->version_string);
+  response->set_id(request.id());
+  EncodeOutputs(*std::move(results), response);
+
+  const uint64_t batch = inputs->empty() || (*inputs)[0].shape.empty() ? 1 : (*inputs)[0].shape[0];
+  stats.compute_input.Add(std::chrono::duration_cast<std::chrono::nanoseconds>(decoded - start).count());
+  stats.compute_infer.Add(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(inferred - decoded).count());
+  stats.compute_output.Add(NanosSince(inferred));
+  stats.queue.Add(0);
+  stats.inference_count.fetch_add(batch);
+  stats.execution_count.fetch_add(1);
+  stats.last_inference_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count());
+  stats.success.Add(NanosSince(start));
+  return absl::OkStatus();
+}
+
+grpc::Status InferenceService::ModelInfer(grpc::ServerContext* context,
+                                          const inference::ModelInferRequest* request,
+                                          inference::ModelInferResponse* response) {
+  GatePass pass(&state_->gate);
+  if (!pass.admitted()) return Unavailable("the server is shutting down");
+  return ToGrpcStatus(Infer(context, *request, response));
+}
+
+grpc::Status InferenceService::ModelStreamInfer(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>*
+        stream) {
+  inference::ModelInferRequest request;
+  while (stream->Read(&request)) {
+    inference::ModelStreamInferResponse reply;
+    GatePass pass(&state_->gate);
+    if (!pass.admitted()) return Unavailable("the server is shutting down");
+    absl::Status status = Infer(context, request, reply.mutable_infer_response());
+    if (!status.ok()) {
+      reply.Clear();
+      reply.set_error_message(status.ToString());
+      reply.mutable_infer_response()->set_model_name(request.model_name());
+      reply.mutable_infer_response()->set_id(request.id());
+    }
+    if (!stream->Write(reply)) break;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ModelStatistics(grpc::ServerContext*,
+                                               const inference::ModelStatisticsRequest* request,
+                                               inference::ModelStatisticsResponse* response) {
+  absl::StatusOr<ModelRepository*> repository = RepositoryOf(state_);
+  if (!repository.ok()) return ToGrpcStatus(repository.status());
+  std::vector<std::string> names;
+  if (request->name().empty()) {
+    for (const IndexEntry& entry : (*repository)->Index(/*ready_only=*/true)) {
+      if (names.empty() || names.back() != entry.model_name) names.push_back(entry.model_name);
+    }
+  } else {
+    names.push_back(request->name());
+  }
+  for (const std::string& name : names) {
+    if (!request->version().empty()) {
+      auto version = (*repository)->Find(name, request->version());
+      if (!version.ok()) return ToGrpcStatus(version.status());
+      FillStatistics(**version, response->add_model_stats());
+      continue;
+    }
+    auto versions = (*repository)->ReadyVersions(name);
+    if (versions.empty() && !request->name().empty()) {
+      return ToGrpcStatus((*repository)->Find(name, "").status());
+    }
+    for (const auto& version : versions) FillStatistics(*version, response->add_model_stats());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::RepositoryIndex(grpc::ServerContext*,
+                                               const inference::RepositoryIndexRequest* request,
+                                               inference::RepositoryIndexResponse* response) {
+  absl::StatusOr<ModelRepository*> repository = RepositoryOf(state_);
+  if (!repository.ok()) return ToGrpcStatus(repository.status());
+  for (const IndexEntry& entry : (*repository)->Index(request->ready())) {
+    auto* model = response->add_models();
+    model->set_name(entry.model_name);
+    model->set_version(entry.version);
+    model->set_state(entry.state);
+    model->set_reason(entry.reason);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::RepositoryModelLoad(
+    grpc::ServerContext*, const inference::RepositoryModelLoadRequest* request,
+    inference::RepositoryModelLoadResponse*) {
+  absl::StatusOr<ModelRepository*> repository = RepositoryOf(state_);
+  if (!repository.ok()) return ToGrpcStatus(repository.status());
+  if (!request->parameters().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "load parameters (config or file overrides) are not supported");
+  }
+  return ToGrpcStatus((*repository)->LoadModel(request->model_name()));
+}
+
+grpc::Status InferenceService::RepositoryModelUnload(
+    grpc::ServerContext*, const inference::RepositoryModelUnloadRequest* request,
+    inference::RepositoryModelUnloadResponse*) {
+  absl::StatusOr<ModelRepository*> repository = RepositoryOf(state_);
+  if (!repository.ok()) return ToGrpcStatus(repository.status());
+  return ToGrpcStatus((*repository)->UnloadModel(request->model_name()));
+}
+
+}  // namespace torchbricks::server

@@ -1,0 +1,52 @@
+// torchbricks-server: serves a model repository of brick collections over gRPC.
+// SIGTERM or SIGINT drains it: not ready, new requests refused, in-flight ones finished,
+// exit 0.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "server/inference_server.h"
+#include "server/logging.h"
+#include "server/server_options.h"
+
+int main(int argc, char** argv) {
+  using namespace torchbricks::server;
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h") {
+      std::cout << ServerUsage();
+      return 0;
+    }
+  }
+  absl::StatusOr<ServerOptions> options = ParseServerFlags(args);
+  if (!options.ok()) {
+    std::cerr << "torchbricks-server: " << options.status().message() << "\n" << ServerUsage();
+    return 2;
+  }
+  SetLogLevel(options->log_level);
+
+  // Block the signals in every thread; this thread takes them with sigwait().
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<InferenceServer>> server = InferenceServer::Create(*options);
+  if (!server.ok()) {
+    Log(LogLevel::kError, server.status().ToString());
+    return 1;
+  }
+  std::cout << "torchbricks-server: serving gRPC on " << options->grpc_address << ":"
+            << (*server)->port() << std::endl;
+
+  int received = 0;
+  sigwait(&signals, &received);
+  Log(LogLevel::kInfo, absl::StrCat("received ", received == SIGTERM ? "SIGTERM" : "SIGINT",
+                                    ", shutting down"));
+  (*server)->Shutdown();
+  return 0;
+}

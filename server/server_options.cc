@@ -1,0 +1,91 @@
+#include "server/server_options.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+
+namespace torchbricks::server {
+namespace {
+
+absl::Status BadValue(const std::string& flag, const std::string& value) {
+  return absl::InvalidArgumentError(absl::StrCat("bad value '", value, "' for ", flag));
+}
+
+}  // namespace
+
+const char* ServerUsage() {
+  return "usage: torchbricks-server --model-repository DIR [flags]\n"
+         "  --grpc-address ADDR            listen address (default 0.0.0.0)\n"
+         "  --grpc-port N                  gRPC port, 0 = any free port (default 8001)\n"
+         "  --model-control-mode MODE      none | poll | explicit (default none)\n"
+         "  --repository-poll-secs S       re-scan period in poll mode (default 15)\n"
+         "  --load-model NAME              explicit mode: load NAME at start (repeatable)\n"
+         "  --grpc-max-message-size BYTES  largest message (default 1073741824)\n"
+         "  --log-level LEVEL              error | warning | info | verbose (default info)\n"
+         "  --shutdown-timeout-secs S      grace for in-flight requests on SIGTERM (default 30)\n"
+         "  --warmup-runs N                warm-up runs per stage at load (default 3)\n";
+}
+
+absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> args) {
+  ServerOptions options;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string flag = args[i];
+    std::string value;
+    if (const size_t eq = flag.find('='); eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+    } else if (i + 1 < args.size()) {
+      value = args[++i];
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(flag, " needs a value"));
+    }
+    double seconds = 0;
+    if (flag == "--model-repository") {
+      options.model_repository = value;
+    } else if (flag == "--grpc-address") {
+      options.grpc_address = value;
+    } else if (flag == "--grpc-port") {
+      if (!absl::SimpleAtoi(value, &options.grpc_port) || options.grpc_port < 0 ||
+          options.grpc_port > 65535) {
+        return BadValue(flag, value);
+      }
+    } else if (flag == "--model-control-mode") {
+      if (value == "none") {
+        options.control_mode = ModelControlMode::kNone;
+      } else if (value == "poll") {
+        options.control_mode = ModelControlMode::kPoll;
+      } else if (value == "explicit") {
+        options.control_mode = ModelControlMode::kExplicit;
+      } else {
+        return BadValue(flag, value);
+      }
+    } else if (flag == "--repository-poll-secs") {
+      if (!absl::SimpleAtod(value, &seconds) || seconds <= 0) return BadValue(flag, value);
+      options.poll_interval = absl::Seconds(seconds);
+    } else if (flag == "--load-model") {
+      options.startup_models.push_back(value);
+    } else if (flag == "--grpc-max-message-size") {
+      if (!absl::SimpleAtoi(value, &options.max_message_bytes) ||
+          options.max_message_bytes <= 0) {
+        return BadValue(flag, value);
+      }
+    } else if (flag == "--log-level") {
+      ASSIGN_OR_RETURN(options.log_level, ParseLogLevel(value));
+    } else if (flag == "--shutdown-timeout-secs") {
+      if (!absl::SimpleAtod(value, &seconds) || seconds < 0) return BadValue(flag, value);
+      options.shutdown_timeout = absl::Seconds(seconds);
+    } else if (flag == "--warmup-runs") {
+      if (!absl::SimpleAtoi(value, &options.warmup_runs) || options.warmup_runs < 0) {
+        return BadValue(flag, value);
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag ", flag));
+    }
+  }
+  if (options.model_repository.empty()) {
+    return absl::InvalidArgumentError("--model-repository is required");
+  }
+  return options;
+}
+
+}  // namespace torchbricks::server

@@ -1,0 +1,57 @@
+// ServerOptions: every setting of torchbricks-server, with its default, and the parser of
+// its command line. Flag names follow Triton's where the concept is the same.
+#ifndef TORCHBRICKS_SERVER_SERVER_OPTIONS_H_
+#define TORCHBRICKS_SERVER_SERVER_OPTIONS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "server/logging.h"
+
+namespace torchbricks::server {
+
+// How the set of loaded models changes after start-up (Triton's --model-control-mode).
+enum class ModelControlMode {
+  kNone,      // load every model at start; never change; load/unload RPCs are refused
+  kPoll,      // load every model at start; re-scan the repository periodically
+  kExplicit,  // load only --load-model models at start; change through load/unload RPCs
+};
+
+struct ServerOptions {
+  // --model-repository: the folder of model folders. Required.
+  std::string model_repository;
+  // --grpc-address / --grpc-port: where the gRPC services listen. Port 0 picks a free
+  // port; the chosen one is printed on stdout.
+  std::string grpc_address = "0.0.0.0";
+  int grpc_port = 8001;
+  // --model-control-mode none|poll|explicit.
+  ModelControlMode control_mode = ModelControlMode::kNone;
+  // --repository-poll-secs: the re-scan period in poll mode (fractions allowed).
+  absl::Duration poll_interval = absl::Seconds(15);
+  // --load-model NAME (repeatable): models loaded at start in explicit mode.
+  std::vector<std::string> startup_models;
+  // --grpc-max-message-size: largest request or response in bytes. The default holds a
+  // batch of 64 RGB images of 1024x1024 in FP32 with room to spare.
+  int max_message_bytes = 1 << 30;
+  // --log-level error|warning|info|verbose.
+  LogLevel log_level = LogLevel::kInfo;
+  // --shutdown-timeout-secs: after SIGTERM, how long in-flight requests may take.
+  absl::Duration shutdown_timeout = absl::Seconds(30);
+  // --warmup-runs: runs per stage on the package's reference inputs before a version
+  // becomes ready.
+  int warmup_runs = 3;
+};
+
+// Parses the arguments after the program name. Returns InvalidArgument naming the flag for
+// unknown flags, missing or malformed values, and a missing --model-repository.
+absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> args);
+
+// The --help text.
+const char* ServerUsage();
+
+}  // namespace torchbricks::server
+
+#endif  // TORCHBRICKS_SERVER_SERVER_OPTIONS_H_
