@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "absl/status/status.h"
@@ -87,13 +88,14 @@ std::vector<int64_t> SelectVersions(const config::ModelVersionPolicy& policy,
 
 int64_t VersionStamp(const fs::path& version_dir) {
   std::error_code ec;
-  int64_t newest = 0;
+  // file_time_type's epoch is not 1970 (libstdc++ uses 2174), so counts can be negative.
+  int64_t newest = std::numeric_limits<int64_t>::min();
   for (auto it = fs::recursive_directory_iterator(version_dir, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     const auto time = fs::last_write_time(it->path(), ec);
     if (!ec) newest = std::max<int64_t>(newest, time.time_since_epoch().count());
   }
-  return newest;
+  return newest == std::numeric_limits<int64_t>::min() ? 0 : newest;
 }
 
 }  // namespace torchbricks::server

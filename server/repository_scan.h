@@ -33,8 +33,8 @@ absl::StatusOr<ModelOnDisk> ScanModel(const std::filesystem::path& root, const s
 std::vector<int64_t> SelectVersions(const config::ModelVersionPolicy& policy,
                                     const std::vector<int64_t>& available);
 
-// The newest modification time of the files a version folder's bricks.pbtxt and modules
-// hold, used to notice that a failed version was rewritten. 0 when unreadable.
+// The newest modification time of the files under a version folder, used to notice that a
+// version that failed to load was rewritten. 0 when the folder is empty or unreadable.
 int64_t VersionStamp(const std::filesystem::path& version_dir);
 
 }  // namespace torchbricks::server
