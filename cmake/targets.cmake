@@ -23,7 +23,11 @@ function(torchbricks_test name)
   add_executable(${name} ${ARG_SRCS})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   torchbricks_warnings(${name})
-  set(properties ENVIRONMENT "TORCHBRICKS_FIXTURES=${PROJECT_BINARY_DIR}/fixtures" TIMEOUT 600)
+  # Where tests find the fixture packages and the server binary (environment overrides).
+  target_compile_definitions(${name} PRIVATE
+    TORCHBRICKS_DEFAULT_FIXTURES="${PROJECT_BINARY_DIR}/fixtures"
+    TORCHBRICKS_DEFAULT_SERVER="${PROJECT_BINARY_DIR}/server/torchbricks-server")
+  set(properties TIMEOUT 600)
   if(ARG_FIXTURES)
     list(APPEND properties FIXTURES_REQUIRED "${ARG_FIXTURES}")
   endif()

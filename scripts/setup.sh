@@ -30,3 +30,19 @@ if ((${#missing[@]})); then
 else
   echo "setup: all Debian packages present"
 fi
+
+# The Node client test (tests/node) uses @grpc/grpc-js and @grpc/proto-loader from npm,
+# pinned by tests/node/package-lock.json. Install only when missing or out of date.
+cd "$(dirname "$0")/.."
+if command -v npm >/dev/null 2>&1; then
+  if [[ ! -d tests/node/node_modules || tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]]; then
+    echo "setup: installing the Node test client's packages"
+    npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+  fi
+else
+  echo "setup: npm not found; installing nodejs and npm"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+fi

@@ -1,5 +1,6 @@
 // Test-only: where the packages exported by tests/fixtures/make_fixtures.py live.
-// ctest sets TORCHBRICKS_FIXTURES; the fixture step writes <name>/1 under it.
+// The fixture step writes <name>/1 under the build's fixtures folder; the environment
+// variable TORCHBRICKS_FIXTURES overrides the folder.
 #ifndef TORCHBRICKS_CORE_TESTING_PACKAGE_FIXTURES_H_
 #define TORCHBRICKS_CORE_TESTING_PACKAGE_FIXTURES_H_
 
@@ -12,7 +13,12 @@ namespace torchbricks::testing {
 // The version directory of fixture package `name`.
 inline std::filesystem::path FixturePackage(const std::string& name) {
   const char* root = std::getenv("TORCHBRICKS_FIXTURES");
-  return std::filesystem::path(root != nullptr ? root : "build/fixtures") / name / "1";
+#ifdef TORCHBRICKS_DEFAULT_FIXTURES
+  const char* fallback = TORCHBRICKS_DEFAULT_FIXTURES;
+#else
+  const char* fallback = "build/fixtures";
+#endif
+  return std::filesystem::path(root != nullptr ? root : fallback) / name / "1";
 }
 
 }  // namespace torchbricks::testing
