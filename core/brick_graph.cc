@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/naming.h"
 #include "core/status_macros.h"
 #include "google/protobuf/io/tokenizer.h"
@@ -222,6 +223,30 @@ int BrickGraph::FindInput(absl::string_view name) const {
     if (inputs_[i].name == name) return static_cast<int>(i);
   }
   return -1;
+}
+
+absl::Status CheckAgainstSpec(const InputSpec& spec, package::DataType data_type,
+                              absl::Span<const int64_t> shape) {
+  if (spec.data_type != package::TYPE_INVALID && data_type != spec.data_type) {
+    auto name = [](package::DataType type) {
+      std::string text = package::DataType_Name(type);
+      return text.rfind("TYPE_", 0) == 0 ? text.substr(5) : text;
+    };
+    return absl::InvalidArgumentError(absl::StrCat("input '", spec.name,
+                                                   "' must have data type ", name(spec.data_type),
+                                                   ", got ", name(data_type)));
+  }
+  if (spec.dims.empty()) return absl::OkStatus();
+  bool matches = spec.dims.size() == shape.size();
+  for (size_t i = 0; matches && i < spec.dims.size(); ++i) {
+    matches = spec.dims[i] < 0 || spec.dims[i] == shape[i];
+  }
+  if (!matches) {
+    return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "' must have shape [",
+                                                   absl::StrJoin(spec.dims, ","), "], got [",
+                                                   absl::StrJoin(shape, ","), "]"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<package::BrickCollection> ReadManifestFile(const std::filesystem::path& path) {

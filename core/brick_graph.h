@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "core/stage.h"
 #include "proto/bricks.pb.h"
 
@@ -66,6 +67,12 @@ class BrickGraph {
   std::vector<InputSpec> inputs_;
   std::vector<std::string> collections_;
 };
+
+// OK when a tensor of `data_type` and `shape` fits `spec`: the spec's dtype unless it is
+// TYPE_INVALID, its dims unless empty (-1 matches any size). Otherwise InvalidArgument
+// naming the input, what was expected and what came.
+absl::Status CheckAgainstSpec(const InputSpec& spec, package::DataType data_type,
+                              absl::Span<const int64_t> shape);
 
 // Reads a bricks.pbtxt file. Returns NotFound when the file is missing and
 // InvalidArgument (with the parser's line and column) when it is not a valid manifest.

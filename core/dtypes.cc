@@ -67,26 +67,14 @@ std::string DataTypeName(package::DataType type) {
 }
 
 absl::Status CheckTensorAgainstSpec(const InputSpec& spec, const at::Tensor& tensor) {
-  if (spec.data_type != package::TYPE_INVALID) {
-    const package::DataType got = FromScalarType(tensor.scalar_type());
-    if (got != spec.data_type) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "input '", spec.name, "' must have data type ", DataTypeName(spec.data_type),
-          ", got ", got == package::TYPE_INVALID ? std::string(c10::toString(tensor.scalar_type()))
-                                                 : DataTypeName(got)));
-    }
+  const package::DataType type = FromScalarType(tensor.scalar_type());
+  if (type == package::TYPE_INVALID && spec.data_type != package::TYPE_INVALID) {
+    return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "' must have data type ",
+                                                   DataTypeName(spec.data_type), ", got ",
+                                                   c10::toString(tensor.scalar_type())));
   }
-  if (spec.dims.empty()) return absl::OkStatus();
-  bool matches = static_cast<int64_t>(spec.dims.size()) == tensor.dim();
-  for (size_t i = 0; matches && i < spec.dims.size(); ++i) {
-    matches = spec.dims[i] < 0 || spec.dims[i] == tensor.size(static_cast<int64_t>(i));
-  }
-  if (!matches) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input '", spec.name, "' must have shape [", absl::StrJoin(spec.dims, ","),
-        "], got [", absl::StrJoin(tensor.sizes(), ","), "]"));
-  }
-  return absl::OkStatus();
+  return CheckAgainstSpec(spec, type,
+                          absl::MakeConstSpan(tensor.sizes().data(), tensor.sizes().size()));
 }
 
 }  // namespace torchbricks

@@ -8,6 +8,7 @@
 #include "core/dtypes.h"
 #include "core/mermaid.h"
 #include "core/status_macros.h"
+#include "core/torch_errors.h"
 #include "c10/core/InferenceMode.h"
 
 namespace torchbricks {
@@ -51,13 +52,17 @@ absl::StatusOr<std::unique_ptr<LoadedCollection>> LoadedCollection::Load(
     ASSIGN_OR_RETURN(collection->plans_[static_cast<int>(stage)],
                      StagePlan::Create(collection->graph_, stage));
   }
+  c10::Device device(c10::kCPU);
+  RETURN_IF_ERROR(CallTorch(absl::StrCat("device '", options.device, "'"),
+                            [&] { device = c10::Device(options.device); },
+                            absl::StatusCode::kInvalidArgument));
   for (const BrickSpec& brick : collection->graph_.bricks()) {
     if (brick.module_file.empty()) {
       return absl::UnimplementedError(absl::StrCat(
           "brick '", brick.name, "' asks for a built-in renderer, which this build lacks"));
     }
     ASSIGN_OR_RETURN(std::unique_ptr<BrickModule> module,
-                     BrickModule::Load(brick, options.version_dir, c10::Device(c10::kCPU)));
+                     BrickModule::Load(brick, options.version_dir, device));
     collection->modules_.push_back(std::move(module));
   }
   return collection;
@@ -66,35 +71,23 @@ absl::StatusOr<std::unique_ptr<LoadedCollection>> LoadedCollection::Load(
 absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTensors& inputs,
                                                    absl::Span<const std::string> outputs,
                                                    RunTrace* trace) const {
+  std::vector<TensorSignature> signatures;
+  signatures.reserve(inputs.size());
+  for (const auto& [name, tensor] : inputs) {
+    TensorSignature signature{name, FromScalarType(tensor.scalar_type()),
+                              std::vector<int64_t>(tensor.sizes().begin(), tensor.sizes().end())};
+    if (signature.data_type == package::TYPE_INVALID) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", name, "' has data type ",
+                                                     c10::toString(tensor.scalar_type()),
+                                                     ", which the package format cannot name"));
+    }
+    signatures.push_back(std::move(signature));
+  }
+  RETURN_IF_ERROR(Check(stage, signatures, outputs));
   const StagePlan& plan = plans_[static_cast<int>(stage)];
   ASSIGN_OR_RETURN(std::vector<int> steps, plan.StepsFor(outputs));
-
   std::vector<c10::IValue> slots(plan.num_slots());
-  for (const auto& [name, tensor] : inputs) {
-    const int index = graph_.FindInput(name);
-    if (index < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown input '", name, "'; the model's inputs are: ", DeclaredInputNames(graph_)));
-    }
-    RETURN_IF_ERROR(CheckTensorAgainstSpec(graph_.inputs()[index], tensor));
-    slots[plan.FindSlot(name)] = tensor;
-  }
-  for (int step : steps) {
-    for (int slot : plan.steps()[step].input_slots) {
-      if (slot >= 0 && plan.InputIndexOfSlot(slot) >= 0 && slots[slot].isNone()) {
-        return absl::InvalidArgumentError(absl::StrCat("missing input '", plan.slot_name(slot),
-                                                       "', required in stage ",
-                                                       StageName(stage)));
-      }
-    }
-  }
-  for (const std::string& name : outputs) {
-    const int slot = plan.FindSlot(name);
-    if (plan.InputIndexOfSlot(slot) >= 0 && slots[slot].isNone()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("output '", name, "' is an input that the request does not provide"));
-    }
-  }
+  for (const auto& [name, tensor] : inputs) slots[plan.FindSlot(name)] = tensor;
 
   c10::InferenceMode inference_mode;
   const c10::IValue stage_value(std::string(StageName(stage)));
@@ -137,6 +130,45 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
     RETURN_IF_ERROR(AddOutput(name, slots[plan.FindSlot(name)], &result));
   }
   return result;
+}
+
+absl::Status LoadedCollection::Check(Stage stage, absl::Span<const TensorSignature> inputs,
+                                     absl::Span<const std::string> outputs) const {
+  const StagePlan& plan = plans_[static_cast<int>(stage)];
+  ASSIGN_OR_RETURN(std::vector<int> steps, plan.StepsFor(outputs));
+  std::vector<bool> given(plan.num_slots(), false);
+  for (const TensorSignature& input : inputs) {
+    const int index = graph_.FindInput(input.name);
+    if (index < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown input '", input.name,
+                                                     "'; the model's inputs are: ",
+                                                     DeclaredInputNames(graph_)));
+    }
+    const int slot = plan.FindSlot(input.name);
+    if (given[slot]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", input.name, "' is given more than once"));
+    }
+    given[slot] = true;
+    RETURN_IF_ERROR(CheckAgainstSpec(graph_.inputs()[index], input.data_type, input.shape));
+  }
+  for (int step : steps) {
+    for (int slot : plan.steps()[step].input_slots) {
+      if (slot >= 0 && plan.InputIndexOfSlot(slot) >= 0 && !given[slot]) {
+        return absl::InvalidArgumentError(absl::StrCat("missing input '", plan.slot_name(slot),
+                                                       "', required in stage ",
+                                                       StageName(stage)));
+      }
+    }
+  }
+  for (const std::string& name : outputs) {
+    const int slot = plan.FindSlot(name);
+    if (plan.InputIndexOfSlot(slot) >= 0 && !given[slot]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("output '", name, "' is an input that the request does not provide"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::string LoadedCollection::Mermaid(Stage stage) const {

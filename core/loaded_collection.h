@@ -31,9 +31,18 @@ namespace torchbricks {
 // Tensors by name. Ordered, so that printing and comparing are deterministic.
 using NamedTensors = std::map<std::string, at::Tensor>;
 
+// What a tensor is, without its data: enough to check a request before running it.
+struct TensorSignature {
+  std::string name;
+  package::DataType data_type = package::TYPE_INVALID;
+  std::vector<int64_t> shape;
+};
+
 struct LoadOptions {
   // The package version directory that holds bricks.pbtxt. Required.
   std::filesystem::path version_dir;
+  // Where the modules are loaded: "cpu" or "cuda:N". Run() expects inputs on that device.
+  std::string device = "cpu";
 };
 
 class LoadedCollection {
@@ -58,6 +67,11 @@ class LoadedCollection {
   absl::StatusOr<NamedTensors> Run(Stage stage, const NamedTensors& inputs,
                                    absl::Span<const std::string> outputs = {},
                                    RunTrace* trace = nullptr) const;
+
+  // The checks Run() makes before running anything: unknown, missing or ill-typed
+  // inputs and unknown outputs. OK when Run() would start executing bricks.
+  absl::Status Check(Stage stage, absl::Span<const TensorSignature> inputs,
+                     absl::Span<const std::string> outputs) const;
 
   const BrickGraph& graph() const { return graph_; }
   const StagePlan& plan(Stage stage) const { return plans_[static_cast<int>(stage)]; }

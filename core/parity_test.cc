@@ -49,7 +49,8 @@ INSTANTIATE_TEST_SUITE_P(
         ParityCase{"all_input", {Stage::kInference}},
         ParityCase{"stage_preprocessor", {Stage::kInference, Stage::kExport}},
         ParityCase{"resnet18_classifier", {Stage::kInference, Stage::kExport, Stage::kTrain}},
-        ParityCase{"dict_output", {Stage::kInference}}),
+        ParityCase{"dict_output", {Stage::kInference}},
+        ParityCase{"lookup_table", {Stage::kInference}}),
     [](const ::testing::TestParamInfo<ParityCase>& info) {
       return std::string(info.param.package);
     });

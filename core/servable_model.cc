@@ -1,10 +1,13 @@
-// ServableModel over LoadedCollection: converts HostTensor bytes to and from at::Tensor.
+// ServableModel over LoadedCollection: host bytes to and from at::Tensor, batching by
+// concatenation along dimension 0, and per-thread worker preparation.
 #include "core/servable_model.h"
 
 #include <array>
 #include <cstring>
 #include <map>
 
+#include "ATen/Parallel.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/dtypes.h"
@@ -12,13 +15,16 @@
 #include "core/reference_check.h"
 #include "core/status_macros.h"
 #include "core/torch_errors.h"
+#ifdef TORCHBRICKS_WITH_CUDA
+#include "c10/cuda/CUDAStream.h"
+#include "torch/cuda.h"
+#endif
 
 namespace torchbricks {
 namespace {
 
-absl::StatusOr<at::Tensor> ToTensor(const HostTensorView& view) {
-  const std::optional<at::ScalarType> type = ToScalarType(view.data_type);
-  if (!type.has_value()) {
+absl::Status CheckByteSize(const HostTensorView& view) {
+  if (ElementSize(view.data_type) == 0) {
     return absl::InvalidArgumentError(absl::StrCat("input '", view.name, "' has data type ",
                                                    DataTypeName(view.data_type),
                                                    ", which no brick can take"));
@@ -38,9 +44,17 @@ absl::StatusOr<at::Tensor> ToTensor(const HostTensorView& view) {
         absl::StrJoin(view.shape, ","), "] of ", DataTypeName(view.data_type), " needs ",
         expected));
   }
-  // Copy once: the request buffer may be unaligned and modules may write to inputs.
-  at::Tensor tensor = at::empty(view.shape, at::TensorOptions().dtype(*type));
-  if (expected > 0) std::memcpy(tensor.data_ptr(), view.data.data(), expected);
+  return absl::OkStatus();
+}
+
+// Copies once: the request buffer may be unaligned and modules may write to inputs.
+absl::StatusOr<at::Tensor> ToTensor(const HostTensorView& view) {
+  RETURN_IF_ERROR(CheckByteSize(view));
+  at::Tensor tensor;
+  RETURN_IF_ERROR(CallTorch(absl::StrCat("input '", view.name, "'"), [&] {
+    tensor = at::empty(view.shape, at::TensorOptions().dtype(*ToScalarType(view.data_type)));
+    if (!view.data.empty()) std::memcpy(tensor.data_ptr(), view.data.data(), view.data.size());
+  }));
   return tensor;
 }
 
@@ -53,17 +67,28 @@ absl::StatusOr<HostTensor> ToHost(const std::string& name, const at::Tensor& ten
                                             c10::toString(tensor.scalar_type()),
                                             ", which the protocol cannot carry"));
   }
-  const at::Tensor contiguous = tensor.to(at::kCPU).contiguous();
-  host.shape.assign(contiguous.sizes().begin(), contiguous.sizes().end());
-  host.data.assign(static_cast<const char*>(contiguous.data_ptr()),
-                   contiguous.numel() * contiguous.element_size());
+  RETURN_IF_ERROR(CallTorch(absl::StrCat("output '", name, "'"), [&] {
+    const at::Tensor contiguous = tensor.to(at::kCPU).contiguous();
+    host.shape.assign(contiguous.sizes().begin(), contiguous.sizes().end());
+    host.data.assign(static_cast<const char*>(contiguous.data_ptr()),
+                     contiguous.numel() * contiguous.element_size());
+  }));
   return host;
+}
+
+// True when `name` is what `wanted` asks for: itself, or an entry of a flattened dict.
+bool Answers(const std::string& name, const std::string& wanted) {
+  return name == wanted ||
+         (name.size() > wanted.size() && name.compare(0, wanted.size(), wanted) == 0 &&
+          name[wanted.size()] == '/');
 }
 
 class TorchServableModel : public ServableModel {
  public:
-  explicit TorchServableModel(std::unique_ptr<LoadedCollection> collection)
-      : collection_(std::move(collection)) {}
+  TorchServableModel(std::unique_ptr<LoadedCollection> collection, c10::Device device)
+      : collection_(std::move(collection)), device_(device) {}
+
+  const LoadedCollection* collection() const { return collection_.get(); }
 
   // Records the dtype and shape of outputs seen while warming up `stage`.
   void Observe(Stage stage, const NamedTensors& outputs) {
@@ -76,18 +101,15 @@ class TorchServableModel : public ServableModel {
     }
   }
 
-  std::vector<InputSpec> OutputInfo(Stage stage) const override {
-    std::vector<InputSpec> result;
-    const auto& seen = seen_[static_cast<int>(stage)];
-    for (const std::string& name : collection_->plan(stage).terminal_outputs()) {
-      auto it = seen.find(name);
-      if (it != seen.end()) {
-        result.push_back(it->second);
-      } else {
-        result.push_back(InputSpec{name, package::TYPE_INVALID, {}});
-      }
+  absl::Status Validate(Stage stage, absl::Span<const HostTensorView> inputs,
+                        absl::Span<const std::string> outputs) const override {
+    std::vector<TensorSignature> signatures;
+    signatures.reserve(inputs.size());
+    for (const HostTensorView& view : inputs) {
+      RETURN_IF_ERROR(CheckByteSize(view));
+      signatures.push_back({view.name, view.data_type, view.shape});
     }
-    return result;
+    return collection_->Check(stage, signatures, outputs);
   }
 
   absl::StatusOr<std::vector<HostTensor>> Run(Stage stage,
@@ -102,31 +124,132 @@ class TorchServableModel : public ServableModel {
             absl::StrCat("input '", view.name, "' is given more than once"));
       }
     }
+    RETURN_IF_ERROR(ToDevice(&tensors));
     ASSIGN_OR_RETURN(NamedTensors produced, collection_->Run(stage, tensors, outputs, trace));
     std::vector<HostTensor> result;
     result.reserve(produced.size());
-    absl::Status status;
-    status = CallTorch("copying outputs", [&] {
-      for (const auto& [name, tensor] : produced) {
-        auto host = ToHost(name, tensor);
-        if (!host.ok()) {
-          status = host.status();
-          return;
-        }
-        result.push_back(*std::move(host));
-      }
-    });
-    RETURN_IF_ERROR(status);
+    for (const auto& [name, tensor] : produced) {
+      ASSIGN_OR_RETURN(HostTensor host, ToHost(name, tensor));
+      result.push_back(std::move(host));
+    }
     return result;
   }
 
-  const LoadedCollection* collection() const { return collection_.get(); }
+  std::vector<absl::StatusOr<std::vector<HostTensor>>> RunBatch(
+      Stage stage, absl::Span<const BatchItem> items, RunTrace* trace) const override {
+    std::vector<absl::StatusOr<std::vector<HostTensor>>> results;
+    results.reserve(items.size());
+    if (items.size() > 1) {
+      absl::StatusOr<std::vector<std::vector<HostTensor>>> batched =
+          RunConcatenated(stage, items, trace);
+      if (batched.ok()) {
+        for (std::vector<HostTensor>& member : *batched) results.emplace_back(std::move(member));
+        return results;
+      }
+    }
+    for (const BatchItem& item : items) {
+      results.push_back(Run(stage, item.inputs, item.outputs, trace));
+    }
+    return results;
+  }
+
+  std::vector<InputSpec> OutputInfo(Stage stage) const override {
+    std::vector<InputSpec> result;
+    const auto& seen = seen_[static_cast<int>(stage)];
+    for (const std::string& name : collection_->plan(stage).terminal_outputs()) {
+      auto it = seen.find(name);
+      result.push_back(it != seen.end() ? it->second : InputSpec{name, package::TYPE_INVALID, {}});
+    }
+    return result;
+  }
+
   const BrickGraph& graph() const override { return collection_->graph(); }
   const StagePlan& plan(Stage stage) const override { return collection_->plan(stage); }
   std::string Mermaid(Stage stage) const override { return collection_->Mermaid(stage); }
 
  private:
+  absl::Status ToDevice(NamedTensors* tensors) const {
+    if (device_.is_cpu()) return absl::OkStatus();
+    return CallTorch("copying inputs to the device", [&] {
+      for (auto& [name, tensor] : *tensors) tensor = tensor.to(device_);
+    });
+  }
+
+  // One run for all items; fails (and the caller runs them singly) when the items cannot
+  // be concatenated, the run fails, or an output cannot be split by rows.
+  absl::StatusOr<std::vector<std::vector<HostTensor>>> RunConcatenated(
+      Stage stage, absl::Span<const BatchItem> items, RunTrace* trace) const {
+    std::vector<int64_t> rows;
+    std::map<std::string, std::vector<at::Tensor>> parts;
+    for (const BatchItem& item : items) {
+      if (item.inputs.empty() || item.inputs[0].shape.empty()) {
+        return absl::FailedPreconditionError("an item has no batch dimension");
+      }
+      rows.push_back(item.inputs[0].shape[0]);
+      for (const HostTensorView& view : item.inputs) {
+        ASSIGN_OR_RETURN(at::Tensor tensor, ToTensor(view));
+        parts[view.name].push_back(std::move(tensor));
+      }
+    }
+    // Every output any item wants; an item with no outputs named wants the terminal ones.
+    std::vector<std::string> wanted;
+    absl::flat_hash_set<std::string> seen;
+    std::vector<std::vector<std::string>> wants(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      const auto& names = items[i].outputs.empty() ? collection_->plan(stage).terminal_outputs()
+                                                   : std::vector<std::string>(
+                                                         items[i].outputs.begin(),
+                                                         items[i].outputs.end());
+      wants[i] = names;
+      for (const std::string& name : names) {
+        if (seen.insert(name).second) wanted.push_back(name);
+      }
+    }
+    NamedTensors batched;
+    int64_t total = 0;
+    for (int64_t r : rows) total += r;
+    for (auto& [name, tensors] : parts) {
+      if (tensors.size() != items.size()) {
+        return absl::FailedPreconditionError("items have different inputs");
+      }
+      RETURN_IF_ERROR(CallTorch("concatenating inputs", [&] { batched[name] = at::cat(tensors, 0); }));
+      if (batched[name].size(0) != total) {
+        return absl::FailedPreconditionError("inputs disagree on the batch size");
+      }
+    }
+    RETURN_IF_ERROR(ToDevice(&batched));
+    RunTrace batch_trace;
+    ASSIGN_OR_RETURN(NamedTensors produced, collection_->Run(stage, batched, wanted, &batch_trace));
+    std::map<std::string, std::vector<at::Tensor>> split;
+    for (const auto& [name, tensor] : produced) {
+      if (tensor.dim() == 0 || tensor.size(0) != total) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("output '", name, "' has no batch dimension to split"));
+      }
+      RETURN_IF_ERROR(CallTorch("splitting outputs",
+                                [&] { split[name] = tensor.split_with_sizes(rows, 0); }));
+    }
+    std::vector<std::vector<HostTensor>> members(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      for (const auto& [name, pieces] : split) {
+        bool answers = false;
+        for (const std::string& want : wants[i]) answers = answers || Answers(name, want);
+        if (!answers) continue;
+        ASSIGN_OR_RETURN(HostTensor host, ToHost(name, pieces[i]));
+        members[i].push_back(std::move(host));
+      }
+    }
+    if (trace != nullptr) {
+      trace->bricks.insert(trace->bricks.end(), batch_trace.bricks.begin(), batch_trace.bricks.end());
+      trace->brick_nanoseconds.insert(trace->brick_nanoseconds.end(),
+                                      batch_trace.brick_nanoseconds.begin(),
+                                      batch_trace.brick_nanoseconds.end());
+    }
+    return members;
+  }
+
   std::unique_ptr<LoadedCollection> collection_;
+  c10::Device device_;
   std::array<std::map<std::string, InputSpec>, kNumStages> seen_;  // written before sharing
 };
 
@@ -137,19 +260,51 @@ int64_t ElementSize(package::DataType type) {
   return scalar.has_value() ? static_cast<int64_t>(c10::elementSize(*scalar)) : 0;
 }
 
+bool CudaAvailable() {
+#ifdef TORCHBRICKS_WITH_CUDA
+  return torch::cuda::is_available();
+#else
+  return false;
+#endif
+}
+
+absl::Status PrepareWorkerThread(int intra_op_threads, const std::string& device) {
+  if (intra_op_threads > 0) at::set_num_threads(intra_op_threads);
+  if (device.rfind("cuda", 0) != 0) return absl::OkStatus();
+#ifdef TORCHBRICKS_WITH_CUDA
+  return CallTorch(absl::StrCat("device '", device, "'"), [&] {
+    const c10::Device cuda(device);
+    c10::cuda::setCurrentCUDAStream(c10::cuda::getStreamFromPool(false, cuda.index()));
+  }, absl::StatusCode::kInvalidArgument);
+#else
+  return absl::InvalidArgumentError(
+      absl::StrCat("device '", device, "': this build of libtorch has no CUDA"));
+#endif
+}
+
 absl::StatusOr<std::unique_ptr<ServableModel>> LoadServableModel(
     const ServableModelOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<LoadedCollection> loaded,
-                   LoadedCollection::Load({.version_dir = options.version_dir}));
-  auto model = std::make_unique<TorchServableModel>(std::move(loaded));
+                   LoadedCollection::Load({.version_dir = options.version_dir,
+                                           .device = options.device}));
+  c10::Device device(c10::kCPU);
+  RETURN_IF_ERROR(CallTorch("device", [&] { device = c10::Device(options.device); },
+                            absl::StatusCode::kInvalidArgument));
+  auto model = std::make_unique<TorchServableModel>(std::move(loaded), device);
   const LoadedCollection* collection = model->collection();
   for (Stage stage : {Stage::kInference, Stage::kExport}) {
     if (options.warmup_runs <= 0) break;
     ASSIGN_OR_RETURN(std::optional<ReferenceData> reference,
                      ReadReference(options.version_dir, stage));
     if (!reference.has_value()) continue;
+    NamedTensors inputs = reference->inputs;
+    if (!device.is_cpu()) {
+      RETURN_IF_ERROR(CallTorch("warm-up", [&] {
+        for (auto& [name, tensor] : inputs) tensor = tensor.to(device);
+      }));
+    }
     for (int i = 0; i < options.warmup_runs; ++i) {
-      auto warm = collection->Run(stage, reference->inputs);
+      auto warm = collection->Run(stage, inputs);
       if (!warm.ok()) {
         return absl::InternalError(absl::StrCat("warm-up in stage ", StageName(stage),
                                                 " failed: ", warm.status().message()));

@@ -47,9 +47,30 @@ struct HostTensor {
 // cannot hold.
 int64_t ElementSize(package::DataType type);
 
+// One request of a batch: its inputs (borrowed) and the outputs it wants.
+struct BatchItem {
+  absl::Span<const HostTensorView> inputs;
+  absl::Span<const std::string> outputs;
+};
+
 class ServableModel {
  public:
   virtual ~ServableModel() = default;
+
+  // The checks Run() makes before executing anything (names, dtypes, shapes against the
+  // declaration, byte sizes, requested outputs). OK when Run() would start executing.
+  virtual absl::Status Validate(Stage stage, absl::Span<const HostTensorView> inputs,
+                                absl::Span<const std::string> outputs) const = 0;
+
+  // Runs several requests as one: their inputs, which must have the same names, dtypes
+  // and sizes past dimension 0, are concatenated along dimension 0, the union of their
+  // outputs is computed once and split back, so each gets exactly its own rows and the
+  // outputs it asked for. When the batched run fails, or an output has no batch
+  // dimension to split, every item is run on its own, so a failure reaches only the
+  // items that fail alone. Returns one result per item, in order. `trace` gets the bricks
+  // of the batched run (or of every single run).
+  virtual std::vector<absl::StatusOr<std::vector<HostTensor>>> RunBatch(
+      Stage stage, absl::Span<const BatchItem> items, RunTrace* trace) const = 0;
 
   // Runs `stage` on `inputs` and returns the tensors named in `outputs`, or the stage's
   // terminal outputs when it is empty (see LoadedCollection::Run for the rules). On
@@ -70,6 +91,15 @@ class ServableModel {
   virtual std::string Mermaid(Stage stage) const = 0;
 };
 
+// Prepares the calling thread to run models: intra-op parallelism of `intra_op_threads`
+// threads (0 leaves libtorch's default) for work started from this thread, and, for a
+// CUDA device, a stream of its own from the pool made current. Call once at the start
+// of a worker thread. InvalidArgument for a CUDA device in a build without CUDA.
+absl::Status PrepareWorkerThread(int intra_op_threads, const std::string& device);
+
+// True when this build of libtorch has CUDA and a device is present.
+bool CudaAvailable();
+
 struct ServableModelOptions {
   // The package version directory that holds bricks.pbtxt. Required.
   std::filesystem::path version_dir;
@@ -77,6 +107,9 @@ struct ServableModelOptions {
   // (when the package has them) before returning, so the TorchScript profiling executor
   // has optimised the graphs before the first request. 0 disables.
   int warmup_runs = 3;
+  // "cpu" or "cuda:N": where the modules live and run. Inputs are copied to the device
+  // once per (batched) run and outputs back once.
+  std::string device = "cpu";
 };
 
 // Loads, validates, plans and warms a package. Errors as LoadedCollection::Load, plus

@@ -1,5 +1,8 @@
 #include "server/inference_server.h"
 
+#include <algorithm>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -42,9 +45,12 @@ absl::StatusOr<std::unique_ptr<InferenceServer>> InferenceServer::Create(
   repository_options.poll_interval = options.poll_interval;
   repository_options.startup_models = options.startup_models;
   const int warmup_runs = options.warmup_runs;
-  repository_options.loader = [warmup_runs](const std::filesystem::path& dir) {
-    return LoadServableModel({.version_dir = dir, .warmup_runs = warmup_runs});
+  repository_options.loader = [warmup_runs](const std::filesystem::path& dir,
+                                             const std::string& device) {
+    return LoadServableModel({.version_dir = dir, .warmup_runs = warmup_runs, .device = device});
   };
+  repository_options.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  repository_options.cuda_available = CudaAvailable();
   ASSIGN_OR_RETURN(server->repository_, ModelRepository::Create(std::move(repository_options)));
   server->state_.repository.store(server->repository_.get());
   server->state_.ready.store(true);

@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
+#include "absl/time/clock.h"
+#include "server/dynamic_batcher.h"
 #include "server/grpc_status.h"
 #include "server/infer_codec.h"
 #include "server/logging.h"
@@ -157,12 +159,28 @@ absl::Status InferenceService::Infer(grpc::ServerContext* context,
     return fail(absl::CancelledError("the client cancelled the request"));
   }
 
-  RunTrace trace;
-  absl::StatusOr<std::vector<HostTensor>> results =
-      version->servable->Run(*stage, *inputs, outputs, &trace);
-  stats.AddTrace(trace);
-  if (!results.ok()) {
-    const absl::Status& error = results.status();
+  if (absl::Status valid = version->servable->Validate(*stage, *inputs, outputs); !valid.ok()) {
+    return fail(absl::Status(valid.code(), absl::StrCat("model '", version->model_name, "': ",
+                                                        valid.message())));
+  }
+  PendingRequest pending;
+  pending.stage = *stage;
+  pending.inputs = *std::move(inputs);
+  pending.outputs = outputs;
+  if (context != nullptr) {
+    const auto deadline = context->deadline();
+    if (deadline < std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
+      pending.deadline = absl::FromChrono(deadline);
+    }
+    pending.cancelled = [context] { return context->IsCancelled(); };
+  }
+  if (absl::Status queued = version->batcher->Enqueue(&pending); !queued.ok()) {
+    return fail(absl::Status(queued.code(), absl::StrCat("model '", version->model_name, "': ",
+                                                         queued.message())));
+  }
+  pending.done.WaitForNotification();
+  if (!pending.result.ok()) {
+    const absl::Status& error = pending.result.status();
     return fail(absl::Status(error.code(), absl::StrCat("model '", version->model_name,
                                                         "' version ", version->version, ": ",
                                                         error.message())));
@@ -172,16 +190,12 @@ absl::Status InferenceService::Infer(grpc::ServerContext* context,
   response->set_model_name(version->model_name);
   response->set_model_version(version->version_string);
   response->set_id(request.id());
-  EncodeOutputs(*std::move(results), response);
+  EncodeOutputs(*std::move(pending.result), response);
 
-  const uint64_t batch = inputs->empty() || (*inputs)[0].shape.empty() ? 1 : (*inputs)[0].shape[0];
   stats.compute_input.Add(std::chrono::duration_cast<std::chrono::nanoseconds>(decoded - start).count());
-  stats.compute_infer.Add(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(inferred - decoded).count());
+  stats.queue.Add(absl::ToInt64Nanoseconds(pending.queue_time));
+  stats.compute_infer.Add(absl::ToInt64Nanoseconds(pending.compute_time));
   stats.compute_output.Add(NanosSince(inferred));
-  stats.queue.Add(0);
-  stats.inference_count.fetch_add(batch);
-  stats.execution_count.fetch_add(1);
   stats.last_inference_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(
                                     std::chrono::system_clock::now().time_since_epoch())
                                     .count());

@@ -11,6 +11,7 @@
 #include "core/status_macros.h"
 #include "server/logging.h"
 #include "server/repository_scan.h"
+#include "server/scheduling_config.h"
 
 namespace torchbricks::server {
 
@@ -127,35 +128,28 @@ absl::Status ModelRepository::SyncModel(const std::string& model) {
   for (int64_t version : to_load) {
     const fs::path dir = disk->dir / std::to_string(version);
     const auto start = std::chrono::steady_clock::now();
-    absl::StatusOr<std::unique_ptr<ServableModel>> servable = options_.loader(dir);
+    absl::StatusOr<std::shared_ptr<ModelVersion>> loaded =
+        LoadVersion(model, version, dir, disk->config);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     absl::MutexLock lock(&mu_);
     VersionRecord& record = models_[model].versions[version];
-    if (!servable.ok()) {
+    if (!loaded.ok()) {
       record.state = VersionState::kUnavailable;
-      record.reason = std::string(servable.status().message());
+      record.reason = std::string(loaded.status().message());
       record.failed_stamp = VersionStamp(dir);
       Log(LogLevel::kError, absl::StrCat("failed to load model '", model, "' version ", version,
                                          ": ", record.reason));
       if (first_error.ok()) {
-        first_error = absl::Status(servable.status().code(),
+        first_error = absl::Status(loaded.status().code(),
                                    absl::StrCat("model '", model, "' version ", version, ": ",
-                                                servable.status().message()));
+                                                loaded.status().message()));
       }
       continue;
     }
-    auto loaded = std::make_shared<ModelVersion>();
-    loaded->model_name = model;
-    loaded->version = version;
-    loaded->version_string = std::to_string(version);
-    loaded->config = disk->config;
-    loaded->statistics =
-        std::make_unique<ModelStatistics>(static_cast<int>((*servable)->graph().bricks().size()));
-    loaded->servable = *std::move(servable);
     record.state = VersionState::kReady;
     record.reason.clear();
-    record.loaded = std::move(loaded);
+    record.loaded = *std::move(loaded);
     Log(LogLevel::kInfo, absl::StrCat("loaded model '", model, "' version ", version, " in ",
                                       absl::StrFormat("%.3f", seconds), " s"));
   }
@@ -183,6 +177,44 @@ absl::Status ModelRepository::SyncModel(const std::string& model) {
     }
   }
   return first_error;
+}
+
+absl::StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadVersion(
+    const std::string& model, int64_t version, const fs::path& dir,
+    const config::ModelConfig& config) {
+  ASSIGN_OR_RETURN(SchedulingPlan plan,
+                   PlanScheduling(config, options_.cuda_available, options_.cores));
+  auto loaded = std::make_shared<ModelVersion>();
+  loaded->model_name = model;
+  loaded->version = version;
+  loaded->version_string = std::to_string(version);
+  loaded->config = config;
+  const std::vector<std::string> devices = plan.devices();
+  for (const std::string& device : devices) {
+    ASSIGN_OR_RETURN(std::unique_ptr<ServableModel> servable, options_.loader(dir, device));
+    if (loaded->servable == nullptr) {
+      loaded->servable = std::move(servable);
+    } else {
+      loaded->other_devices[device] = std::move(servable);
+    }
+  }
+  loaded->statistics =
+      std::make_unique<ModelStatistics>(static_cast<int>(loaded->servable->graph().bricks().size()));
+  BatcherOptions batcher;
+  batcher.max_batch_size = plan.max_batch_size;
+  batcher.preferred_batch_sizes = plan.preferred_batch_sizes;
+  batcher.max_queue_delay = plan.max_queue_delay;
+  batcher.max_queue_size = plan.max_queue_size;
+  batcher.default_timeout = plan.default_timeout;
+  for (const SchedulingPlan::Instance& instance : plan.instances) {
+    const ServableModel* servable = instance.device == devices.front()
+                                        ? loaded->servable.get()
+                                        : loaded->other_devices.at(instance.device).get();
+    batcher.instances.push_back({servable, instance.device, instance.intra_op_threads});
+  }
+  ASSIGN_OR_RETURN(loaded->batcher, DynamicBatcher::Create(std::move(batcher),
+                                                           loaded->statistics.get()));
+  return loaded;
 }
 
 absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRepository::Find(

@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "core/servable_model.h"
 #include "proto/model_config.pb.h"
+#include "server/dynamic_batcher.h"
 #include "server/model_statistics.h"
 #include "server/server_options.h"
 
@@ -37,8 +38,13 @@ struct ModelVersion {
   int64_t version = 0;
   std::string version_string;  // "3"
   config::ModelConfig config;
+  // The model on its first device; graphs and metadata come from it.
   std::unique_ptr<ServableModel> servable;
+  // Copies on further devices (GPU instances on other GPUs), by device name.
+  std::map<std::string, std::unique_ptr<ServableModel>> other_devices;
   std::unique_ptr<ModelStatistics> statistics;  // never null
+  // Declared last, so it stops before the models it runs are destroyed.
+  std::unique_ptr<DynamicBatcher> batcher;  // never null
 };
 
 enum class VersionState { kLoading, kReady, kUnavailable };
@@ -53,9 +59,9 @@ struct IndexEntry {
 
 class ModelRepository {
  public:
-  // Loads a version folder; replaceable in tests.
+  // Loads a version folder onto a device ("cpu", "cuda:0"); replaceable in tests.
   using Loader = std::function<absl::StatusOr<std::unique_ptr<ServableModel>>(
-      const std::filesystem::path& version_dir)>;
+      const std::filesystem::path& version_dir, const std::string& device)>;
 
   struct Options {
     std::filesystem::path root;                              // required
@@ -63,6 +69,8 @@ class ModelRepository {
     absl::Duration poll_interval = absl::Seconds(15);        // poll mode only
     std::vector<std::string> startup_models;                 // explicit mode only
     Loader loader;                                           // required
+    int cores = 2;            // CPU cores to share between CPU instances
+    bool cuda_available = false;
   };
 
   // Scans `options.root` and loads the start-up models (all in none/poll mode, the named
@@ -117,6 +125,11 @@ class ModelRepository {
 
   explicit ModelRepository(Options options) : options_(std::move(options)) {}
 
+  // Loads one version onto every device its config asks for and starts its batcher.
+  absl::StatusOr<std::shared_ptr<ModelVersion>> LoadVersion(const std::string& model,
+                                                            int64_t version,
+                                                            const std::filesystem::path& dir,
+                                                            const config::ModelConfig& config);
   // Brings `model` in line with the folder. Must hold sync_mu_.
   absl::Status SyncModel(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_mu_);
   void RemoveModel(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_mu_);

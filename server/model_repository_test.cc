@@ -25,6 +25,16 @@ class FakeServable : public ServableModel {
     out.data = marker_;
     return std::vector<HostTensor>{out};
   }
+  absl::Status Validate(Stage, absl::Span<const HostTensorView>,
+                        absl::Span<const std::string>) const override {
+    return absl::OkStatus();
+  }
+  std::vector<absl::StatusOr<std::vector<HostTensor>>> RunBatch(
+      Stage stage, absl::Span<const BatchItem> items, RunTrace* trace) const override {
+    std::vector<absl::StatusOr<std::vector<HostTensor>>> results;
+    for (const BatchItem& item : items) results.push_back(Run(stage, item.inputs, item.outputs, trace));
+    return results;
+  }
   std::vector<InputSpec> OutputInfo(Stage) const override { return {}; }
   const BrickGraph& graph() const override { return graph_; }
   const StagePlan& plan(Stage) const override { return plan_; }
@@ -66,7 +76,8 @@ class ModelRepositoryTest : public ::testing::Test {
     options.control_mode = mode;
     options.poll_interval = absl::Hours(1);  // tests call PollOnce() themselves
     options.startup_models = std::move(startup);
-    options.loader = [this](const fs::path& dir) -> absl::StatusOr<std::unique_ptr<ServableModel>> {
+    options.loader = [this](const fs::path& dir,
+                            const std::string&) -> absl::StatusOr<std::unique_ptr<ServableModel>> {
       ++loads_;
       std::ifstream in(dir / "marker");
       std::string marker((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -222,3 +222,21 @@ def dict_output() -> BrickCollection:
         "split": BrickNotTrainable(SplitHalves(), input_names=["images"], output_names=["halves"]),
         "combine": BrickNotTrainable(CombineHalves(), input_names=["halves"], output_names=["difference"]),
     })
+
+
+class TableLookup(nn.Module):
+    """Looks rows up in a fixed table: an index past the table fails inside libtorch, so a
+    batch with one bad member fails while its other members succeed alone."""
+
+    def __init__(self, rows: int = 10) -> None:
+        super().__init__()
+        self.register_buffer("table", torch.arange(rows * 2, dtype=torch.float32).reshape(rows, 2))
+
+    def forward(self, index: torch.Tensor) -> torch.Tensor:
+        return self.table[index.reshape(-1)]
+
+
+def lookup_table() -> BrickCollection:
+    return BrickCollection({
+        "lookup": BrickNotTrainable(TableLookup(), input_names=["index"], output_names=["row"]),
+    })

@@ -1,0 +1,138 @@
+// ServableModel on exported packages: host bytes in and out, batched runs that hand each
+// member exactly its own rows, and failure isolation inside a batch.
+#include "core/servable_model.h"
+
+#include <cstring>
+
+#include "core/testing/package_fixtures.h"
+#include "gtest/gtest.h"
+
+namespace torchbricks {
+namespace {
+
+using ::torchbricks::testing::FixturePackage;
+
+// Owns the bytes behind a view.
+struct OwnedInput {
+  OwnedInput(std::string name, package::DataType type, std::vector<int64_t> shape,
+             std::string bytes)
+      : bytes(std::move(bytes)) {
+    view = {std::move(name), type, std::move(shape), this->bytes};
+  }
+  std::string bytes;
+  HostTensorView view;
+};
+
+std::unique_ptr<OwnedInput> Floats(const std::string& name, std::vector<int64_t> shape, float seed) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  std::vector<float> values(n);
+  for (int64_t i = 0; i < n; ++i) values[i] = seed + 0.001f * static_cast<float>(i % 997);
+  std::string bytes(n * sizeof(float), '\0');
+  std::memcpy(bytes.data(), values.data(), bytes.size());
+  return std::make_unique<OwnedInput>(name, package::TYPE_FP32, std::move(shape), std::move(bytes));
+}
+
+std::unique_ptr<OwnedInput> Index(int64_t value) {
+  std::string bytes(sizeof(value), '\0');
+  std::memcpy(bytes.data(), &value, sizeof(value));
+  return std::make_unique<OwnedInput>("index", package::TYPE_INT64, std::vector<int64_t>{1, 1},
+                                      std::move(bytes));
+}
+
+std::map<std::string, HostTensor> ByName(const std::vector<HostTensor>& tensors) {
+  std::map<std::string, HostTensor> result;
+  for (const HostTensor& tensor : tensors) result[tensor.name] = tensor;
+  return result;
+}
+
+std::vector<float> AsFloats(const HostTensor& tensor) {
+  std::vector<float> values(tensor.data.size() / sizeof(float));
+  std::memcpy(values.data(), tensor.data.data(), tensor.data.size());
+  return values;
+}
+
+TEST(ServableModelTest, BatchMembersGetExactlyTheirOwnRowsAndOutputs) {
+  auto model = LoadServableModel({.version_dir = FixturePackage("readme_dummy"), .warmup_runs = 1});
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<std::unique_ptr<OwnedInput>> inputs;
+  inputs.push_back(Floats("raw_images", {1, 3, 100, 200}, 0.1f));
+  inputs.push_back(Floats("raw_images", {2, 3, 100, 200}, 0.5f));
+  inputs.push_back(Floats("raw_images", {1, 3, 100, 200}, 0.9f));
+  const std::vector<std::vector<std::string>> wants = {{"logits"}, {}, {"embedding", "softmaxed"}};
+  std::vector<BatchItem> items;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    items.push_back({absl::MakeConstSpan(&inputs[i]->view, 1), wants[i]});
+  }
+  RunTrace trace;
+  auto batched = (*model)->RunBatch(Stage::kInference, items, &trace);
+  ASSERT_EQ(batched.size(), 3u);
+  EXPECT_EQ(trace.bricks.size(), 3u) << "the batch should run each brick once";
+  for (size_t i = 0; i < items.size(); ++i) {
+    ASSERT_TRUE(batched[i].ok()) << batched[i].status();
+    auto alone = (*model)->Run(Stage::kInference, items[i].inputs, items[i].outputs, nullptr);
+    ASSERT_TRUE(alone.ok()) << alone.status();
+    const auto got = ByName(*batched[i]);
+    const auto expected = ByName(*alone);
+    ASSERT_EQ(got.size(), expected.size()) << "member " << i;
+    for (const auto& [name, tensor] : expected) {
+      ASSERT_TRUE(got.count(name)) << "member " << i << " lacks " << name;
+      EXPECT_EQ(got.at(name).shape, tensor.shape) << name;
+      const std::vector<float> a = AsFloats(got.at(name));
+      const std::vector<float> b = AsFloats(tensor);
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t k = 0; k < a.size(); ++k) ASSERT_NEAR(a[k], b[k], 1e-5) << name << "[" << k << "]";
+    }
+  }
+  EXPECT_EQ(ByName(*batched[1]).at("logits").shape, (std::vector<int64_t>{2, 3}));
+}
+
+TEST(ServableModelTest, FailureInsideABatchReachesOnlyTheMemberThatFailsAlone) {
+  auto model = LoadServableModel({.version_dir = FixturePackage("lookup_table"), .warmup_runs = 1});
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<std::unique_ptr<OwnedInput>> inputs;
+  for (int64_t index : {1, 99, 3}) inputs.push_back(Index(index));
+  std::vector<BatchItem> items;
+  for (const auto& input : inputs) items.push_back({absl::MakeConstSpan(&input->view, 1), {}});
+  auto results = (*model)->RunBatch(Stage::kInference, items, nullptr);
+  ASSERT_EQ(results.size(), 3u);
+  ASSERT_TRUE(results[0].ok()) << results[0].status();
+  EXPECT_EQ(AsFloats((*results[0])[0]), (std::vector<float>{2, 3}));
+  ASSERT_FALSE(results[1].ok());
+  EXPECT_EQ(results[1].status().code(), absl::StatusCode::kInternal);
+  EXPECT_NE(results[1].status().message().find("brick 'lookup'"), std::string::npos)
+      << results[1].status();
+  ASSERT_TRUE(results[2].ok()) << results[2].status();
+  EXPECT_EQ(AsFloats((*results[2])[0]), (std::vector<float>{6, 7}));
+}
+
+TEST(ServableModelTest, ValidateRefusesWhatRunWouldRefuse) {
+  auto model = LoadServableModel({.version_dir = FixturePackage("readme_dummy"), .warmup_runs = 0});
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto good = Floats("raw_images", {1, 3, 100, 200}, 0.f);
+  EXPECT_TRUE((*model)->Validate(Stage::kInference, {good->view}, {}).ok());
+  auto wrong_shape = Floats("raw_images", {1, 3, 10, 20}, 0.f);
+  EXPECT_EQ((*model)->Validate(Stage::kInference, {wrong_shape->view}, {}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*model)->Validate(Stage::kInference, {}, {}).code(),
+            absl::StatusCode::kInvalidArgument);
+  const std::vector<std::string> unknown = {"nope"};
+  EXPECT_EQ((*model)->Validate(Stage::kInference, {good->view}, unknown).code(),
+            absl::StatusCode::kInvalidArgument);
+  OwnedInput truncated("raw_images", package::TYPE_FP32, {1, 3, 100, 200}, "abc");
+  EXPECT_NE((*model)->Validate(Stage::kInference, {truncated.view}, {}).message().find("bytes"),
+            std::string::npos);
+}
+
+TEST(ServableModelTest, OutputInfoComesFromWarmUp) {
+  auto model = LoadServableModel({.version_dir = FixturePackage("readme_dummy"), .warmup_runs = 1});
+  ASSERT_TRUE(model.ok()) << model.status();
+  const std::vector<InputSpec> outputs = (*model)->OutputInfo(Stage::kInference);
+  ASSERT_EQ(outputs.size(), 2u);
+  EXPECT_EQ(outputs[0].name, "logits");
+  EXPECT_EQ(outputs[0].data_type, package::TYPE_FP32);
+  EXPECT_EQ(outputs[0].dims, (std::vector<int64_t>{-1, 3}));
+}
+
+}  // namespace
+}  // namespace torchbricks
