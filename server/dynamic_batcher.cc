@@ -7,6 +7,12 @@
 #include "server/logging.h"
 
 namespace torchbricks::server {
+namespace {
+
+// While requests wait for batch-mates, how often cancelled ones are looked for.
+constexpr absl::Duration kCancellationPollInterval = absl::Milliseconds(20);
+
+}  // namespace
 
 std::string BatchKey(Stage stage, const std::vector<HostTensorView>& inputs) {
   std::vector<const HostTensorView*> sorted;
@@ -147,12 +153,15 @@ std::vector<PendingRequest*> DynamicBatcher::NextBatch() {
       }
       return batch;
     }
-    // Wait for batch-mates until the oldest request is due.
+    // Wait for batch-mates until the oldest request is due, waking early for a queued
+    // request's deadline and now and then to notice clients that went away.
+    absl::Time wake = std::min(oldest_due, absl::Now() + kCancellationPollInterval);
+    for (const PendingRequest* request : queue_) wake = std::min(wake, request->deadline);
     const uint64_t seen = generation_;
     auto changed = [this, seen]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
       return stopping_ || generation_ != seen;
     };
-    mu_.AwaitWithDeadline(absl::Condition(&changed), oldest_due);
+    mu_.AwaitWithDeadline(absl::Condition(&changed), wake);
   }
 }
 

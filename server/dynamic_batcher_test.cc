@@ -1,6 +1,7 @@
 // Batch formation with a fake model that records every batch it is given.
 #include "server/dynamic_batcher.h"
 
+#include <atomic>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -279,6 +280,23 @@ TEST_F(DynamicBatcherTest, MultiRowRequestsCountRowsTowardsTheMaximum) {
   EXPECT_EQ(batches[1], (std::vector<std::string>{"three"}));
   EXPECT_EQ(two->batch_rows, 3);
   EXPECT_EQ(three->batch_rows, 3);
+}
+
+TEST_F(DynamicBatcherTest, RequestsWaitingForMatesStillExpireAndCancel) {
+  auto batcher = Make({.max_batch_size = 8, .max_queue_delay = absl::Seconds(30)});
+  auto expiring = Request("expiring");
+  expiring->deadline = absl::Now() + absl::Milliseconds(30);
+  std::atomic<bool> gone{false};
+  auto cancelling = Request("cancelling");
+  cancelling->cancelled = [&gone] { return gone.load(); };
+  ASSERT_TRUE(batcher->Enqueue(expiring.get()).ok());
+  ASSERT_TRUE(batcher->Enqueue(cancelling.get()).ok());
+  expiring->done.WaitForNotification();
+  EXPECT_EQ(expiring->result.status().code(), absl::StatusCode::kDeadlineExceeded);
+  gone = true;
+  cancelling->done.WaitForNotification();
+  EXPECT_EQ(cancelling->result.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(model_.batches().empty()) << "a dead request ran";
 }
 
 }  // namespace
