@@ -22,6 +22,7 @@ endfunction()
 function(torchbricks_test name)
   cmake_parse_arguments(ARG "" "" "SRCS;DEPS;FIXTURES" ${ARGN})
   add_executable(${name} ${ARG_SRCS})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   torchbricks_warnings(${name})
   # Where tests find the fixture packages and the server binary (environment overrides).
