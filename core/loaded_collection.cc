@@ -1,6 +1,10 @@
 #include "core/loaded_collection.h"
 
+#include <algorithm>
 #include <chrono>
+
+#include "ATen/Parallel.h"
+#include "absl/synchronization/blocking_counter.h"
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -40,6 +44,34 @@ absl::Status AddOutput(const std::string& name, const c10::IValue& value, NamedT
       absl::StrCat("output '", name, "' holds a ", value.tagKind(), ", not a tensor"));
 }
 
+struct StepOutcome {
+  absl::Status status;
+  int64_t nanoseconds = 0;
+};
+
+// `steps` (in execution order) grouped so that no step depends on another of its group;
+// each group only on earlier ones. A step taking `__all__` gets a group of its own, since
+// it reads every slot.
+std::vector<std::vector<int>> Levels(const StagePlan& plan, const std::vector<int>& steps) {
+  std::vector<int> level_of(plan.steps().size(), 0);
+  std::vector<std::vector<int>> levels;
+  int floor = 0;  // no step may join a group before an `__all__` step
+  for (int step : steps) {
+    const PlanStep& spec = plan.steps()[step];
+    const bool reads_all =
+        std::find(spec.input_slots.begin(), spec.input_slots.end(), kAllSlot) !=
+        spec.input_slots.end();
+    int level = floor;
+    for (int dependency : spec.depends_on) level = std::max(level, level_of[dependency] + 1);
+    if (reads_all) level = std::max(level, static_cast<int>(levels.size()));
+    level_of[step] = level;
+    if (level >= static_cast<int>(levels.size())) levels.resize(level + 1);
+    levels[level].push_back(step);
+    if (reads_all) floor = level + 1;
+  }
+  return levels;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LoadedCollection>> LoadedCollection::Load(
@@ -47,6 +79,7 @@ absl::StatusOr<std::unique_ptr<LoadedCollection>> LoadedCollection::Load(
   ASSIGN_OR_RETURN(package::BrickCollection manifest,
                    ReadManifestFile(options.version_dir / "bricks.pbtxt"));
   std::unique_ptr<LoadedCollection> collection(new LoadedCollection());
+  collection->parallel_branches_ = options.parallel_branches;
   ASSIGN_OR_RETURN(collection->graph_, BrickGraph::Create(manifest));
   for (Stage stage : kAllStages) {
     ASSIGN_OR_RETURN(collection->plans_[static_cast<int>(stage)],
@@ -91,7 +124,9 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
 
   c10::InferenceMode inference_mode;
   const c10::IValue stage_value(std::string(StageName(stage)));
-  for (int step_index : steps) {
+  // Runs one step; writes only its own output slots, so steps of one level may run at once.
+  auto run_step = [&](int step_index, StepOutcome* outcome) {
+    c10::InferenceMode step_inference_mode;
     const PlanStep& step = plan.steps()[step_index];
     std::vector<c10::IValue> args;
     args.reserve(step.input_slots.size());
@@ -110,15 +145,45 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
     }
     const auto start = std::chrono::steady_clock::now();
     auto produced = modules_[step.brick]->Run(std::move(args));
-    if (trace != nullptr) {
-      trace->bricks.push_back(step.brick);
-      trace->brick_nanoseconds.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                             std::chrono::steady_clock::now() - start)
-                                             .count());
-    }
-    if (!produced.ok()) return produced.status();
+    outcome->nanoseconds = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::steady_clock::now() - start)
+                               .count();
+    outcome->status = produced.status();
+    if (!produced.ok()) return;
     for (size_t i = 0; i < step.output_slots.size(); ++i) {
       slots[step.output_slots[i]] = std::move((*produced)[i]);
+    }
+  };
+
+  for (const std::vector<int>& level : Levels(plan, steps)) {
+    std::vector<StepOutcome> outcomes(level.size());
+    if (level.size() == 1 || !parallel_branches_) {
+      for (size_t i = 0; i < level.size(); ++i) {
+        run_step(level[i], &outcomes[i]);
+        if (!outcomes[i].status.ok()) {
+          outcomes.resize(i + 1);
+          break;
+        }
+      }
+    } else {
+      absl::BlockingCounter pending(static_cast<int>(level.size()) - 1);
+      for (size_t i = 1; i < level.size(); ++i) {
+        at::launch([&, i] {
+          run_step(level[i], &outcomes[i]);
+          pending.DecrementCount();
+        });
+      }
+      run_step(level[0], &outcomes[0]);
+      pending.Wait();
+    }
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      if (trace != nullptr) {
+        trace->bricks.push_back(plan.steps()[level[i]].brick);
+        trace->brick_nanoseconds.push_back(outcomes[i].nanoseconds);
+      }
+    }
+    for (const StepOutcome& outcome : outcomes) {
+      if (!outcome.status.ok()) return outcome.status;
     }
   }
 

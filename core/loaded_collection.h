@@ -43,6 +43,9 @@ struct LoadOptions {
   std::filesystem::path version_dir;
   // Where the modules are loaded: "cpu" or "cuda:N". Run() expects inputs on that device.
   std::string device = "cpu";
+  // Run bricks that do not depend on each other (two heads on one backbone) at the same
+  // time on libtorch's inter-op thread pool. Off by default: see docs/PERFORMANCE.md.
+  bool parallel_branches = false;
 };
 
 class LoadedCollection {
@@ -82,6 +85,7 @@ class LoadedCollection {
   LoadedCollection() = default;
 
   BrickGraph graph_;
+  bool parallel_branches_ = false;
   std::array<StagePlan, kNumStages> plans_;
   // One per brick of graph_, same order.
   std::vector<std::unique_ptr<BrickModule>> modules_;

@@ -201,5 +201,23 @@ TEST(LoadedCollectionTest, ConcurrentRunsGiveEachCallerItsOwnAnswer) {
   EXPECT_EQ(mismatches.load(), 0);
 }
 
+TEST(LoadedCollectionTest, ParallelBranchesGiveTheSameAnswers) {
+  auto sequential = LoadedCollection::Load({.version_dir = FixturePackage("nested_heads")});
+  auto parallel = LoadedCollection::Load(
+      {.version_dir = FixturePackage("nested_heads"), .parallel_branches = true});
+  ASSERT_TRUE(sequential.ok() && parallel.ok());
+  auto reference = ReadReference(FixturePackage("nested_heads"), Stage::kTrain);
+  ASSERT_TRUE(reference.ok() && reference->has_value());
+  for (int run = 0; run < 20; ++run) {
+    RunTrace trace;
+    auto a = (*sequential)->Run(Stage::kTrain, (*reference)->inputs);
+    auto b = (*parallel)->Run(Stage::kTrain, (*reference)->inputs, {}, &trace);
+    ASSERT_TRUE(a.ok() && b.ok()) << b.status();
+    ASSERT_EQ(a->size(), b->size());
+    for (const auto& [name, tensor] : *a) EXPECT_TRUE(at::equal(tensor, b->at(name))) << name;
+    EXPECT_EQ(trace.bricks.size(), (*parallel)->plan(Stage::kTrain).StepsFor({})->size());
+  }
+}
+
 }  // namespace
 }  // namespace torchbricks

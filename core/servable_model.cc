@@ -286,7 +286,8 @@ absl::StatusOr<std::unique_ptr<ServableModel>> LoadServableModel(
     const ServableModelOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<LoadedCollection> loaded,
                    LoadedCollection::Load({.version_dir = options.version_dir,
-                                           .device = options.device}));
+                                           .device = options.device,
+                                           .parallel_branches = options.parallel_branches}));
   c10::Device device(c10::kCPU);
   RETURN_IF_ERROR(CallTorch("device", [&] { device = c10::Device(options.device); },
                             absl::StatusCode::kInvalidArgument));

@@ -110,6 +110,8 @@ struct ServableModelOptions {
   // "cpu" or "cuda:N": where the modules live and run. Inputs are copied to the device
   // once per (batched) run and outputs back once.
   std::string device = "cpu";
+  // See LoadOptions::parallel_branches.
+  bool parallel_branches = false;
 };
 
 // Loads, validates, plans and warms a package. Errors as LoadedCollection::Load, plus

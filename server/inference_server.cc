@@ -46,8 +46,14 @@ absl::StatusOr<std::unique_ptr<InferenceServer>> InferenceServer::Create(
   repository_options.startup_models = options.startup_models;
   const int warmup_runs = options.warmup_runs;
   repository_options.loader = [warmup_runs](const std::filesystem::path& dir,
-                                             const std::string& device) {
-    return LoadServableModel({.version_dir = dir, .warmup_runs = warmup_runs, .device = device});
+                                             const std::string& device,
+                                             const config::ModelConfig& config) {
+    auto parallel = config.parameters().find("parallel_branches");
+    return LoadServableModel({.version_dir = dir,
+                              .warmup_runs = warmup_runs,
+                              .device = device,
+                              .parallel_branches = parallel != config.parameters().end() &&
+                                                   parallel->second == "true"});
   };
   repository_options.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   repository_options.cuda_available = CudaAvailable();

@@ -191,7 +191,7 @@ absl::StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadVersion(
   loaded->config = config;
   const std::vector<std::string> devices = plan.devices();
   for (const std::string& device : devices) {
-    ASSIGN_OR_RETURN(std::unique_ptr<ServableModel> servable, options_.loader(dir, device));
+    ASSIGN_OR_RETURN(std::unique_ptr<ServableModel> servable, options_.loader(dir, device, config));
     if (loaded->servable == nullptr) {
       loaded->servable = std::move(servable);
     } else {

@@ -59,9 +59,11 @@ struct IndexEntry {
 
 class ModelRepository {
  public:
-  // Loads a version folder onto a device ("cpu", "cuda:0"); replaceable in tests.
+  // Loads a version folder onto a device ("cpu", "cuda:0") with the model's config;
+  // replaceable in tests.
   using Loader = std::function<absl::StatusOr<std::unique_ptr<ServableModel>>(
-      const std::filesystem::path& version_dir, const std::string& device)>;
+      const std::filesystem::path& version_dir, const std::string& device,
+      const config::ModelConfig& config)>;
 
   struct Options {
     std::filesystem::path root;                              // required

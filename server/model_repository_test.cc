@@ -76,8 +76,8 @@ class ModelRepositoryTest : public ::testing::Test {
     options.control_mode = mode;
     options.poll_interval = absl::Hours(1);  // tests call PollOnce() themselves
     options.startup_models = std::move(startup);
-    options.loader = [this](const fs::path& dir,
-                            const std::string&) -> absl::StatusOr<std::unique_ptr<ServableModel>> {
+    options.loader = [this](const fs::path& dir, const std::string&,
+                            const config::ModelConfig&) -> absl::StatusOr<std::unique_ptr<ServableModel>> {
       ++loads_;
       std::ifstream in(dir / "marker");
       std::string marker((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
