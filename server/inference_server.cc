@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -12,6 +13,13 @@
 #include "server/logging.h"
 
 namespace torchbricks::server {
+namespace {
+
+// After the last in-flight request, how long new requests are still refused with
+// UNAVAILABLE before the port closes.
+constexpr absl::Duration kRefusalWindow = absl::Milliseconds(250);
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<InferenceServer>> InferenceServer::Create(
     const ServerOptions& options) {
@@ -81,8 +89,13 @@ void InferenceServer::Shutdown() {
     Log(LogLevel::kWarning, absl::StrCat("shutdown timeout: ", state_.gate.in_flight(),
                                          " request(s) still running"));
   }
+  // Keep answering UNAVAILABLE a little longer so that clients see the refusal and go
+  // elsewhere, rather than having calls cut off in transit when the listener closes.
+  absl::SleepFor(kRefusalWindow);
   if (grpc_server_ != nullptr) {
-    grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    // Nothing accepted is still running, so there is nothing to wait for: idle
+    // connections and streams waiting for their next message are closed at once.
+    grpc_server_->Shutdown(std::chrono::system_clock::now());
     grpc_server_->Wait();
   }
   state_.repository.store(nullptr);

@@ -28,3 +28,49 @@ def parse_bricks(brick_collection_class):
         return text_format.Parse((Path(version_dir) / "bricks.pbtxt").read_text(encoding="utf-8"),
                                  brick_collection_class())
     return parse
+
+
+# --- running-server fixtures (test_server_*.py) ------------------------------------------------
+# The extra package of the fixture repository: readme_dummy with its input left unchecked
+# (any dtype, any shape), so that a bad tensor reaches libtorch inside a brick.
+UNCHECKED_MODEL = "unchecked_dummy"
+
+
+@pytest.fixture(scope="session")
+def fixture_repository(tmp_path_factory):
+    """A model repository holding every package of tests/fixtures/make_fixtures.py (valid ones
+    READY, invalid ones UNAVAILABLE once served) plus `unchecked_dummy`."""
+    import subprocess
+    import torch
+    import readme_models
+    from torchbricks_serve import export_brick_collection
+
+    out = tmp_path_factory.mktemp("repository")
+    result = subprocess.run([sys.executable, str(REPO / "tests" / "fixtures" / "make_fixtures.py"), str(out)],
+                            capture_output=True, text=True, timeout=300, cwd=out, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(11))
+    export_brick_collection(readme_models.readme_dummy(), out / UNCHECKED_MODEL / "1",
+                            example_inputs={"raw_images": images}, input_specs={"raw_images": (None, None)})
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(fixture_repository):
+    """A torchbricks-server (control mode none) on the fixture repository, for one test module;
+    it must shut down gracefully (exit code 0) at the end."""
+    from server_process import ServerProcess
+
+    process = ServerProcess(fixture_repository).start()
+    try:
+        yield process
+    finally:
+        code = process.stop()
+    assert code == 0, f"the server exited with {code}:\n{process.log()[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    """An InferenceClient connected to `server`."""
+    with server.client() as connected:
+        yield connected

@@ -11,7 +11,7 @@ from torchbricks_serve import load_reference
 
 REPO = Path(__file__).resolve().parents[2]
 VALID = ["readme_dummy", "readme_loss", "nested_heads", "all_input", "stage_preprocessor", "resnet18_classifier",
-         "dict_output"]
+         "dict_output", "lookup_table"]
 INVALID = {"invalid_cycle": "ping", "invalid_duplicate_producer": "second_writer",
            "invalid_climb_above_root": "outer/climber", "invalid_missing_input": "orphan_consumer",
            "invalid_missing_module": "ghost", "invalid_corrupt_module": "garbled", "invalid_tuple_arity": "two_headed"}

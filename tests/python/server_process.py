@@ -1,0 +1,153 @@
+"""`ServerProcess`: runs the real torchbricks-server binary for a test and stops it again.
+
+    with ServerProcess(repository, "--model-control-mode", "explicit") as server:
+        with server.client() as client:
+            ...
+        assert server.stop() == 0
+
+The binary is `$TORCHBRICKS_SERVER`, by default `<repo>/build/server/torchbricks-server`. It
+listens on 127.0.0.1 on a free port (`--grpc-port 0`), which is read from the line it prints
+on stdout; start-up waits (bounded) until ServerReady answers true. stderr goes to a log file
+whose text `log()` returns, and failures quote its tail.
+"""
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import grpc
+
+from torchbricks_serve.client import InferenceClient
+
+REPO = Path(__file__).resolve().parents[2]
+SERVER_BINARY = Path(os.environ.get("TORCHBRICKS_SERVER", REPO / "build" / "server" / "torchbricks-server"))
+_PORT_LINE = re.compile(r"serving gRPC on (\S+):(\d+)")
+
+
+class ServerError(RuntimeError):
+    """The server did not start, did not become ready, or did not stop."""
+
+
+class ServerProcess:
+    """One server process on `repository` with `flags`; a context manager (stop() on exit)."""
+
+    def __init__(self, repository, *flags: str, ready_timeout: float = 60, log_dir: Optional[Path] = None,
+                 binary: Optional[Path] = None) -> None:
+        self.repository = Path(repository)
+        self.flags = [str(flag) for flag in flags]
+        self.ready_timeout = ready_timeout
+        self.binary = Path(binary) if binary else SERVER_BINARY
+        self.log_path = Path(tempfile.mkstemp(prefix="torchbricks-server-", suffix=".log",
+                                              dir=str(log_dir) if log_dir else None)[1])
+        self.process: Optional[subprocess.Popen] = None
+        self.port = 0
+        self.returncode: Optional[int] = None
+        self._stdout_lines: List[str] = []
+        self._port_seen = threading.Event()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def client(self, timeout: float = 30) -> InferenceClient:
+        return InferenceClient(self.address, timeout=timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def _fail(self, message: str) -> ServerError:
+        tail = "\n".join(self.log().splitlines()[-30:])
+        return ServerError(f"{message}\n--- server stderr ({self.log_path}) ---\n{tail}")
+
+    def start(self) -> "ServerProcess":
+        if not self.binary.is_file():
+            raise ServerError(f"the server is not built: {self.binary} (set TORCHBRICKS_SERVER or build the project)")
+        command = [str(self.binary), "--model-repository", str(self.repository), "--grpc-port", "0",
+                   "--grpc-address", "127.0.0.1", *self.flags]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def _read_stdout(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for raw in self.process.stdout:  # drained until the process closes it
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            self._stdout_lines.append(line)
+            match = _PORT_LINE.search(line)
+            if match and not self._port_seen.is_set():
+                self.port = int(match.group(2))
+                self._port_seen.set()
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.ready_timeout
+        while not self._port_seen.wait(0.05):
+            if self.process.poll() is not None:
+                raise self._fail(f"the server exited with {self.process.returncode} before listening")
+            if time.monotonic() > deadline:
+                raise self._fail(f"no 'serving gRPC on' line within {self.ready_timeout} s")
+        with self.client(timeout=2) as client:
+            while True:
+                try:
+                    if client.server_ready():
+                        return
+                except grpc.RpcError:
+                    pass
+                if self.process.poll() is not None:
+                    raise self._fail(f"the server exited with {self.process.returncode} before it was ready")
+                if time.monotonic() > deadline:
+                    raise self._fail(f"ServerReady was not true within {self.ready_timeout} s")
+                time.sleep(0.05)
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 60) -> int:
+        """Waits for the process to exit and returns its exit code; ServerError on timeout."""
+        assert self.process is not None
+        try:
+            self.returncode = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise self._fail(f"the server did not exit within {timeout} s") from None
+        return self.returncode
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, then waits (bounded) for the exit; returns the exit code (0 when graceful)."""
+        if self.process is None:
+            raise ServerError("the server was never started")
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                self.stop()
+            except ServerError:
+                pass
