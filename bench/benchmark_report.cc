@@ -83,7 +83,7 @@ std::string ServerSection(const WorkloadResult& result) {
   std::string out = "Server (gRPC `ModelInfer`, closed loop, C requests outstanding):\n\n";
   const BatchPoint* best = BestBatch(result.inprocess);
   MarkdownTable table({"C", "req/s", "p50 µs", "p90 µs", "p99 µs", "vs best batch",
-                       "server avg batch", "queue µs/req", "infer µs/exec", "errors"});
+                       "server avg batch", "queue µs/req", "batch run µs", "errors"});
   std::string notes;
   for (const ServerPoint& point : result.server) {
     const ClosedLoopResult& load = point.load;

@@ -15,8 +15,10 @@ double ModelCounters::QueueUsPerRequest() const {
   return success_count == 0 ? 0 : queue_ns / 1e3 / success_count;
 }
 
+// compute_infer adds a batch's run time once per request in it (as Triton counts), so
+// per request it is the time of the run the request was part of.
 double ModelCounters::InferUsPerExecution() const {
-  return execution_count == 0 ? 0 : compute_infer_ns / 1e3 / execution_count;
+  return success_count == 0 ? 0 : compute_infer_ns / 1e3 / success_count;
 }
 
 ModelCounters operator-(const ModelCounters& later, const ModelCounters& earlier) {

@@ -25,7 +25,7 @@ struct ModelCounters {
   double AverageBatch() const;
   // Average queue time per successful request, in microseconds; 0 when none.
   double QueueUsPerRequest() const;
-  // Average compute_infer time per execution, in microseconds; 0 when none.
+  // Average duration of the runs that requests were part of, in microseconds; 0 when none.
   double InferUsPerExecution() const;
 };
 

@@ -3,6 +3,8 @@
 #include "core/servable_model.h"
 
 #include <array>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -47,12 +49,22 @@ absl::Status CheckByteSize(const HostTensorView& view) {
   return absl::OkStatus();
 }
 
-// Copies once: the request buffer may be unaligned and modules may write to inputs.
-absl::StatusOr<at::Tensor> ToTensor(const HostTensorView& view) {
+// A tensor over the view's bytes. With `borrow`, and when the bytes are aligned for the
+// element type, the tensor uses them in place (valid while the view is); otherwise it
+// copies them once. A module that writes to its input then writes to the caller's buffer,
+// which the server owns and discards.
+absl::StatusOr<at::Tensor> ToTensor(const HostTensorView& view, bool borrow = false) {
   RETURN_IF_ERROR(CheckByteSize(view));
   at::Tensor tensor;
+  const at::TensorOptions options = at::TensorOptions().dtype(*ToScalarType(view.data_type));
+  const bool aligned =
+      reinterpret_cast<uintptr_t>(view.data.data()) % ElementSize(view.data_type) == 0;
   RETURN_IF_ERROR(CallTorch(absl::StrCat("input '", view.name, "'"), [&] {
-    tensor = at::empty(view.shape, at::TensorOptions().dtype(*ToScalarType(view.data_type)));
+    if (borrow && aligned && !view.data.empty()) {
+      tensor = at::from_blob(const_cast<char*>(view.data.data()), view.shape, options);
+      return;
+    }
+    tensor = at::empty(view.shape, options);
     if (!view.data.empty()) std::memcpy(tensor.data_ptr(), view.data.data(), view.data.size());
   }));
   return tensor;
@@ -118,7 +130,8 @@ class TorchServableModel : public ServableModel {
                                               RunTrace* trace) const override {
     NamedTensors tensors;
     for (const HostTensorView& view : inputs) {
-      ASSIGN_OR_RETURN(at::Tensor tensor, ToTensor(view));
+      // Inputs are only read for the length of this call: borrow them.
+      ASSIGN_OR_RETURN(at::Tensor tensor, ToTensor(view, /*borrow=*/true));
       if (!tensors.emplace(view.name, std::move(tensor)).second) {
         return absl::InvalidArgumentError(
             absl::StrCat("input '", view.name, "' is given more than once"));
@@ -145,6 +158,10 @@ class TorchServableModel : public ServableModel {
       if (batched.ok()) {
         for (std::vector<HostTensor>& member : *batched) results.emplace_back(std::move(member));
         return results;
+      }
+      if (std::getenv("TORCHBRICKS_DEBUG_BATCH") != nullptr) {
+        std::fprintf(stderr, "batched run fell back to single runs: %s\n",
+                     batched.status().ToString().c_str());
       }
     }
     for (const BatchItem& item : items) {
@@ -187,7 +204,7 @@ class TorchServableModel : public ServableModel {
       }
       rows.push_back(item.inputs[0].shape[0]);
       for (const HostTensorView& view : item.inputs) {
-        ASSIGN_OR_RETURN(at::Tensor tensor, ToTensor(view));
+        ASSIGN_OR_RETURN(at::Tensor tensor, ToTensor(view, /*borrow=*/true));  // cat copies
         parts[view.name].push_back(std::move(tensor));
       }
     }

@@ -104,6 +104,20 @@ def resnet18_classifier(num_classes: int = 10):
     }
 
 
+# Serving configs, tuned on a 2-core machine (docs/PERFORMANCE.md). The classifier's 1x1
+# convolution falls off a cliff in libtorch 1.13's MKL-DNN path at batch 16, so it batches
+# up to 8; resnet18 gains from batches and from a second instance.
+CONFIGS = {
+    "classifier": """max_batch_size: 8
+instance_group { kind: KIND_CPU count: 1 intra_op_threads: 1 }
+""",
+    "resnet18_classifier": """max_batch_size: 32
+dynamic_batching { preferred_batch_size: 8 max_queue_delay_microseconds: 2000 }
+instance_group { kind: KIND_CPU count: 2 intra_op_threads: 1 }
+""",
+}
+
+
 def main(repository: Path) -> None:
     torch.manual_seed(0)
     images = torch.rand(2, 3, 100, 200)
@@ -117,6 +131,8 @@ def main(repository: Path) -> None:
         resnet18_classifier(), repository / "resnet18_classifier" / "1",
         example_inputs={"TRAIN": {"raw": small, "targets": targets},
                         "INFERENCE": {"raw": small}, "EXPORT": {"raw": small}})
+    for model, config in CONFIGS.items():
+        (repository / model / "config.pbtxt").write_text(config)
     print(f"example repository written to {repository}")
 
 

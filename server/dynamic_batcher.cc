@@ -37,7 +37,10 @@ absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(
     if (instance.model == nullptr) return absl::InvalidArgumentError("null model instance");
   }
   std::unique_ptr<DynamicBatcher> batcher(new DynamicBatcher(std::move(options), statistics));
+  batcher->direct_allowed_ = batcher->options_.run_on_caller_when_idle &&
+                            batcher->options_.max_queue_delay == absl::ZeroDuration();
   for (const auto& instance : batcher->options_.instances) {
+    batcher->direct_allowed_ = batcher->direct_allowed_ && instance.device == "cpu";
     batcher->workers_.emplace_back([b = batcher.get(), &instance] { b->Worker(instance); });
   }
   return batcher;
@@ -75,6 +78,14 @@ absl::Status DynamicBatcher::Enqueue(PendingRequest* request) {
   }
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the model version is being unloaded");
+  if (direct_allowed_ && queue_.empty() && busy_ < static_cast<int>(options_.instances.size())) {
+    ++busy_;
+    mu_.Unlock();
+    RunOnCallingThread(request);
+    mu_.Lock();
+    --busy_;
+    return absl::OkStatus();
+  }
   if (queue_.size() >= options_.max_queue_size) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "the model's queue is full (", options_.max_queue_size, " requests waiting)"));
@@ -111,7 +122,8 @@ std::vector<PendingRequest*> DynamicBatcher::NextBatch() {
   absl::MutexLock lock(&mu_);
   while (true) {
     auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-      return stopping_ || !queue_.empty();
+      return stopping_ ||
+             (!queue_.empty() && busy_ < static_cast<int>(options_.instances.size()));
     };
     mu_.Await(absl::Condition(&has_work));
     DropDeadRequests();
@@ -151,6 +163,7 @@ std::vector<PendingRequest*> DynamicBatcher::NextBatch() {
         batch.push_back(*mates[i]);
         queue_.erase(mates[i]);
       }
+      ++busy_;
       return batch;
     }
     // Wait for batch-mates until the oldest request is due, waking early for a queued
@@ -172,7 +185,21 @@ void DynamicBatcher::Worker(const BatcherOptions::Instance& instance) {
     std::vector<PendingRequest*> batch = NextBatch();
     if (batch.empty()) return;
     Execute(instance, std::move(batch));
+    absl::MutexLock lock(&mu_);
+    --busy_;
   }
+}
+
+void DynamicBatcher::RunOnCallingThread(PendingRequest* request) {
+  // The first CPU instance's settings; every instance runs the same CPU model.
+  const BatcherOptions::Instance& instance = options_.instances.front();
+  thread_local int prepared_threads = -1;
+  if (prepared_threads != instance.intra_op_threads) {
+    absl::Status prepared = PrepareWorkerThread(instance.intra_op_threads, instance.device);
+    if (!prepared.ok()) Log(LogLevel::kError, prepared.ToString());
+    prepared_threads = instance.intra_op_threads;
+  }
+  Execute(instance, {request});
 }
 
 void DynamicBatcher::Execute(const BatcherOptions::Instance& instance,

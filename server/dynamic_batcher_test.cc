@@ -72,8 +72,11 @@ class RecordingModel : public ServableModel {
 
 class DynamicBatcherTest : public ::testing::Test {
  protected:
+  // Requests go through the queue and a worker (no fast path), so a held model blocks the
+  // worker, never the test.
   std::unique_ptr<DynamicBatcher> Make(BatcherOptions options) {
     options.instances = {{&model_, "cpu", 1}};
+    options.run_on_caller_when_idle = false;
     auto batcher = DynamicBatcher::Create(std::move(options), &stats_);
     EXPECT_TRUE(batcher.ok()) << batcher.status();
     return *std::move(batcher);
@@ -297,6 +300,19 @@ TEST_F(DynamicBatcherTest, RequestsWaitingForMatesStillExpireAndCancel) {
   cancelling->done.WaitForNotification();
   EXPECT_EQ(cancelling->result.status().code(), absl::StatusCode::kCancelled);
   EXPECT_TRUE(model_.batches().empty()) << "a dead request ran";
+}
+
+TEST_F(DynamicBatcherTest, IdleBatcherRunsARequestOnTheCallingThread) {
+  BatcherOptions options{.max_batch_size = 4};
+  options.instances = {{&model_, "cpu", 1}};
+  auto batcher = DynamicBatcher::Create(std::move(options), &stats_);
+  ASSERT_TRUE(batcher.ok());
+  auto request = Request("direct");
+  ASSERT_TRUE((*batcher)->Enqueue(request.get()).ok());
+  EXPECT_TRUE(request->done.HasBeenNotified()) << "an idle batcher should answer before returning";
+  ASSERT_TRUE(request->result.ok());
+  EXPECT_EQ((*request->result)[0].data, "direct");
+  EXPECT_EQ(stats_.execution_count.load(), 1u);
 }
 
 }  // namespace

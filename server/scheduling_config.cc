@@ -52,7 +52,8 @@ absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
     }
     if (!gpu) cpu_instances += std::max(group.count(), 1);
   }
-  const int shared_threads = std::max(1, cores / std::max(cpu_instances, 1));
+  // One core stays with the gRPC front end; the rest is shared by the CPU instances.
+  const int shared_threads = std::max(1, (cores - 1) / std::max(cpu_instances, 1));
   for (const config::InstanceGroup& group : groups) {
     const int count = std::max(group.count(), 1);
     const bool gpu = group.kind() == config::InstanceGroup::KIND_GPU ||

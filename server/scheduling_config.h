@@ -30,7 +30,8 @@ struct SchedulingPlan {
 
 // Defaults (for an absent config.pbtxt or absent fields): max_batch_size 32, no queue
 // delay, queue of 4096, one instance on the GPU when `cuda_available`, else on the CPU,
-// CPU instances sharing `cores` intra-op threads evenly. InvalidArgument for negative
+// CPU instances sharing `cores` - 1 intra-op threads evenly (at least one each; one core
+// is left to the gRPC front end). InvalidArgument for negative
 // sizes, a preferred size above max_batch_size, or KIND_GPU without CUDA.
 absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
                                               bool cuda_available, int cores);

@@ -12,7 +12,7 @@ config::ModelConfig Config(const std::string& text) {
   return config;
 }
 
-TEST(SchedulingConfigTest, AbsentConfigBatchesOnOneCpuInstanceUsingEveryCore) {
+TEST(SchedulingConfigTest, AbsentConfigBatchesOnOneCpuInstanceLeavingACoreToGrpc) {
   auto plan = PlanScheduling(config::ModelConfig(), /*cuda_available=*/false, /*cores=*/8);
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->max_batch_size, 32);
@@ -20,7 +20,7 @@ TEST(SchedulingConfigTest, AbsentConfigBatchesOnOneCpuInstanceUsingEveryCore) {
   EXPECT_EQ(plan->max_queue_size, 4096u);
   ASSERT_EQ(plan->instances.size(), 1u);
   EXPECT_EQ(plan->instances[0].device, "cpu");
-  EXPECT_EQ(plan->instances[0].intra_op_threads, 8);
+  EXPECT_EQ(plan->instances[0].intra_op_threads, 7);
 }
 
 TEST(SchedulingConfigTest, ExplicitZeroDisablesBatching) {
@@ -35,7 +35,7 @@ TEST(SchedulingConfigTest, DynamicBatchingFieldsAndCpuThreadsSplitEvenly) {
     dynamic_batching { preferred_batch_size: [ 4, 8 ] max_queue_delay_microseconds: 500
                        max_queue_size: 10 default_timeout_microseconds: 2000 }
     instance_group { kind: KIND_CPU count: 2 }
-  )pb"), false, 4);
+  )pb"), false, 5);
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->preferred_batch_sizes, (std::vector<int>{4, 8}));
   EXPECT_EQ(plan->max_queue_delay, absl::Microseconds(500));
