@@ -3,8 +3,6 @@
 #include "core/servable_model.h"
 
 #include <array>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -158,10 +156,6 @@ class TorchServableModel : public ServableModel {
       if (batched.ok()) {
         for (std::vector<HostTensor>& member : *batched) results.emplace_back(std::move(member));
         return results;
-      }
-      if (std::getenv("TORCHBRICKS_DEBUG_BATCH") != nullptr) {
-        std::fprintf(stderr, "batched run fell back to single runs: %s\n",
-                     batched.status().ToString().c_str());
       }
     }
     for (const BatchItem& item : items) {
