@@ -34,6 +34,9 @@ fi
 # The Node client test (tests/node) uses @grpc/grpc-js and @grpc/proto-loader from npm,
 # pinned by tests/node/package-lock.json. Install only when missing or out of date.
 cd "$(dirname "$0")/.."
+if [[ -n "${TORCHBRICKS_SKIP_NODE:-}" || ! -f tests/node/package-lock.json ]]; then
+  exit 0  # image builds and other setups without the test tree skip the Node client
+fi
 if command -v npm >/dev/null 2>&1; then
   if [[ ! -d tests/node/node_modules || tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]]; then
     echo "setup: installing the Node test client's packages"

@@ -19,6 +19,9 @@ namespace {
 // UNAVAILABLE before the port closes.
 constexpr absl::Duration kRefusalWindow = absl::Milliseconds(250);
 
+// The health service name that reports liveness (for Kubernetes liveness probes).
+constexpr char kLivenessService[] = "liveness";
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<InferenceServer>> InferenceServer::Create(
@@ -43,7 +46,9 @@ absl::StatusOr<std::unique_ptr<InferenceServer>> InferenceServer::Create(
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
   }
-  server->grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+  // "" (the server) is SERVING exactly when ready; "liveness" whenever the process runs.
+  server->grpc_server_->GetHealthCheckService()->SetServingStatus("", false);
+  server->grpc_server_->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
   Log(LogLevel::kInfo, absl::StrCat("listening on ", options.grpc_address, ":", server->port_,
                                     " (live, loading models)"));
 
@@ -68,7 +73,7 @@ absl::StatusOr<std::unique_ptr<InferenceServer>> InferenceServer::Create(
   ASSIGN_OR_RETURN(server->repository_, ModelRepository::Create(std::move(repository_options)));
   server->state_.repository.store(server->repository_.get());
   server->state_.ready.store(true);
-  server->grpc_server_->GetHealthCheckService()->SetServingStatus(true);
+  server->grpc_server_->GetHealthCheckService()->SetServingStatus("", true);
   Log(LogLevel::kInfo, "ready");
   return server;
 }
@@ -81,7 +86,7 @@ void InferenceServer::Shutdown() {
   state_.ready.store(false);
   state_.gate.StartDraining();
   if (grpc_server_ != nullptr) {
-    grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+    grpc_server_->GetHealthCheckService()->SetServingStatus("", false);
   }
   Log(LogLevel::kInfo, absl::StrCat("draining ", state_.gate.in_flight(),
                                     " in-flight request(s)"));

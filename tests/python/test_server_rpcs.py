@@ -251,7 +251,11 @@ def test_model_graph_per_stage_and_errors(client):
 
 
 def test_health_check(client):
-    assert client.health_check() == "SERVING"
+    assert client.health_check() == "SERVING"  # readiness
+    assert client.health_check("liveness") == "SERVING"
+    with pytest.raises(grpc.RpcError) as error:
+        client.health_check("no-such-service")
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def _brick_executions(client, model):
