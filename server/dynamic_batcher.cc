@@ -114,6 +114,8 @@ void DynamicBatcher::DropDeadRequests() {
     it = queue_.erase(it);
     request->result = why;
     request->queue_time = now - request->enqueued;
+    statistics_->ObserveQueue(ServedStageIndex(request->stage),
+                              absl::ToDoubleSeconds(request->queue_time));
     request->done.Notify();
   }
 }
@@ -218,12 +220,16 @@ void DynamicBatcher::Execute(const BatcherOptions::Instance& instance,
   statistics_->AddTrace(trace);
   statistics_->execution_count.fetch_add(1, std::memory_order_relaxed);
   statistics_->inference_count.fetch_add(rows, std::memory_order_relaxed);
+  statistics_->ObserveBatch(rows);
   for (size_t i = 0; i < batch.size(); ++i) {
     PendingRequest* request = batch[i];
     request->result = std::move(results[i]);
     request->queue_time = start - request->enqueued;
     request->compute_time = compute;
     request->batch_rows = rows;
+    const int stage = ServedStageIndex(request->stage);
+    statistics_->ObserveQueue(stage, absl::ToDoubleSeconds(request->queue_time));
+    statistics_->ObserveCompute(stage, absl::ToDoubleSeconds(compute));
     request->done.Notify();  // the request may be gone after this
   }
 }

@@ -11,6 +11,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "server/logging.h"
+#include "server/server_metrics.h"
 
 namespace torchbricks::server {
 namespace {
@@ -51,6 +52,15 @@ absl::StatusOr<std::unique_ptr<InferenceServer>> InferenceServer::Create(
   server->grpc_server_->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
   Log(LogLevel::kInfo, absl::StrCat("listening on ", options.grpc_address, ":", server->port_,
                                     " (live, loading models)"));
+  if (options.allow_metrics) {
+    ASSIGN_OR_RETURN(server->metrics_,
+                     MetricsHttpServer::Start(options.grpc_address, options.metrics_port,
+                                              [state = &server->state_] {
+                                                return ScrapeMetrics(*state);
+                                              }));
+    Log(LogLevel::kInfo, absl::StrCat("metrics on http://", options.grpc_address, ":",
+                                      server->metrics_->port(), "/metrics"));
+  }
 
   ModelRepository::Options repository_options;
   repository_options.root = options.model_repository;
@@ -70,6 +80,7 @@ absl::StatusOr<std::unique_ptr<InferenceServer>> InferenceServer::Create(
   };
   repository_options.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   repository_options.cuda_available = CudaAvailable();
+  repository_options.histograms = options.allow_metrics;
   ASSIGN_OR_RETURN(server->repository_, ModelRepository::Create(std::move(repository_options)));
   server->state_.repository.store(server->repository_.get());
   server->state_.ready.store(true);
@@ -103,6 +114,7 @@ void InferenceServer::Shutdown() {
     grpc_server_->Shutdown(std::chrono::system_clock::now());
     grpc_server_->Wait();
   }
+  metrics_.reset();
   state_.repository.store(nullptr);
   repository_.reset();
   Log(LogLevel::kInfo, "stopped");

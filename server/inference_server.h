@@ -15,6 +15,7 @@
 #include "grpcpp/server.h"
 #include "server/brick_service.h"
 #include "server/inference_service.h"
+#include "server/metrics_http_server.h"
 #include "server/model_repository.h"
 #include "server/server_options.h"
 #include "server/server_state.h"
@@ -33,6 +34,8 @@ class InferenceServer {
 
   // The port actually bound (useful with --grpc-port 0).
   int port() const { return port_; }
+  // The metrics port bound, or 0 when metrics are off.
+  int metrics_port() const { return metrics_ == nullptr ? 0 : metrics_->port(); }
 
   // Graceful shutdown: readiness and health go false, new inference requests are refused
   // with UNAVAILABLE, in-flight ones get up to options.shutdown_timeout to finish, then
@@ -48,6 +51,7 @@ class InferenceServer {
   std::unique_ptr<BrickService> brick_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<ModelRepository> repository_;
+  std::unique_ptr<MetricsHttpServer> metrics_;  // null when metrics are off
   int port_ = 0;
   bool shut_down_ = false;
 };

@@ -137,19 +137,57 @@ absl::Status InferenceService::Infer(grpc::ServerContext* context,
                                      const inference::ModelInferRequest& request,
                                      inference::ModelInferResponse* response) {
   const Clock::time_point start = Clock::now();
-  ASSIGN_OR_RETURN(ModelRepository * repository, RepositoryOf(state_));
-  ASSIGN_OR_RETURN(std::shared_ptr<const ModelVersion> version,
-                   repository->Find(request.model_name(), request.model_version()));
+  absl::StatusOr<std::shared_ptr<const ModelVersion>> version = absl::UnavailableError("");
+  absl::StatusOr<ModelRepository*> repository = RepositoryOf(state_);
+  if (repository.ok()) {
+    version = (*repository)->Find(request.model_name(), request.model_version());
+  }
+  const absl::Status found = repository.ok() ? version.status() : repository.status();
+  if (!found.ok()) {
+    state_->CountRefused(found.code());
+    LogRefused(request, found);
+    return found;
+  }
+  int stage_index = kServedStages - 1;
+  absl::Status status = InferOnVersion(context, request, **version, response, &stage_index);
+  server::ModelStatistics& stats = *(*version)->statistics;
+  stats.CountOutcome(stage_index, status.code());
+  stats.ObserveRequest(stage_index,
+                       std::chrono::duration<double>(Clock::now() - start).count());
+  if (!status.ok()) LogRefused(request, status);
+  return status;
+}
+
+void InferenceService::LogRefused(const inference::ModelInferRequest& request,
+                                  const absl::Status& status) {
+  const std::string id =
+      request.id().empty()
+          ? absl::StrCat("auto-", next_request_id_.fetch_add(1, std::memory_order_relaxed))
+          : request.id();
+  LogEvent(LogLevel::kInfo, "request refused",
+           {{"request_id", id},
+            {"model", request.model_name()},
+            {"version", request.model_version()},
+            {"code", absl::StatusCodeToString(status.code())},
+            {"error", std::string(status.message())}});
+}
+
+absl::Status InferenceService::InferOnVersion(grpc::ServerContext* context,
+                                              const inference::ModelInferRequest& request,
+                                              const ModelVersion& model_version,
+                                              inference::ModelInferResponse* response,
+                                              int* stage_index) {
+  const Clock::time_point start = Clock::now();
+  const ModelVersion* version = &model_version;
   server::ModelStatistics& stats = *version->statistics;
   auto fail = [&](absl::Status status) {
     stats.fail.Add(NanosSince(start));
-    Log(LogLevel::kVerbose, absl::StrCat("request '", request.id(), "' to model '",
-                                         request.model_name(), "' refused: ", status.ToString()));
     return status;
   };
 
   absl::StatusOr<Stage> stage = StageOfRequest(request);
   if (!stage.ok()) return fail(stage.status());
+  *stage_index = ServedStageIndex(*stage);
   std::deque<std::string> scratch;
   absl::StatusOr<std::vector<HostTensorView>> inputs = DecodeInputs(request, &scratch);
   if (!inputs.ok()) return fail(inputs.status());
@@ -207,7 +245,10 @@ grpc::Status InferenceService::ModelInfer(grpc::ServerContext* context,
                                           const inference::ModelInferRequest* request,
                                           inference::ModelInferResponse* response) {
   GatePass pass(&state_->gate);
-  if (!pass.admitted()) return Unavailable("the server is shutting down");
+  if (!pass.admitted()) {
+    state_->CountRefused(absl::StatusCode::kUnavailable);
+    return Unavailable("the server is shutting down");
+  }
   return ToGrpcStatus(Infer(context, *request, response));
 }
 
@@ -219,7 +260,10 @@ grpc::Status InferenceService::ModelStreamInfer(
   while (stream->Read(&request)) {
     inference::ModelStreamInferResponse reply;
     GatePass pass(&state_->gate);
-    if (!pass.admitted()) return Unavailable("the server is shutting down");
+    if (!pass.admitted()) {
+      state_->CountRefused(absl::StatusCode::kUnavailable);
+      return Unavailable("the server is shutting down");
+    }
     absl::Status status = Infer(context, request, reply.mutable_infer_response());
     if (!status.ok()) {
       reply.Clear();

@@ -4,6 +4,9 @@
 #ifndef TORCHBRICKS_SERVER_INFERENCE_SERVICE_H_
 #define TORCHBRICKS_SERVER_INFERENCE_SERVICE_H_
 
+#include <atomic>
+#include <cstdint>
+
 #include "absl/status/status.h"
 #include "proto/grpc_service.grpc.pb.h"
 #include "server/server_state.h"
@@ -52,10 +55,20 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
  private:
   // Runs one request on a ready version; fills `response`. Errors carry their code.
+  // Counts the outcome and logs a refused request.
   absl::Status Infer(grpc::ServerContext* context, const inference::ModelInferRequest& request,
                      inference::ModelInferResponse* response);
+  // Infer() once the version is found; sets `stage_index` once the stage is known.
+  absl::Status InferOnVersion(grpc::ServerContext* context,
+                              const inference::ModelInferRequest& request,
+                              const ModelVersion& version,
+                              inference::ModelInferResponse* response, int* stage_index);
+  // One log line per refused request, without payloads, with the request's id (or one
+  // made up when the client gave none).
+  void LogRefused(const inference::ModelInferRequest& request, const absl::Status& status);
 
   ServerState* state_;
+  std::atomic<uint64_t> next_request_id_{1};
 };
 
 // The repository, or Unavailable while the server is starting.

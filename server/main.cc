@@ -27,6 +27,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   SetLogLevel(options->log_level);
+  SetLogFormat(options->log_format);
+
+  // A reader of our stdout that goes away (a test harness that read the port) must not
+  // kill the server.
+  signal(SIGPIPE, SIG_IGN);
 
   // Block the signals in every thread; this thread takes them with sigwait().
   sigset_t signals;
@@ -42,6 +47,10 @@ int main(int argc, char** argv) {
   }
   std::cout << "torchbricks-server: serving gRPC on " << options->grpc_address << ":"
             << (*server)->port() << std::endl;
+  if ((*server)->metrics_port() != 0) {
+    std::cout << "torchbricks-server: serving metrics on " << options->grpc_address << ":"
+              << (*server)->metrics_port() << std::endl;
+  }
 
   int received = 0;
   sigwait(&signals, &received);

@@ -138,6 +138,7 @@ absl::Status ModelRepository::SyncModel(const std::string& model) {
       record.state = VersionState::kUnavailable;
       record.reason = std::string(loaded.status().message());
       record.failed_stamp = VersionStamp(dir);
+      ++load_failures_[model];
       Log(LogLevel::kError, absl::StrCat("failed to load model '", model, "' version ", version,
                                          ": ", record.reason));
       if (first_error.ok()) {
@@ -149,6 +150,7 @@ absl::Status ModelRepository::SyncModel(const std::string& model) {
     }
     record.state = VersionState::kReady;
     record.reason.clear();
+    (*loaded)->load_seconds = seconds;
     record.loaded = *std::move(loaded);
     Log(LogLevel::kInfo, absl::StrCat("loaded model '", model, "' version ", version, " in ",
                                       absl::StrFormat("%.3f", seconds), " s"));
@@ -198,8 +200,8 @@ absl::StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadVersion(
       loaded->other_devices[device] = std::move(servable);
     }
   }
-  loaded->statistics =
-      std::make_unique<ModelStatistics>(static_cast<int>(loaded->servable->graph().bricks().size()));
+  loaded->statistics = std::make_unique<ModelStatistics>(
+      static_cast<int>(loaded->servable->graph().bricks().size()), options_.histograms);
   BatcherOptions batcher;
   batcher.max_batch_size = plan.max_batch_size;
   batcher.preferred_batch_sizes = plan.preferred_batch_sizes;
@@ -277,6 +279,11 @@ std::vector<std::shared_ptr<const ModelVersion>> ModelRepository::ReadyVersions(
     if (record.state == VersionState::kReady) result.push_back(record.loaded);
   }
   return result;
+}
+
+std::map<std::string, uint64_t> ModelRepository::LoadFailures() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return load_failures_;
 }
 
 std::vector<IndexEntry> ModelRepository::Index(bool ready_only) const {

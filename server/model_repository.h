@@ -43,6 +43,7 @@ struct ModelVersion {
   // Copies on further devices (GPU instances on other GPUs), by device name.
   std::map<std::string, std::unique_ptr<ServableModel>> other_devices;
   std::unique_ptr<ModelStatistics> statistics;  // never null
+  double load_seconds = 0;  // loading and warming up
   // Declared last, so it stops before the models it runs are destroyed.
   std::unique_ptr<DynamicBatcher> batcher;  // never null
 };
@@ -73,6 +74,7 @@ class ModelRepository {
     Loader loader;                                           // required
     int cores = 2;            // CPU cores to share between CPU instances
     bool cuda_available = false;
+    bool histograms = true;   // record latency and batch histograms (metrics on)
   };
 
   // Scans `options.root` and loads the start-up models (all in none/poll mode, the named
@@ -90,6 +92,9 @@ class ModelRepository {
   // Unavailable for a known model or version that is not ready (message says why).
   absl::StatusOr<std::shared_ptr<const ModelVersion>> Find(const std::string& model,
                                                            const std::string& version) const;
+
+  // Failed version loads per model since start.
+  std::map<std::string, uint64_t> LoadFailures() const;
 
   // Every ready version of `model`, ascending; empty when none.
   std::vector<std::shared_ptr<const ModelVersion>> ReadyVersions(const std::string& model) const;
@@ -143,6 +148,7 @@ class ModelRepository {
   // Guards the records; held only briefly.
   mutable absl::Mutex mu_ ABSL_ACQUIRED_AFTER(sync_mu_);
   std::map<std::string, ModelRecord> models_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> load_failures_ ABSL_GUARDED_BY(mu_);
 
   absl::Notification stop_polling_;
   std::thread poll_thread_;

@@ -9,7 +9,10 @@
 #include <cstdint>
 #include <memory>
 
+#include "absl/status/status.h"
 #include "core/run_trace.h"
+#include "core/stage.h"
+#include "server/metrics_histogram.h"
 
 namespace torchbricks::server {
 
@@ -23,10 +26,19 @@ struct DurationCounter {
   }
 };
 
+// The stages a request can name, for per-stage metrics: INFERENCE, EXPORT, and "" for a
+// request whose `stage` parameter was refused.
+inline constexpr int kServedStages = 3;
+inline constexpr int kStatusCodes = 17;
+int ServedStageIndex(Stage stage);        // 0 or 1 (2 for any other stage)
+const char* ServedStageLabel(int index);  // "INFERENCE", "EXPORT", ""
+
 class ModelStatistics {
  public:
-  explicit ModelStatistics(int num_bricks)
-      : num_bricks_(num_bricks),
+  // `histograms` off skips the latency and batch histograms (metrics disabled).
+  explicit ModelStatistics(int num_bricks, bool histograms = true)
+      : histograms_(histograms),
+        num_bricks_(num_bricks),
         brick_executions_(new std::atomic<uint64_t>[num_bricks]()),
         brick_ns_(new std::atomic<uint64_t>[num_bricks]()) {}
   ModelStatistics(const ModelStatistics&) = delete;
@@ -42,6 +54,31 @@ class ModelStatistics {
   std::atomic<uint64_t> execution_count{0};    // collection runs
   std::atomic<uint64_t> last_inference_ms{0};  // since the epoch
 
+  // Requests that reached this version, by stage and final status code.
+  std::atomic<uint64_t> outcomes[kServedStages][kStatusCodes] = {};
+  // Per stage: whole request, time queued, run of the batch (seconds).
+  Histogram request_seconds[kServedStages];
+  Histogram queue_seconds[kServedStages];
+  Histogram compute_seconds[kServedStages];
+  Histogram batch_rows{BatchSizeBuckets()};  // rows per execution
+
+  void CountOutcome(int stage_index, absl::StatusCode code) {
+    const int c = static_cast<int>(code);
+    if (c >= 0 && c < kStatusCodes) outcomes[stage_index][c].fetch_add(1, std::memory_order_relaxed);
+  }
+  void ObserveRequest(int stage_index, double seconds) {
+    if (histograms_) request_seconds[stage_index].Observe(seconds);
+  }
+  void ObserveQueue(int stage_index, double seconds) {
+    if (histograms_) queue_seconds[stage_index].Observe(seconds);
+  }
+  void ObserveCompute(int stage_index, double seconds) {
+    if (histograms_) compute_seconds[stage_index].Observe(seconds);
+  }
+  void ObserveBatch(int64_t rows) {
+    if (histograms_) batch_rows.Observe(static_cast<double>(rows));
+  }
+
   // Adds the bricks of one run.
   void AddTrace(const RunTrace& trace) {
     for (size_t i = 0; i < trace.bricks.size(); ++i) {
@@ -56,10 +93,19 @@ class ModelStatistics {
   uint64_t brick_ns(int brick) const { return brick_ns_[brick].load(); }
 
  private:
+  const bool histograms_;
   const int num_bricks_;
   std::unique_ptr<std::atomic<uint64_t>[]> brick_executions_;
   std::unique_ptr<std::atomic<uint64_t>[]> brick_ns_;
 };
+
+inline int ServedStageIndex(Stage stage) {
+  return stage == Stage::kInference ? 0 : stage == Stage::kExport ? 1 : 2;
+}
+
+inline const char* ServedStageLabel(int index) {
+  return index == 0 ? "INFERENCE" : index == 1 ? "EXPORT" : "";
+}
 
 }  // namespace torchbricks::server
 

@@ -22,6 +22,9 @@ const char* ServerUsage() {
          "  --load-model NAME              explicit mode: load NAME at start (repeatable)\n"
          "  --grpc-max-message-size BYTES  largest message (default 1073741824)\n"
          "  --log-level LEVEL              error | warning | info | verbose (default info)\n"
+         "  --log-format FORMAT            text | json (default text)\n"
+         "  --allow-metrics BOOL           serve Prometheus metrics (default true)\n"
+         "  --metrics-port N               HTTP port of /metrics, 0 = any free port (default 8002)\n"
          "  --shutdown-timeout-secs S      grace for in-flight requests on SIGTERM (default 30)\n"
          "  --warmup-runs N                warm-up runs per stage at load (default 3)\n";
 }
@@ -71,6 +74,16 @@ absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> arg
       }
     } else if (flag == "--log-level") {
       ASSIGN_OR_RETURN(options.log_level, ParseLogLevel(value));
+    } else if (flag == "--log-format") {
+      ASSIGN_OR_RETURN(options.log_format, ParseLogFormat(value));
+    } else if (flag == "--allow-metrics") {
+      if (value != "true" && value != "false") return BadValue(flag, value);
+      options.allow_metrics = value == "true";
+    } else if (flag == "--metrics-port") {
+      if (!absl::SimpleAtoi(value, &options.metrics_port) || options.metrics_port < 0 ||
+          options.metrics_port > 65535) {
+        return BadValue(flag, value);
+      }
     } else if (flag == "--shutdown-timeout-secs") {
       if (!absl::SimpleAtod(value, &seconds) || seconds < 0) return BadValue(flag, value);
       options.shutdown_timeout = absl::Seconds(seconds);

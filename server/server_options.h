@@ -38,6 +38,13 @@ struct ServerOptions {
   int max_message_bytes = 1 << 30;
   // --log-level error|warning|info|verbose.
   LogLevel log_level = LogLevel::kInfo;
+  // --log-format text|json.
+  LogFormat log_format = LogFormat::kText;
+  // --allow-metrics true|false: the Prometheus endpoint and the latency histograms.
+  bool allow_metrics = true;
+  // --metrics-port: HTTP port of GET /metrics (0 picks a free port, printed on stdout);
+  // it listens on --grpc-address.
+  int metrics_port = 8002;
   // --shutdown-timeout-secs: after SIGTERM, how long in-flight requests may take.
   absl::Duration shutdown_timeout = absl::Seconds(30);
   // --warmup-runs: runs per stage on the package's reference inputs before a version

@@ -7,6 +7,7 @@
 #include <atomic>
 
 #include "server/model_repository.h"
+#include "server/model_statistics.h"
 #include "server/request_gate.h"
 
 namespace torchbricks::server {
@@ -17,6 +18,12 @@ struct ServerState {
   RequestGate gate;
   // True once start-up is done, false again when shutdown begins.
   std::atomic<bool> ready{false};
+  // Inference requests refused before reaching a model version, by status code.
+  std::atomic<uint64_t> refused[kStatusCodes] = {};
+  void CountRefused(absl::StatusCode code) {
+    const int c = static_cast<int>(code);
+    if (c >= 0 && c < kStatusCodes) refused[c].fetch_add(1, std::memory_order_relaxed);
+  }
 };
 
 }  // namespace torchbricks::server

@@ -147,7 +147,8 @@ function logTail() {
 function startServer(repository) {
   server = spawn(
     SERVER_BIN,
-    ['--model-repository', repository, '--grpc-port', '0', '--grpc-address', '127.0.0.1'],
+    ['--model-repository', repository, '--grpc-port', '0', '--grpc-address', '127.0.0.1',
+     '--metrics-port', '0'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   serverExit = new Promise((resolve) => server.once('exit', (code, signal) => resolve({ code, signal })));
