@@ -9,6 +9,11 @@ The binary is `$TORCHBRICKS_SERVER`, by default `<repo>/build/server/torchbricks
 listens on 127.0.0.1 on a free port (`--grpc-port 0`), which is read from the line it prints
 on stdout; start-up waits (bounded) until ServerReady answers true. stderr goes to a log file
 whose text `log()` returns, and failures quote its tail.
+
+Metrics: `--metrics-port 0` is passed unless the flags name `--metrics-port` themselves, and
+start-up also waits (bounded) for the line `serving metrics on ADDR:PORT`, whose port
+`metrics_port` and `metrics_address` give; with `--allow-metrics false` among the flags no
+such line is awaited and `metrics_port` stays 0. `stdout_lines()` returns what it printed.
 """
 import os
 import re
@@ -27,6 +32,8 @@ from torchbricks_serve.client import InferenceClient
 REPO = Path(__file__).resolve().parents[2]
 SERVER_BINARY = Path(os.environ.get("TORCHBRICKS_SERVER", REPO / "build" / "server" / "torchbricks-server"))
 _PORT_LINE = re.compile(r"serving gRPC on (\S+):(\d+)")
+_METRICS_LINE = re.compile(r"serving metrics on (\S+):(\d+)")
+_WILDCARD_HOSTS = {"0.0.0.0", "::", "[::]", ""}
 
 
 class ServerError(RuntimeError):
@@ -46,13 +53,32 @@ class ServerProcess:
                                               dir=str(log_dir) if log_dir else None)[1])
         self.process: Optional[subprocess.Popen] = None
         self.port = 0
+        self.metrics_host = ""
+        self.metrics_port = 0
         self.returncode: Optional[int] = None
         self._stdout_lines: List[str] = []
         self._port_seen = threading.Event()
+        self._metrics_seen = threading.Event()
+        self._reader: Optional[threading.Thread] = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """False when the flags turn metrics off: `--allow-metrics` with any value but `true`."""
+        flags = " ".join(self.flags).replace("=", " ").split()
+        return not any(flag == "--allow-metrics" and value != "true" for flag, value in zip(flags, flags[1:]))
+
+    @property
+    def metrics_address(self) -> str:
+        """host:port of the metrics endpoint (127.0.0.1 when the server listens on every address)."""
+        host = "127.0.0.1" if self.metrics_host in _WILDCARD_HOSTS else self.metrics_host
+        return f"{host}:{self.metrics_port}"
+
+    def stdout_lines(self) -> List[str]:
+        return list(self._stdout_lines)
 
     @property
     def pid(self) -> int:
@@ -73,10 +99,14 @@ class ServerProcess:
         if not self.binary.is_file():
             raise ServerError(f"the server is not built: {self.binary} (set TORCHBRICKS_SERVER or build the project)")
         command = [str(self.binary), "--model-repository", str(self.repository), "--grpc-port", "0",
-                   "--grpc-address", "127.0.0.1", *self.flags]
+                   "--grpc-address", "127.0.0.1"]
+        if not any(flag == "--metrics-port" or flag.startswith("--metrics-port=") for flag in self.flags):
+            command += ["--metrics-port", "0"]
+        command += self.flags
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
-        threading.Thread(target=self._read_stdout, daemon=True).start()
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
         try:
             self._wait_ready()
         except BaseException:
@@ -93,6 +123,10 @@ class ServerProcess:
             if match and not self._port_seen.is_set():
                 self.port = int(match.group(2))
                 self._port_seen.set()
+            match = _METRICS_LINE.search(line)
+            if match and not self._metrics_seen.is_set():
+                self.metrics_host, self.metrics_port = match.group(1), int(match.group(2))
+                self._metrics_seen.set()
 
     def _wait_ready(self) -> None:
         assert self.process is not None
@@ -102,6 +136,11 @@ class ServerProcess:
                 raise self._fail(f"the server exited with {self.process.returncode} before listening")
             if time.monotonic() > deadline:
                 raise self._fail(f"no 'serving gRPC on' line within {self.ready_timeout} s")
+        while self.metrics_enabled and not self._metrics_seen.wait(0.05):
+            if self.process.poll() is not None:
+                raise self._fail(f"the server exited with {self.process.returncode} before serving metrics")
+            if time.monotonic() > deadline:
+                raise self._fail(f"no 'serving metrics on' line within {self.ready_timeout} s")
         with self.client(timeout=2) as client:
             while True:
                 try:
@@ -127,6 +166,8 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
             raise self._fail(f"the server did not exit within {timeout} s") from None
+        if self._reader is not None:
+            self._reader.join(timeout=5)  # stdout is closed: the reader has its last lines
         return self.returncode
 
     def stop(self, timeout: float = 60) -> int:
