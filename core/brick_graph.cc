@@ -225,16 +225,20 @@ int BrickGraph::FindInput(absl::string_view name) const {
   return -1;
 }
 
+std::string DataTypeName(package::DataType type) {
+  if (type == package::TYPE_STRING) return "BYTES";
+  std::string name = package::DataType_Name(type);
+  if (name.rfind("TYPE_", 0) == 0) name = name.substr(5);
+  return name;
+}
+
 absl::Status CheckAgainstSpec(const InputSpec& spec, package::DataType data_type,
                               absl::Span<const int64_t> shape) {
   if (spec.data_type != package::TYPE_INVALID && data_type != spec.data_type) {
-    auto name = [](package::DataType type) {
-      std::string text = package::DataType_Name(type);
-      return text.rfind("TYPE_", 0) == 0 ? text.substr(5) : text;
-    };
     return absl::InvalidArgumentError(absl::StrCat("input '", spec.name,
-                                                   "' must have data type ", name(spec.data_type),
-                                                   ", got ", name(data_type)));
+                                                   "' must have data type ",
+                                                   DataTypeName(spec.data_type), ", got ",
+                                                   DataTypeName(data_type)));
   }
   if (spec.dims.empty()) return absl::OkStatus();
   bool matches = spec.dims.size() == shape.size();

@@ -68,6 +68,9 @@ class BrickGraph {
   std::vector<std::string> collections_;
 };
 
+// "FP32", "INT64", ... (the Open Inference Protocol spelling); "BYTES" for TYPE_STRING.
+std::string DataTypeName(package::DataType type);
+
 // OK when a tensor of `data_type` and `shape` fits `spec`: the spec's dtype unless it is
 // TYPE_INVALID, its dims unless empty (-1 matches any size). Otherwise InvalidArgument
 // naming the input, what was expected and what came.

@@ -59,13 +59,6 @@ package::DataType FromScalarType(at::ScalarType type) {
   }
 }
 
-std::string DataTypeName(package::DataType type) {
-  if (type == package::TYPE_STRING) return "BYTES";
-  std::string name = package::DataType_Name(type);
-  if (name.rfind("TYPE_", 0) == 0) name = name.substr(5);
-  return name;
-}
-
 absl::Status CheckTensorAgainstSpec(const InputSpec& spec, const at::Tensor& tensor) {
   const package::DataType type = FromScalarType(tensor.scalar_type());
   if (type == package::TYPE_INVALID && spec.data_type != package::TYPE_INVALID) {

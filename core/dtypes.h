@@ -20,9 +20,6 @@ std::optional<at::ScalarType> ToScalarType(package::DataType type);
 // The DataType of `type`, or TYPE_INVALID when the package format has none for it.
 package::DataType FromScalarType(at::ScalarType type);
 
-// "FP32", "INT64", ... (the Open Inference Protocol spelling).
-std::string DataTypeName(package::DataType type);
-
 // OK when `tensor` has the spec's dtype (unless TYPE_INVALID) and shape (unless dims is
 // empty; -1 matches any size). Otherwise InvalidArgument naming the input, what was
 // expected and what came.
