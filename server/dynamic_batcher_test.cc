@@ -5,17 +5,14 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "server/testing/fake_servable_model.h"
 
 namespace torchbricks::server {
 namespace {
 
 // Echoes each item's first input bytes; can be held so requests pile up in the queue.
-class RecordingModel : public ServableModel {
+class RecordingModel : public testing::FakeServableModel {
  public:
-  absl::Status Validate(Stage, absl::Span<const HostTensorView>,
-                        absl::Span<const std::string>) const override {
-    return absl::OkStatus();
-  }
   absl::StatusOr<std::vector<HostTensor>> Run(Stage, absl::Span<const HostTensorView> inputs,
                                               absl::Span<const std::string>,
                                               RunTrace*) const override {
@@ -35,14 +32,8 @@ class RecordingModel : public ServableModel {
       for (const BatchItem& item : items) batch.push_back(std::string(item.inputs[0].data));
       batches_.push_back(batch);
     }
-    std::vector<absl::StatusOr<std::vector<HostTensor>>> results;
-    for (const BatchItem& item : items) results.push_back(Run(stage, item.inputs, item.outputs, trace));
-    return results;
+    return FakeServableModel::RunBatch(stage, items, trace);
   }
-  std::vector<InputSpec> OutputInfo(Stage) const override { return {}; }
-  const BrickGraph& graph() const override { return graph_; }
-  const StagePlan& plan(Stage) const override { return plan_; }
-  std::string Mermaid(Stage) const override { return ""; }
 
   void Hold() {
     absl::MutexLock lock(&mu_);
@@ -66,8 +57,6 @@ class RecordingModel : public ServableModel {
   bool held_ ABSL_GUARDED_BY(mu_) = false;
   mutable int entered_ ABSL_GUARDED_BY(mu_) = 0;  // batches that reached RunBatch
   mutable std::vector<std::vector<std::string>> batches_ ABSL_GUARDED_BY(mu_);
-  BrickGraph graph_;
-  StagePlan plan_;
 };
 
 class DynamicBatcherTest : public ::testing::Test {

@@ -7,6 +7,7 @@
 
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "server/testing/fake_servable_model.h"
 
 namespace torchbricks::server {
 namespace {
@@ -14,7 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // A servable whose only output is the text of its folder's "marker" file.
-class FakeServable : public ServableModel {
+class FakeServable : public testing::FakeServableModel {
  public:
   explicit FakeServable(std::string marker) : marker_(std::move(marker)) {}
   absl::StatusOr<std::vector<HostTensor>> Run(Stage, absl::Span<const HostTensorView>,
@@ -25,26 +26,10 @@ class FakeServable : public ServableModel {
     out.data = marker_;
     return std::vector<HostTensor>{out};
   }
-  absl::Status Validate(Stage, absl::Span<const HostTensorView>,
-                        absl::Span<const std::string>) const override {
-    return absl::OkStatus();
-  }
-  std::vector<absl::StatusOr<std::vector<HostTensor>>> RunBatch(
-      Stage stage, absl::Span<const BatchItem> items, RunTrace* trace) const override {
-    std::vector<absl::StatusOr<std::vector<HostTensor>>> results;
-    for (const BatchItem& item : items) results.push_back(Run(stage, item.inputs, item.outputs, trace));
-    return results;
-  }
-  std::vector<InputSpec> OutputInfo(Stage) const override { return {}; }
-  const BrickGraph& graph() const override { return graph_; }
-  const StagePlan& plan(Stage) const override { return plan_; }
-  std::string Mermaid(Stage) const override { return ""; }
   const std::string& marker() const { return marker_; }
 
  private:
   std::string marker_;
-  BrickGraph graph_;
-  StagePlan plan_;
 };
 
 class ModelRepositoryTest : public ::testing::Test {
