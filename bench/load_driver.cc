@@ -26,6 +26,7 @@
 #include "bench/closed_loop_client.h"
 #include "bench/inprocess_sweep.h"
 #include "bench/model_counters.h"
+#include "server/command_line.h"
 #include "bench/workload.h"
 #include "core/loaded_collection.h"
 #include "core/status_macros.h"
@@ -85,17 +86,10 @@ absl::StatusOr<std::vector<int64_t>> ParsePositiveList(const std::string& flag,
 
 absl::StatusOr<DriverFlags> ParseFlags(const std::vector<std::string>& args) {
   DriverFlags flags;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string flag = args[i];
-    std::string value;
-    if (const size_t eq = flag.find('='); eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    } else {
-      return absl::InvalidArgumentError(flag + " needs a value");
-    }
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> pairs =
+      server::SplitFlagValues(args);
+  if (!pairs.ok()) return pairs.status();
+  for (const auto& [flag, value] : *pairs) {
     const auto bad = [&] {
       return absl::InvalidArgumentError(absl::StrCat("bad value '", value, "' for ", flag));
     };

@@ -3,6 +3,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
+#include "server/command_line.h"
 
 namespace torchbricks::server {
 namespace {
@@ -31,17 +32,8 @@ const char* ServerUsage() {
 
 absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> args) {
   ServerOptions options;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string flag = args[i];
-    std::string value;
-    if (const size_t eq = flag.find('='); eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat(flag, " needs a value"));
-    }
+  ASSIGN_OR_RETURN(auto pairs, SplitFlagValues(args));
+  for (const auto& [flag, value] : pairs) {
     double seconds = 0;
     if (flag == "--model-repository") {
       options.model_repository = value;
