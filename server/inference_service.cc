@@ -137,16 +137,14 @@ absl::Status InferenceService::Infer(grpc::ServerContext* context,
                                      const inference::ModelInferRequest& request,
                                      inference::ModelInferResponse* response) {
   const Clock::time_point start = Clock::now();
-  absl::StatusOr<std::shared_ptr<const ModelVersion>> version = absl::UnavailableError("");
   absl::StatusOr<ModelRepository*> repository = RepositoryOf(state_);
-  if (repository.ok()) {
-    version = (*repository)->Find(request.model_name(), request.model_version());
-  }
-  const absl::Status found = repository.ok() ? version.status() : repository.status();
-  if (!found.ok()) {
-    state_->CountRefused(found.code());
-    LogRefused(request, found);
-    return found;
+  absl::StatusOr<std::shared_ptr<const ModelVersion>> version =
+      repository.ok() ? (*repository)->Find(request.model_name(), request.model_version())
+                      : repository.status();
+  if (!version.ok()) {
+    state_->CountRefused(version.status().code());
+    LogRefused(request, version.status());
+    return version.status();
   }
   int stage_index = kServedStages - 1;
   absl::Status status = InferOnVersion(context, request, **version, response, &stage_index);

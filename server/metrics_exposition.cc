@@ -8,29 +8,16 @@
 namespace torchbricks::server {
 namespace {
 
-std::string EscapeLabelValue(const std::string& value) {
+// Backslashes and newlines escaped, as HELP text needs; label values also escape quotes.
+std::string Escape(const std::string& text, bool quotes) {
   std::string out;
-  for (char c : value) {
+  for (char c : text) {
     if (c == '\\') {
       out += "\\\\";
-    } else if (c == '"') {
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '"' && quotes) {
       out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string EscapeHelp(const std::string& help) {
-  std::string out;
-  for (char c : help) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
     } else {
       out += c;
     }
@@ -43,7 +30,7 @@ std::string LabelText(const MetricLabels& labels) {
   std::string text = "{";
   for (size_t i = 0; i < labels.size(); ++i) {
     absl::StrAppend(&text, i == 0 ? "" : ",", labels[i].first, "=\"",
-                    EscapeLabelValue(labels[i].second), "\"");
+                    Escape(labels[i].second, /*quotes=*/true), "\"");
   }
   return text + "}";
 }
@@ -105,7 +92,7 @@ std::string MetricsExposition::Render() const {
   std::string text;
   for (const std::string& name : order_) {
     const Family& family = families_.at(name);
-    absl::StrAppend(&text, "# HELP ", name, " ", EscapeHelp(family.help), "\n# TYPE ", name, " ",
+    absl::StrAppend(&text, "# HELP ", name, " ", Escape(family.help, /*quotes=*/false), "\n# TYPE ", name, " ",
                     family.type, "\n");
     for (const std::string& line : family.lines) absl::StrAppend(&text, line, "\n");
   }
