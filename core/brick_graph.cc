@@ -1,5 +1,6 @@
 #include "core/brick_graph.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -134,15 +135,53 @@ class Flattener {
         spec.alive[static_cast<int>(ToStage(static_cast<package::Stage>(stage)))] = true;
       }
     }
-    if (brick.module_file().empty() && brick.visualizer().renderer().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("brick '", full, "' has no module_file"));
-    }
+    RETURN_IF_ERROR(CheckVisualizer(full, brick, spec));
+    spec.renderer = brick.visualizer().renderer();
+    spec.renderer_parameters.insert(brick.visualizer().parameters().begin(),
+                                    brick.visualizer().parameters().end());
     spec.module_file = brick.module_file();
     spec.module_type = brick.module_type();
     spec.brick_type =
         brick.brick_type().empty() ? DefaultBrickType(spec.kind) : brick.brick_type();
     bricks_->push_back(std::move(spec));
+    return absl::OkStatus();
+  }
+
+  // A renderer only on VISUALIZATION bricks, with one output and an image input; a module
+  // file exactly when the brick has no renderer or the TorchScript one.
+  static absl::Status CheckVisualizer(const std::string& full, const package::Brick& brick,
+                                      const BrickSpec& spec) {
+    const std::string& renderer = brick.visualizer().renderer();
+    if (renderer.empty()) {
+      if (brick.module_file().empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("brick '", full, "' has no module_file"));
+      }
+      return absl::OkStatus();
+    }
+    if (spec.kind != package::VISUALIZATION) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "brick '", full, "' has a visualizer but is not a VISUALIZATION brick"));
+    }
+    if (spec.output_names.size() != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "visualization brick '", full, "' must have exactly one output name (its PNGs), has ",
+          spec.output_names.size()));
+    }
+    if (spec.input_names.empty() || spec.input_names[0] == kStageInputName ||
+        spec.input_names[0] == kAllInputName) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "visualization brick '", full, "': its first input must be the image tensor"));
+    }
+    if (renderer == kTorchScriptRenderer && brick.module_file().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "visualization brick '", full, "' uses the torchscript renderer but has no module_file"));
+    }
+    if (renderer != kTorchScriptRenderer && !brick.module_file().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "visualization brick '", full, "' names both the built-in renderer '", renderer,
+          "' and a module_file; use renderer \"", kTorchScriptRenderer,
+          "\" to render with the module"));
+    }
     return absl::OkStatus();
   }
 
@@ -213,7 +252,29 @@ absl::StatusOr<BrickGraph> BrickGraph::Create(const package::BrickCollection& ma
     spec.name = input.name();
     spec.data_type = input.data_type();
     spec.dims.assign(input.dims().begin(), input.dims().end());
+    if (input.has_encoded_image()) {
+      if (spec.data_type != package::TYPE_STRING && spec.data_type != package::TYPE_INVALID) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "encoded image input '", spec.name, "' must have data_type TYPE_STRING (BYTES)"));
+      }
+      if (spec.dims.size() > 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "encoded image input '", spec.name, "' must have shape [B] (one file per image)"));
+      }
+      const auto& image = input.encoded_image();
+      if ((image.height() > 0) != (image.width() > 0)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "encoded image input '", spec.name, "' gives only one of height and width"));
+      }
+      spec.data_type = package::TYPE_STRING;
+      spec.encoded_image = true;
+      spec.image_height = std::max<int64_t>(image.height(), 0);
+      spec.image_width = std::max<int64_t>(image.width(), 0);
+    }
     graph.inputs_.push_back(std::move(spec));
+  }
+  for (const BrickSpec& brick : graph.bricks_) {
+    if (brick.renders()) graph.bytes_outputs_.push_back(brick.output_names[0]);
   }
   return graph;
 }
@@ -223,6 +284,10 @@ int BrickGraph::FindInput(absl::string_view name) const {
     if (inputs_[i].name == name) return static_cast<int>(i);
   }
   return -1;
+}
+
+bool BrickGraph::IsBytesOutput(absl::string_view name) const {
+  return std::find(bytes_outputs_.begin(), bytes_outputs_.end(), name) != bytes_outputs_.end();
 }
 
 std::string DataTypeName(package::DataType type) {

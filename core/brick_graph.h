@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -32,15 +33,30 @@ struct BrickSpec {
   std::string module_file;  // relative to the version directory
   std::string module_type;  // Python class of the module ("TinyModel"), may be empty
   std::string brick_type;   // Python class of the brick ("BrickTrainable"), never empty
+  // For a VISUALIZATION brick that draws per image: a built-in renderer's name or
+  // "torchscript" (module_file then renders one image). Empty for every other brick.
+  std::string renderer;
+  std::map<std::string, std::string> renderer_parameters;
 
   bool AliveIn(Stage stage) const { return alive[static_cast<int>(stage)]; }
+  // True for a brick that renders images: its single output is BYTES [B] of PNG files.
+  bool renders() const { return !renderer.empty(); }
 };
+
+// The renderer name of a visualization brick whose module_file renders one image.
+inline constexpr char kTorchScriptRenderer[] = "torchscript";
 
 // A tensor the caller provides.
 struct InputSpec {
   std::string name;
   package::DataType data_type = package::TYPE_INVALID;  // TYPE_INVALID: any
   std::vector<int64_t> dims;                            // empty: unchecked; -1: variable
+  // An input sent as encoded images (BYTES [B], JPEG or PNG per element), decoded to
+  // uint8 [B, 3, H, W] RGB before any brick sees it; resized to image_height x
+  // image_width when both are positive.
+  bool encoded_image = false;
+  int64_t image_height = 0;
+  int64_t image_width = 0;
 };
 
 class BrickGraph {
@@ -60,12 +76,15 @@ class BrickGraph {
 
   // Index into inputs() of the declared input `name`, or -1.
   int FindInput(absl::string_view name) const;
+  // True when `name` is the output of a rendering brick: BYTES [B], one PNG per image.
+  bool IsBytesOutput(absl::string_view name) const;
 
  private:
   std::string name_;
   std::vector<BrickSpec> bricks_;
   std::vector<InputSpec> inputs_;
   std::vector<std::string> collections_;
+  std::vector<std::string> bytes_outputs_;
 };
 
 // "FP32", "INT64", ... (the Open Inference Protocol spelling); "BYTES" for TYPE_STRING.

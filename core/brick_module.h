@@ -14,7 +14,17 @@
 
 namespace torchbricks {
 
-class BrickModule {
+// What the executor calls for one brick: its input values in, one value per output name
+// out. Implementations are immutable and safe to call from many threads at once.
+class BrickCallable {
+ public:
+  virtual ~BrickCallable() = default;
+  // Returns one value per output name, or Internal naming the brick when it fails
+  // (InvalidArgument when the inputs cannot be what the brick takes).
+  virtual absl::StatusOr<std::vector<c10::IValue>> Run(std::vector<c10::IValue> inputs) const = 0;
+};
+
+class BrickModule : public BrickCallable {
  public:
   // Loads `brick.module_file` under `version_dir` to `device`, puts it in eval mode and
   // checks its forward() signature: the number of input names must fit its parameters,
@@ -32,7 +42,7 @@ class BrickModule {
   // the output names, any other value is the single output, None means no outputs.
   // Returns one value per output name, or Internal naming the brick when libtorch fails
   // or the result does not fit the output names.
-  absl::StatusOr<std::vector<c10::IValue>> Run(std::vector<c10::IValue> inputs) const;
+  absl::StatusOr<std::vector<c10::IValue>> Run(std::vector<c10::IValue> inputs) const override;
 
  private:
   BrickModule(const BrickSpec& brick, torch::jit::Module module)

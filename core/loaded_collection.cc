@@ -10,9 +10,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/dtypes.h"
+#include "core/image_io.h"
 #include "core/mermaid.h"
 #include "core/status_macros.h"
 #include "core/torch_errors.h"
+#include "core/visualization_brick.h"
 #include "c10/core/InferenceMode.h"
 
 namespace torchbricks {
@@ -90,13 +92,15 @@ absl::StatusOr<std::unique_ptr<LoadedCollection>> LoadedCollection::Load(
                             [&] { device = c10::Device(options.device); },
                             absl::StatusCode::kInvalidArgument));
   for (const BrickSpec& brick : collection->graph_.bricks()) {
-    if (brick.module_file.empty()) {
-      return absl::UnimplementedError(absl::StrCat(
-          "brick '", brick.name, "' asks for a built-in renderer, which this build lacks"));
+    if (brick.renders()) {
+      ASSIGN_OR_RETURN(std::unique_ptr<VisualizationBrick> visualization,
+                       VisualizationBrick::Create(brick, options.version_dir, device));
+      collection->modules_.push_back(std::move(visualization));
+    } else {
+      ASSIGN_OR_RETURN(std::unique_ptr<BrickModule> module,
+                       BrickModule::Load(brick, options.version_dir, device));
+      collection->modules_.push_back(std::move(module));
     }
-    ASSIGN_OR_RETURN(std::unique_ptr<BrickModule> module,
-                     BrickModule::Load(brick, options.version_dir, device));
-    collection->modules_.push_back(std::move(module));
   }
   return collection;
 }
@@ -109,6 +113,15 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
   for (const auto& [name, tensor] : inputs) {
     TensorSignature signature{name, FromScalarType(tensor.scalar_type()),
                               std::vector<int64_t>(tensor.sizes().begin(), tensor.sizes().end())};
+    const int declared = graph_.FindInput(name);
+    if (declared >= 0 && graph_.inputs()[declared].encoded_image) {
+      if (tensor.scalar_type() != at::kByte || tensor.dim() != 2) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "input '", name, "' is an encoded image input: give BYTES rows (uint8 [B, 4 + L])"));
+      }
+      signature.data_type = package::TYPE_STRING;
+      signature.shape = {tensor.size(0)};
+    }
     if (signature.data_type == package::TYPE_INVALID) {
       return absl::InvalidArgumentError(absl::StrCat("input '", name, "' has data type ",
                                                      c10::toString(tensor.scalar_type()),
@@ -120,9 +133,22 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
   const StagePlan& plan = plans_[static_cast<int>(stage)];
   ASSIGN_OR_RETURN(std::vector<int> steps, plan.StepsFor(outputs));
   std::vector<c10::IValue> slots(plan.num_slots());
-  for (const auto& [name, tensor] : inputs) slots[plan.FindSlot(name)] = tensor;
-
   c10::InferenceMode inference_mode;
+  for (const auto& [name, tensor] : inputs) {
+    const InputSpec& spec = graph_.inputs()[graph_.FindInput(name)];
+    if (!spec.encoded_image) {
+      slots[plan.FindSlot(name)] = tensor;
+      continue;
+    }
+    absl::StatusOr<at::Tensor> decoded(absl::UnknownError(""));
+    RETURN_IF_ERROR(CallTorch(absl::StrCat("input '", name, "'"), [&] {
+      decoded = DecodeImages(spec, tensor);
+      if (decoded.ok()) *decoded = decoded->to(tensor.device());
+    }));
+    if (!decoded.ok()) return decoded.status();
+    slots[plan.FindSlot(name)] = *std::move(decoded);
+  }
+
   const c10::IValue stage_value(std::string(StageName(stage)));
   // Runs one step; writes only its own output slots, so steps of one level may run at once.
   auto run_step = [&](int step_index, StepOutcome* outcome) {

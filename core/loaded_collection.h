@@ -62,7 +62,8 @@ class LoadedCollection {
   // `outputs` (any name the stage produces, intermediates included, or a declared input),
   // or the stage's terminal outputs when `outputs` is empty. Only the bricks those
   // outputs need are run. An output holding a Dict[str, Tensor] is returned flattened as
-  // "<name>/<key>" tensors.
+  // "<name>/<key>" tensors. An encoded image input is given, and a visualization output
+  // (graph().IsBytesOutput()) returned, as a BYTES rows tensor (core/image_io.h).
   // Errors: InvalidArgument naming the tensor for an unknown input, a missing required
   // input, a dtype or shape that contradicts the declaration, or an unknown output;
   // Internal naming the brick when libtorch fails inside it. `inputs` is never changed.
@@ -88,7 +89,7 @@ class LoadedCollection {
   bool parallel_branches_ = false;
   std::array<StagePlan, kNumStages> plans_;
   // One per brick of graph_, same order.
-  std::vector<std::unique_ptr<BrickModule>> modules_;
+  std::vector<std::unique_ptr<BrickCallable>> modules_;
 };
 
 }  // namespace torchbricks

@@ -10,7 +10,9 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/bytes_elements.h"
 #include "core/dtypes.h"
+#include "core/image_io.h"
 #include "core/loaded_collection.h"
 #include "core/reference_check.h"
 #include "core/status_macros.h"
@@ -23,21 +25,38 @@
 namespace torchbricks {
 namespace {
 
-absl::Status CheckByteSize(const HostTensorView& view) {
-  if (ElementSize(view.data_type) == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("input '", view.name, "' has data type ",
-                                                   DataTypeName(view.data_type),
-                                                   ", which no brick can take"));
-  }
+int64_t NumElements(const HostTensorView& view) {
   int64_t elements = 1;
+  for (int64_t dim : view.shape) elements *= dim;
+  return elements;
+}
+
+// The elements of a BYTES view, which must number as many as its shape says.
+absl::StatusOr<std::vector<absl::string_view>> BytesElements(const HostTensorView& view) {
+  ASSIGN_OR_RETURN(std::vector<absl::string_view> elements,
+                   SplitBytesElements(view.data, view.name));
+  if (static_cast<int64_t>(elements.size()) != NumElements(view)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input '", view.name, "' has ", elements.size(), " BYTES elements but shape [",
+        absl::StrJoin(view.shape, ","), "] needs ", NumElements(view)));
+  }
+  return elements;
+}
+
+absl::Status CheckByteSize(const HostTensorView& view) {
   for (int64_t dim : view.shape) {
     if (dim < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("input '", view.name, "' has a negative dimension"));
     }
-    elements *= dim;
   }
-  const int64_t expected = elements * ElementSize(view.data_type);
+  if (view.data_type == package::TYPE_STRING) return BytesElements(view).status();
+  if (ElementSize(view.data_type) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("input '", view.name, "' has data type ",
+                                                   DataTypeName(view.data_type),
+                                                   ", which no brick can take"));
+  }
+  const int64_t expected = NumElements(view) * ElementSize(view.data_type);
   if (static_cast<int64_t>(view.data.size()) != expected) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input '", view.name, "' has ", view.data.size(), " bytes but shape [",
@@ -54,6 +73,12 @@ absl::Status CheckByteSize(const HostTensorView& view) {
 absl::StatusOr<at::Tensor> ToTensor(const HostTensorView& view, bool borrow = false) {
   RETURN_IF_ERROR(CheckByteSize(view));
   at::Tensor tensor;
+  if (view.data_type == package::TYPE_STRING) {
+    ASSIGN_OR_RETURN(std::vector<absl::string_view> elements, BytesElements(view));
+    RETURN_IF_ERROR(CallTorch(absl::StrCat("input '", view.name, "'"),
+                              [&] { tensor = PackBytes(elements); }));
+    return tensor;
+  }
   const at::TensorOptions options = at::TensorOptions().dtype(*ToScalarType(view.data_type));
   const bool aligned =
       reinterpret_cast<uintptr_t>(view.data.data()) % ElementSize(view.data_type) == 0;
@@ -68,9 +93,20 @@ absl::StatusOr<at::Tensor> ToTensor(const HostTensorView& view, bool borrow = fa
   return tensor;
 }
 
-absl::StatusOr<HostTensor> ToHost(const std::string& name, const at::Tensor& tensor) {
+// `bytes`: the tensor is a BYTES rows tensor, returned in the protocol's layout.
+absl::StatusOr<HostTensor> ToHost(const std::string& name, const at::Tensor& tensor, bool bytes) {
   HostTensor host;
   host.name = name;
+  if (bytes) {
+    absl::StatusOr<std::vector<std::string>> elements(absl::UnknownError(""));
+    RETURN_IF_ERROR(CallTorch(absl::StrCat("output '", name, "'"),
+                              [&] { elements = UnpackBytes(tensor, name); }));
+    if (!elements.ok()) return absl::InternalError(elements.status().message());
+    host.data_type = package::TYPE_STRING;
+    host.shape = {static_cast<int64_t>(elements->size())};
+    for (const std::string& element : *elements) AppendBytesElement(element, &host.data);
+    return host;
+  }
   host.data_type = FromScalarType(tensor.scalar_type());
   if (host.data_type == package::TYPE_INVALID) {
     return absl::InternalError(absl::StrCat("output '", name, "' has data type ",
@@ -107,6 +143,10 @@ class TorchServableModel : public ServableModel {
       info.name = name;
       info.data_type = FromScalarType(tensor.scalar_type());
       info.dims.assign(tensor.sizes().begin(), tensor.sizes().end());
+      if (collection_->graph().IsBytesOutput(name)) {
+        info.data_type = package::TYPE_STRING;
+        info.dims = {-1};
+      }
       if (!info.dims.empty()) info.dims[0] = -1;
     }
   }
@@ -119,7 +159,20 @@ class TorchServableModel : public ServableModel {
       RETURN_IF_ERROR(CheckByteSize(view));
       signatures.push_back({view.name, view.data_type, view.shape});
     }
-    return collection_->Check(stage, signatures, outputs);
+    RETURN_IF_ERROR(collection_->Check(stage, signatures, outputs));
+    // Encoded images: catch bytes that are no image file here, before they are queued.
+    for (const HostTensorView& view : inputs) {
+      if (view.data_type != package::TYPE_STRING) continue;
+      ASSIGN_OR_RETURN(std::vector<absl::string_view> elements, BytesElements(view));
+      for (size_t i = 0; i < elements.size(); ++i) {
+        if (!LooksLikeJpegOrPng(elements[i])) {
+          return absl::InvalidArgumentError(absl::StrCat("input '", view.name, "' element ", i,
+                                                         " (", elements[i].size(),
+                                                         " bytes) is not a JPEG or PNG file"));
+        }
+      }
+    }
+    return absl::OkStatus();
   }
 
   absl::StatusOr<std::vector<HostTensor>> Run(Stage stage,
@@ -140,7 +193,8 @@ class TorchServableModel : public ServableModel {
     std::vector<HostTensor> result;
     result.reserve(produced.size());
     for (const auto& [name, tensor] : produced) {
-      ASSIGN_OR_RETURN(HostTensor host, ToHost(name, tensor));
+      ASSIGN_OR_RETURN(HostTensor host,
+                       ToHost(name, tensor, collection_->graph().IsBytesOutput(name)));
       result.push_back(std::move(host));
     }
     return result;
@@ -192,12 +246,20 @@ class TorchServableModel : public ServableModel {
       Stage stage, absl::Span<const BatchItem> items, RunTrace* trace) const {
     std::vector<int64_t> rows;
     std::map<std::string, std::vector<at::Tensor>> parts;
+    // BYTES inputs: the elements of every item, packed into one rows tensor below.
+    std::map<std::string, std::vector<absl::string_view>> bytes_parts;
     for (const BatchItem& item : items) {
       if (item.inputs.empty() || item.inputs[0].shape.empty()) {
         return absl::FailedPreconditionError("an item has no batch dimension");
       }
       rows.push_back(item.inputs[0].shape[0]);
       for (const HostTensorView& view : item.inputs) {
+        if (view.data_type == package::TYPE_STRING) {
+          ASSIGN_OR_RETURN(std::vector<absl::string_view> elements, BytesElements(view));
+          auto& all = bytes_parts[view.name];
+          all.insert(all.end(), elements.begin(), elements.end());
+          continue;
+        }
         ASSIGN_OR_RETURN(at::Tensor tensor, ToTensor(view, /*borrow=*/true));  // cat copies
         parts[view.name].push_back(std::move(tensor));
       }
@@ -228,6 +290,12 @@ class TorchServableModel : public ServableModel {
         return absl::FailedPreconditionError("inputs disagree on the batch size");
       }
     }
+    for (const auto& [name, elements] : bytes_parts) {
+      if (static_cast<int64_t>(elements.size()) != total) {
+        return absl::FailedPreconditionError("inputs disagree on the batch size");
+      }
+      RETURN_IF_ERROR(CallTorch("packing inputs", [&] { batched[name] = PackBytes(elements); }));
+    }
     RETURN_IF_ERROR(ToDevice(&batched));
     RunTrace batch_trace;
     ASSIGN_OR_RETURN(NamedTensors produced, collection_->Run(stage, batched, wanted, &batch_trace));
@@ -246,7 +314,8 @@ class TorchServableModel : public ServableModel {
         bool answers = false;
         for (const std::string& want : wants[i]) answers = answers || Answers(name, want);
         if (!answers) continue;
-        ASSIGN_OR_RETURN(HostTensor host, ToHost(name, pieces[i]));
+        ASSIGN_OR_RETURN(HostTensor host,
+                         ToHost(name, pieces[i], collection_->graph().IsBytesOutput(name)));
         members[i].push_back(std::move(host));
       }
     }

@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/bytes_elements.h"
 
 namespace torchbricks::server {
 namespace {
@@ -80,6 +81,10 @@ absl::StatusOr<std::string> PackTypedContents(const inference::ModelInferRequest
       field = 6;
       bytes = PackAs<double>(c.fp64_contents());
       break;
+    case package::TYPE_STRING:
+      field = 7;
+      for (const std::string& element : c.bytes_contents()) AppendBytesElement(element, &bytes);
+      break;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("input '", input.name(), "': datatype ", input.datatype(),
@@ -142,7 +147,7 @@ absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(
       return absl::InvalidArgumentError(
           absl::StrCat("input '", input.name(), "': ", type.status().message()));
     }
-    if (ElementSize(*type) == 0) {
+    if (ElementSize(*type) == 0 && *type != package::TYPE_STRING) {
       return absl::InvalidArgumentError(absl::StrCat(
           "input '", input.name(), "': datatype ", input.datatype(),
           " is not supported by brick collections (libtorch cannot hold it)"));
@@ -166,7 +171,17 @@ absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(
           "input '", input.name(),
           "' has typed contents while the request uses raw_input_contents; use one or the other"));
     }
-    if (raw) {
+    if (raw && *type == package::TYPE_STRING) {
+      view.data = request.raw_input_contents(i);
+      absl::StatusOr<std::vector<absl::string_view>> parts =
+          SplitBytesElements(view.data, input.name());
+      if (!parts.ok()) return parts.status();
+      if (static_cast<int64_t>(parts->size()) != elements) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "input '", input.name(), "' has ", parts->size(), " BYTES elements but shape [",
+            absl::StrJoin(input.shape(), ","), "] needs ", elements));
+      }
+    } else if (raw) {
       view.data = request.raw_input_contents(i);
       const int64_t expected = elements * ElementSize(*type);
       if (static_cast<int64_t>(view.data.size()) != expected) {

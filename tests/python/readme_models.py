@@ -240,3 +240,109 @@ def lookup_table() -> BrickCollection:
     return BrickCollection({
         "lookup": BrickNotTrainable(TableLookup(), input_names=["index"], output_names=["row"]),
     })
+
+
+# --- Visualization fixtures ---------------------------------------------------------------
+
+GALLERY_CLASSES = ["cat", "dog", "bird"]
+
+
+class MeanBrightness(nn.Module):
+    """A model brick alive in every stage, so EXPORT has something to run."""
+
+    def forward(self, image: Tensor) -> Tensor:
+        return image.float().mean(dim=(1, 2, 3))
+
+
+class ScoreBar(nn.Module):
+    """A TorchScript renderer: one image [H, W, 3] in 0..1 and its scores [K] in; the image as
+    uint8 with a white bar along the top whose length is the top score, out."""
+
+    def forward(self, image: Tensor, scores: Tensor) -> Tensor:
+        drawing = (image * 255.0).round().clamp(0, 255).to(torch.uint8).contiguous()
+        length = int(float(scores.max()) * drawing.shape[1])
+        drawing[:4, :length] = 255
+        return drawing
+
+
+def renderer_gallery() -> BrickCollection:
+    """One visualization brick per built-in renderer plus a TorchScript one, each drawing
+    declared inputs, so tests choose exactly what is drawn."""
+    from torchbricks_compat import BrickPerImageVisualization
+    from torchbricks_serve import renderers
+
+    def draw(spec, *inputs: str) -> BrickPerImageVisualization:
+        name = spec.renderer if isinstance(spec, renderers.RendererSpec) else "custom"
+        return BrickPerImageVisualization(callable=spec, input_names=["image", *inputs],
+                                          output_names=[f"./{name}"])
+
+    return BrickCollection({
+        "brightness": BrickNotTrainable(MeanBrightness(), input_names=["image"], output_names=["brightness"]),
+        "draw": {
+            "classification": draw(renderers.ImageClassification(class_names=GALLERY_CLASSES, top_k=2),
+                                   "class_scores"),
+            "segmentation": draw(renderers.SemanticSegmentation(alpha=0.6, class_names=["background", *GALLERY_CLASSES]),
+                                 "mask"),
+            "detection": draw(renderers.ObjectDetection(class_names=GALLERY_CLASSES, score_threshold=0.3),
+                              "boxes", "box_scores", "box_labels"),
+            "keypoints": draw(renderers.Keypoints(score_threshold=0.5, skeleton=[(0, 1), (1, 2), (2, 3)]),
+                              "keypoints"),
+            "heatmap": draw(renderers.Heatmap(alpha=0.5, colormap="jet"), "heat"),
+            "custom": draw(ScoreBar(), "class_scores"),
+        },
+    })
+
+
+# Any image size and any number of boxes or keypoints.
+RENDERER_GALLERY_SPECS = {
+    "image": (torch.float32, (-1, 3, -1, -1)), "class_scores": (torch.float32, (-1, 3)),
+    "mask": (torch.int64, (-1, -1, -1)), "boxes": (torch.float32, (-1, -1, 4)),
+    "box_scores": (torch.float32, (-1, -1)), "box_labels": (torch.int64, (-1, -1)),
+    "keypoints": (torch.float32, (-1, -1, 3)), "heat": (torch.float32, (-1, -1, -1)),
+}
+
+
+def renderer_gallery_examples(batch: int = 2, height: int = 120, width: int = 160) -> Dict[str, Tensor]:
+    """Inputs for every brick of renderer_gallery(): a plain image and predictions in its corners."""
+    image = torch.full((batch, 3, height, width), 0.5)
+    mask = torch.zeros(batch, height // 2, width // 2, dtype=torch.int64)
+    mask[:, : height // 4, : width // 4] = 1
+    heat = torch.zeros(batch, height // 4, width // 4)
+    heat[:, :4, :4] = 1.0
+    return {
+        "image": image,
+        "class_scores": torch.tensor([[0.1, 0.7, 0.2]]).repeat(batch, 1),
+        "mask": mask,
+        "boxes": torch.tensor([[[4.0, 4.0, 40.0, 30.0], [0.0, 0.0, 0.0, 0.0]]]).repeat(batch, 1, 1),
+        "box_scores": torch.tensor([[0.9, 0.0]]).repeat(batch, 1),
+        "box_labels": torch.tensor([[1, -1]]).repeat(batch, 1),
+        "keypoints": torch.tensor([[[10.0, 10.0, 1.0], [20.0, 12.0, 1.0], [30.0, 16.0, 1.0], [36.0, 24.0, 1.0]]])
+        .repeat(batch, 1, 1),
+        "heat": heat,
+    }
+
+
+class ToUnitFloat(nn.Module):
+    """uint8 images (decoded by the server) to float in 0..1."""
+
+    def forward(self, image: Tensor) -> Tensor:
+        return image.float() / 255.0
+
+
+def vision_classifier() -> BrickCollection:
+    """Encoded JPEG/PNG input, a tiny classifier, an unrelated second head and a visualization of
+    the first head's prediction drawn on the decoded image."""
+    from torchbricks_compat import BrickPerImageVisualization
+    from torchbricks_serve import renderers
+
+    torch.manual_seed(SEED)
+    return BrickCollection({
+        "preprocessor": BrickNotTrainable(ToUnitFloat(), input_names=["image"], output_names=["processed"]),
+        "backbone": BrickTrainable(TinyBackbone(3, 16), input_names=["processed"], output_names=["features"]),
+        "head": {"classify": BrickTrainable(ImageClassifier(num_classes=3, n_features=16), input_names=["features"],
+                                            output_names=["./logits", "./probabilities", "./class_prediction"])},
+        "brightness": BrickNotTrainable(MeanBrightness(), input_names=["processed"], output_names=["brightness"]),
+        "visualizer": BrickPerImageVisualization(
+            callable=renderers.ImageClassification(class_names=GALLERY_CLASSES),
+            input_names=["image", "head/probabilities"], output_names=["visualization"]),
+    })

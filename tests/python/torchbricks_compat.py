@@ -5,6 +5,7 @@ the exporter must accept real torchbricks objects. This module reproduces the *p
 of its bricks, which is all the exporter relies on (it duck-types them):
 
 - the 0.1 API: `Stage`, `BrickTrainable`, `BrickNotTrainable`, `BrickLoss`, `BrickMetricSingle`,
+  `BrickPerImageVisualization(callable, ...)` (its model calls `callable` once per image),
   each `Brick(model, input_names, output_names, alive_stages="all" | [Stage, ...])` with the
   kind's default alive stages, and `BrickCollection`, an nn.ModuleDict over (nested) dicts
   that runs the bricks alive in a stage;
@@ -71,6 +72,33 @@ class BrickLoss(_Brick):
 
 class BrickMetricSingle(_Brick):
     default_alive = [Stage.TRAIN, Stage.VALIDATION, Stage.TEST]
+
+
+class _PerImageProcessing(nn.Module):
+    """Calls `callable` once per image: [B, C, H, W] tensors become channels-last numpy images,
+    other batched tensors one numpy row each, anything else is passed whole."""
+
+    def __init__(self, callable: Any) -> None:
+        super().__init__()
+        self.callable = callable
+
+    def forward(self, *values: Any) -> List[Any]:
+        batch = {v.shape[0] for v in values if isinstance(v, torch.Tensor) and v.dim() > 0}
+        assert len(batch) == 1, f"batch sizes disagree: {batch}"
+        def unpack(value: Any, i: int) -> Any:
+            if not isinstance(value, torch.Tensor) or value.dim() == 0:
+                return value
+            row = value[i].detach().cpu()
+            return (row.permute(1, 2, 0) if value.dim() == 4 else row).numpy()
+        return [self.callable(*(unpack(v, i) for v in values)) for i in range(batch.pop())]
+
+
+class BrickPerImageVisualization(_Brick):
+    default_alive = [Stage.INFERENCE]
+
+    def __init__(self, callable: Any, input_names: List[str], output_names: List[str],
+                 alive_stages: Union[str, List[Stage], None] = None) -> None:
+        super().__init__(_PerImageProcessing(callable), input_names, output_names, alive_stages)
 
 
 class BrickCollection(nn.ModuleDict):

@@ -18,6 +18,7 @@ _EXPORTS = {
     "EXPORTER_VERSION": "exporter", "export_brick_collection": "exporter", "ExportError": "errors",
     "Stage": "stages", "load_reference": "reference", "run_reference": "reference",
     "InferenceClient": "client", "InferResult": "client", "build_infer_request": "client",
+    "EncodedImage": "renderers", "renderers": None,
 }
 
 __all__ = sorted(_EXPORTS)
@@ -26,7 +27,10 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'torchbricks_serve' has no attribute '{name}'")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    if _EXPORTS[name] is None:  # a submodule
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     globals()[name] = value
     return value
 

@@ -9,8 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, FrozenSet, List, Tuple
 
+from torch import nn
+
 from .errors import ExportError
 from .naming import SPECIAL_INPUTS, resolve_name
+from .renderers import BUILT_IN, TORCHSCRIPT, RendererSpec
 from .stages import (ALL_STAGES, BRICK_TYPE_FOR_KIND, DEFAULT_ALIVE, KINDS, kind_from_class_name,
                      kind_from_tags, parse_alive_stages, stages_from_tags)
 
@@ -31,6 +34,11 @@ class BrickSpec:
     kind: str
     alive: FrozenSet[str]           # upper-case stage names
     brick_type: str
+    # Visualization bricks that draw per image: a built-in renderer's name or "torchscript",
+    # its parameters, and the callable (a RendererSpec, or the module that renders one image).
+    renderer: str = ""
+    renderer_parameters: Tuple[Tuple[str, str], ...] = ()
+    render_callable: Any = None
 
     @property
     def alive_all(self) -> bool:
@@ -38,7 +46,12 @@ class BrickSpec:
 
     @property
     def module_type(self) -> str:
-        return type(self.module).__name__
+        return type(self.render_callable if self.renderer else self.module).__name__
+
+    @property
+    def has_module_file(self) -> bool:
+        """False for a brick drawn by a built-in renderer, which has no TorchScript file."""
+        return self.renderer in ("", TORCHSCRIPT)
 
     @property
     def module_file(self) -> str:
@@ -100,7 +113,9 @@ def _spec_from_object(brick: Any, full: str, path: Tuple[str, ...]) -> BrickSpec
         alive = stages_from_tags(tags)
     else:
         alive = DEFAULT_ALIVE[kind]
-    return _make_spec(full, path, brick.model, brick.input_names, brick.output_names, kind, alive, brick_type)
+    draw = getattr(brick, "callable", None) or getattr(brick.model, "callable", None)
+    return _make_spec(full, path, brick.model, brick.input_names, brick.output_names, kind, alive, brick_type,
+                      draw if kind == "VISUALIZATION" else None)
 
 
 def _spec_from_dict(brick: Mapping, full: str, path: Tuple[str, ...]) -> BrickSpec:
@@ -111,12 +126,13 @@ def _spec_from_dict(brick: Mapping, full: str, path: Tuple[str, ...]) -> BrickSp
         alive = parse_alive_stages(brick["alive_stages"], f"brick '{full}'")
     else:
         alive = DEFAULT_ALIVE[kind]
+    draw = brick["module"] if kind == "VISUALIZATION" and isinstance(brick["module"], RendererSpec) else None
     return _make_spec(full, path, brick["module"], brick.get("input_names", ()), brick.get("output_names", ()),
-                      kind, alive, BRICK_TYPE_FOR_KIND[kind])
+                      kind, alive, BRICK_TYPE_FOR_KIND[kind], draw)
 
 
 def _make_spec(full: str, path: Tuple[str, ...], module: Any, input_names: Any, output_names: Any,
-               kind: str, alive: FrozenSet[str], brick_type: str) -> BrickSpec:
+               kind: str, alive: FrozenSet[str], brick_type: str, draw: Any = None) -> BrickSpec:
     input_names = _as_names(input_names, full, "input_names")
     output_names = _as_names(output_names, full, "output_names")
     for special in SPECIAL_INPUTS:
@@ -125,9 +141,32 @@ def _make_spec(full: str, path: Tuple[str, ...], module: Any, input_names: Any, 
     outputs = tuple(resolve_name(name, path, full) for name in output_names)
     if len(set(outputs)) != len(outputs):
         raise ExportError(f"brick '{full}': output names repeat: {list(output_names)}")
+    renderer, parameters = _renderer_of(full, draw, output_names)
     return BrickSpec(name=full, collection_path=path, module=module, input_names=input_names,
                      output_names=output_names, inputs=tuple(resolve_name(name, path, full) for name in input_names),
-                     outputs=outputs, kind=kind, alive=frozenset(alive), brick_type=brick_type)
+                     outputs=outputs, kind=kind, alive=frozenset(alive), brick_type=brick_type,
+                     renderer=renderer, renderer_parameters=parameters, render_callable=draw if renderer else None)
+
+
+def _renderer_of(full: str, draw: Any, output_names: Tuple[str, ...]) -> Tuple[str, Tuple[Tuple[str, str], ...]]:
+    """(renderer, parameters) of a visualization brick's callable; ("", ()) when it has none."""
+    if draw is None:
+        return "", ()
+    if isinstance(draw, RendererSpec):
+        renderer, parameters = draw.renderer, tuple(sorted(draw.parameters.items()))
+    elif isinstance(draw, nn.Module):
+        renderer, parameters = TORCHSCRIPT, ()
+    else:
+        what = getattr(draw, "__name__", type(draw).__name__)
+        raise ExportError(
+            f"visualization brick '{full}': its callable {what} is plain Python, which the server cannot run. "
+            "Pick a built-in renderer instead, e.g. callable=torchbricks_serve.renderers.ImageClassification("
+            f"class_names=[...]) (built-in: {', '.join(BUILT_IN)}; see docs/RENDERERS.md), or make it a "
+            "scriptable torch.nn.Module that takes one image's values and returns uint8 [H, W, 3]")
+    if len(output_names) != 1:
+        raise ExportError(f"visualization brick '{full}' must have exactly one output name (its PNGs), "
+                          f"has {list(output_names)}")
+    return renderer, parameters
 
 
 def _as_names(names: Any, full: str, field: str) -> Tuple[str, ...]:

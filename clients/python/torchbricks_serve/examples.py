@@ -9,6 +9,7 @@ from .collection import BrickSpec
 from .errors import ExportError
 from .graph import alive_bricks, declared_inputs, required_inputs
 from .pbtxt import DATA_TYPE_NAMES, DATA_TYPES, InputSpec
+from .renderers import EncodedImage
 from .stages import STAGE_NAMES, is_stage_like, stage_name
 
 
@@ -85,10 +86,13 @@ def _from_examples(name: str, tensors: List[Tensor]) -> InputSpec:
 
 
 def _override(name: str, spec: Any) -> InputSpec:
+    if isinstance(spec, EncodedImage):
+        return InputSpec(name, "TYPE_STRING", (-1,), (spec.height or 0, spec.width or 0))
     try:
         dtype, dims = spec
     except (TypeError, ValueError):
-        raise ExportError(f"input_specs['{name}'] must be a pair (dtype, dims), got {spec!r}") from None
+        raise ExportError(f"input_specs['{name}'] must be a pair (dtype, dims) or an EncodedImage, "
+                          f"got {spec!r}") from None
     if isinstance(dtype, torch.dtype):
         data_type = DATA_TYPES.get(dtype, "TYPE_INVALID")
     elif dtype is None:

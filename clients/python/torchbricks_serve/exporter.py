@@ -21,7 +21,7 @@ from .errors import ExportError
 from .examples import build_input_specs, examples_per_stage
 from .graph import validate_stages
 from .pbtxt import format_brick_collection
-from .reference import execute, flatten_value, output_tensors, save_reference
+from .reference import encode_png_rows, execute, flatten_value, output_tensors, save_reference
 from .stages import STAGE_NAMES
 
 EXPORTER_VERSION = "0.1.0"
@@ -35,6 +35,12 @@ def export_brick_collection(collection: Any, version_dir: Any, example_inputs: O
                             input_specs: Optional[Mapping[str, Any]] = None, name: Optional[str] = None,
                             *, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL) -> Path:
     """Exports `collection` to `version_dir` (e.g. `repository/my_model/1`) and returns its path.
+
+    `input_specs` may override a declared input's `(dtype, dims)`, or declare it an encoded
+    image input with `EncodedImage(height, width)`: clients then send JPEG/PNG bytes, and the
+    examples for it are uint8 [B, 3, H, W] images (saved in the reference as PNG files).
+    Visualization bricks export when their callable is a renderer spec
+    (`torchbricks_serve.renderers`) or a scriptable module that renders one image.
 
     Every brick module is scripted, or traced with the arguments it received while running the
     example inputs. LOSS and METRIC bricks that do not script are left out with a warning. The
@@ -74,6 +80,10 @@ def _export_modules(specs: List[BrickSpec], examples: Mapping[str, Mapping[str, 
     """Scripts (or traces) every brick; returns the bricks kept, their modules and the traced names."""
     exported, failures = {}, {}
     for spec in specs:
+        if spec.renderer:
+            if spec.has_module_file:
+                exported[spec.name] = module_export.script_renderer(spec)
+            continue
         module, error = module_export.try_script(spec)
         if module is not None:
             exported[spec.name] = module
@@ -132,25 +142,36 @@ def _capture_arguments(specs: Sequence[BrickSpec], examples: Mapping[str, Mappin
 def _write_package(root: Path, specs: Sequence[BrickSpec], exported: Mapping[str, torch.jit.ScriptModule],
                    examples: Mapping[str, Mapping[str, Tensor]], input_specs: Optional[Mapping[str, Any]],
                    name: str, traced: Sequence[str], rtol: float, atol: float) -> None:
-    loaded = {}
+    loaded, renderers = {}, {}
     for spec in specs:
+        if not spec.has_module_file:
+            continue
         path = root / spec.module_file
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.jit.save(exported[spec.name], str(path))
-        loaded[spec.name] = torch.jit.load(str(path), map_location="cpu")
+        # A renderer module draws one image; the eager brick stays in the batched runs below.
+        (renderers if spec.renderer else loaded)[spec.name] = torch.jit.load(str(path), map_location="cpu")
+    inputs = build_input_specs(specs, examples, input_specs)
+    encoded = {spec.name: spec for spec in inputs if spec.encoded_image is not None}
     for stage in (s for s in STAGE_NAMES if s in examples):
         with torch.no_grad():
             eager = execute(specs, stage, examples[stage])
             scripted = execute(specs, stage, examples[stage], modules=loaded)
+            for spec in specs:
+                if spec.name in renderers and stage in spec.alive:
+                    module_export.check_renderer(spec, renderers[spec.name], stage, eager)
         _check_parity(specs, stage, eager, scripted, rtol, atol)
-        save_reference(root / "reference" / f"{stage}.pt", stage, examples[stage], output_tensors(specs, stage, eager))
+        reference_inputs = {name: encode_png_rows(name, tensor, encoded[name]) if name in encoded else tensor
+                            for name, tensor in examples[stage].items()}
+        save_reference(root / "reference" / f"{stage}.pt", stage, reference_inputs,
+                       output_tensors(specs, stage, eager))
     metadata = {"exporter": "torchbricks_serve", "exporter_version": EXPORTER_VERSION,
                 "torch_version": torch.__version__,
                 "reference_stages": ",".join(stage for stage in STAGE_NAMES if stage in examples),
                 "reference_rtol": repr(rtol), "reference_atol": repr(atol)}
     if traced:
         metadata["traced_bricks"] = ",".join(traced)
-    text = format_brick_collection(name, build_input_specs(specs, examples, input_specs), specs, metadata)
+    text = format_brick_collection(name, inputs, specs, metadata)
     (root / "bricks.pbtxt").write_text(text, encoding="utf-8")
 
 
@@ -158,7 +179,7 @@ def _check_parity(specs: Sequence[BrickSpec], stage: str, eager: Mapping[str, An
                   rtol: float, atol: float) -> None:
     """Raises ExportError naming the brick whose exported module disagrees with its eager module."""
     for spec in specs:
-        if stage not in spec.alive:
+        if stage not in spec.alive or spec.renderer:
             continue
         for output in spec.outputs:
             want, got = flatten_value(output, eager[output]), flatten_value(output, scripted[output])

@@ -54,3 +54,39 @@ def trace(spec: BrickSpec, args: Optional[Tuple[Any, ...]], script_error: str) -
     except Exception as error:
         raise ExportError(f"brick '{spec.name}' ({spec.module_type}) cannot be scripted ({script_error}) "
                           f"nor traced: {first_line(error)}") from error
+
+
+def script_renderer(spec: BrickSpec) -> torch.jit.ScriptModule:
+    """Scripts the module that renders one image for a visualization brick; raises ExportError
+    naming the brick, with the built-in alternative, when it does not script."""
+    try:
+        return torch.jit.script(spec.render_callable.eval())
+    except Exception as error:
+        raise ExportError(
+            f"visualization brick '{spec.name}': its renderer module {spec.module_type} cannot be scripted "
+            f"({first_line(error)}). Make it scriptable, or pick a built-in renderer instead, e.g. "
+            "callable=torchbricks_serve.renderers.ImageClassification(class_names=[...]) (see docs/RENDERERS.md)"
+        ) from error
+
+
+def check_renderer(spec: BrickSpec, module: torch.jit.ScriptModule, stage: str, values: Any) -> None:
+    """Runs a scripted renderer on the first image of a stage's example values, unpacked as the
+    server does, and raises ExportError naming the brick unless it returns uint8 [H, W, 3]."""
+    args = []
+    for position, name in enumerate(spec.inputs):
+        value = stage if name == "stage" else values[name]
+        if position == 0:
+            value = value[0].permute(1, 2, 0)
+        elif isinstance(value, torch.Tensor) and value.dim() > 0:
+            value = value[0]
+        args.append(value)
+    try:
+        image = module(*args)
+    except Exception as error:
+        raise ExportError(f"visualization brick '{spec.name}': its renderer module fails on one image of the "
+                          f"stage {stage} examples: {first_line(error)}") from error
+    if not (isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and image.dim() == 3
+            and image.shape[2] == 3):
+        got = f"{image.dtype} {list(image.shape)}" if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ExportError(f"visualization brick '{spec.name}': its renderer module returned {got}; "
+                          "it must return uint8 [H, W, 3]")

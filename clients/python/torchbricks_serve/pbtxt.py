@@ -28,6 +28,8 @@ class InputSpec:
     name: str
     data_type: str = "TYPE_INVALID"
     dims: Optional[Tuple[int, ...]] = None
+    # (height, width) of an encoded image input, (0, 0) without a resize; None for a tensor.
+    encoded_image: Optional[Tuple[int, int]] = None
 
 
 def quote(text: str) -> str:
@@ -54,6 +56,9 @@ def format_brick_collection(name: str, inputs: Sequence[InputSpec], specs: Seque
         lines.append(f"  name: {quote(spec.name)}")
         lines.append(f"  data_type: {spec.data_type}")
         lines.extend(f"  dims: {dim}" for dim in spec.dims or ())
+        if spec.encoded_image is not None:
+            height, width = spec.encoded_image
+            lines.append(f"  encoded_image {{ height: {height} width: {width} }}")
         lines.append("}")
     lines.extend(_format_nodes(specs))
     for key, value in metadata.items():
@@ -97,8 +102,15 @@ def _format_brick(spec: BrickSpec) -> List[str]:
         lines.append("  alive_all: true")
     else:
         lines.extend(f"  alive_stages: {stage}" for stage in STAGE_NAMES if stage in spec.alive)
-    lines.append(f"  module_file: {quote(spec.module_file)}")
+    if spec.has_module_file:
+        lines.append(f"  module_file: {quote(spec.module_file)}")
     lines.append(f"  module_type: {quote(spec.module_type)}")
     lines.append(f"  brick_type: {quote(spec.brick_type)}")
+    if spec.renderer:
+        lines.append("  visualizer {")
+        lines.append(f"    renderer: {quote(spec.renderer)}")
+        for key, value in spec.renderer_parameters:
+            lines.append(f"    parameters {{ key: {quote(key)} value: {quote(value)} }}")
+        lines.append("  }")
     lines.append("}")
     return lines

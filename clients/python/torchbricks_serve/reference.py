@@ -25,6 +25,7 @@ def execute(specs: Sequence[BrickSpec], stage: str, named_inputs: Mapping[str, A
             modules: Optional[Mapping[str, Callable]] = None,
             captured_args: Optional[Dict[str, Tuple[Any, ...]]] = None) -> Dict[str, Any]:
     """Runs the bricks alive in `stage` and returns every value: the inputs, then each output.
+    Visualization bricks that render per image are not run.
 
     `modules` replaces the module of the bricks it names (used to run the exported modules);
     `captured_args`, when given, receives the positional arguments each brick was called with.
@@ -33,6 +34,10 @@ def execute(specs: Sequence[BrickSpec], stage: str, named_inputs: Mapping[str, A
     """
     values: Dict[str, Any] = dict(named_inputs)
     for spec in alive_bricks(specs, stage):
+        if spec.renderer:
+            # Drawings are the server's job (and torchbricks hands a renderer numpy arrays where
+            # the server hands tensors); nothing is compared or consumed downstream.
+            continue
         args = tuple(_argument(spec, name, stage, values) for name in spec.inputs)
         if captured_args is not None:
             captured_args[spec.name] = args
@@ -65,6 +70,8 @@ def output_tensors(specs: Sequence[BrickSpec], stage: str, values: Mapping[str, 
     """
     tensors: Dict[str, Tensor] = {}
     for spec in alive_bricks(specs, stage):
+        if spec.renderer:  # drawings are made by the server; nothing to compare
+            continue
         for name in spec.outputs:
             flat = flatten_value(name, values[name])
             if not flat and not _is_tensor_dict(values[name]):
@@ -130,6 +137,27 @@ def load_reference(path: Path) -> Tuple[str, Dict[str, Tensor], Dict[str, Tensor
     """Reads a reference file back as (stage, inputs, outputs)."""
     record = torch.jit.load(str(path), map_location="cpu")
     return record.stage, dict(record.inputs), dict(record.outputs)
+
+
+def encode_png_rows(name: str, images: Tensor, spec: Any) -> Tensor:
+    """The example images of an encoded image input as the server receives them: one PNG file
+    per image (lossless, so the server decodes exactly `images`), packed as BYTES rows
+    (uint8 [B, 4 + L]: a 4-byte little-endian length, the bytes, zero padding)."""
+    from torchvision.io import encode_png  # the exporter alone needs torchvision
+
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+        raise ExportError(f"example input '{name}' is an encoded image input: give uint8 [B, 3, H, W] images, "
+                          f"got {images.dtype} {list(images.shape)}")
+    height, width = spec.encoded_image
+    if height and (images.shape[2], images.shape[3]) != (height, width):
+        raise ExportError(f"example input '{name}' has images of {images.shape[3]}x{images.shape[2]}, but the "
+                          f"input resizes to {width}x{height}; give examples of that size")
+    files = [encode_png(image.cpu().contiguous()).numpy().tobytes() for image in images]
+    rows = torch.zeros(len(files), 4 + max((len(f) for f in files), default=0), dtype=torch.uint8)
+    for row, data in zip(rows, files):
+        row[:4] = torch.tensor(list(len(data).to_bytes(4, "little")), dtype=torch.uint8)
+        row[4:4 + len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    return rows
 
 
 def first_line(error: BaseException) -> str:

@@ -1,0 +1,183 @@
+#include "core/image_io.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/torch_errors.h"
+#include "opencv2/imgcodecs.hpp"
+#include "opencv2/imgproc.hpp"
+
+namespace torchbricks {
+namespace {
+
+constexpr int64_t kPrefix = 4;
+
+template <typename Element>
+at::Tensor PackRows(absl::Span<const Element> elements) {
+  size_t longest = 0;
+  for (const auto& element : elements) longest = std::max(longest, element.size());
+  at::Tensor rows = at::zeros({static_cast<int64_t>(elements.size()),
+                               kPrefix + static_cast<int64_t>(longest)},
+                              at::kByte);
+  const int64_t stride = rows.size(1);
+  auto* out = rows.data_ptr<uint8_t>();
+  for (size_t i = 0; i < elements.size(); ++i) {
+    uint8_t* row = out + i * stride;
+    const uint32_t length = static_cast<uint32_t>(elements[i].size());
+    for (int b = 0; b < 4; ++b) row[b] = static_cast<uint8_t>(length >> (8 * b) & 0xff);
+    if (length > 0) std::memcpy(row + kPrefix, elements[i].data(), length);
+  }
+  return rows;
+}
+
+std::string Shape(const at::Tensor& tensor) {
+  return absl::StrCat("[", absl::StrJoin(tensor.sizes(), ","), "]");
+}
+
+}  // namespace
+
+at::Tensor PackBytes(absl::Span<const absl::string_view> elements) {
+  return PackRows(elements);
+}
+
+at::Tensor PackBytes(absl::Span<const std::string> elements) { return PackRows(elements); }
+
+absl::StatusOr<std::vector<std::string>> UnpackBytes(const at::Tensor& rows,
+                                                     absl::string_view tensor_name) {
+  if (rows.scalar_type() != at::kByte || rows.dim() != 2 || rows.size(1) < kPrefix) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", tensor_name, "' should hold BYTES rows (uint8 [B, 4 + L]), got ",
+                     c10::toString(rows.scalar_type()), " ", Shape(rows)));
+  }
+  const at::Tensor host = rows.to(at::kCPU).contiguous();
+  const int64_t stride = host.size(1);
+  const auto* data = host.data_ptr<uint8_t>();
+  std::vector<std::string> elements;
+  elements.reserve(host.size(0));
+  for (int64_t i = 0; i < host.size(0); ++i) {
+    const uint8_t* row = data + i * stride;
+    uint32_t length = 0;
+    for (int b = 0; b < 4; ++b) length |= static_cast<uint32_t>(row[b]) << (8 * b);
+    if (length > stride - kPrefix) {
+      return absl::InvalidArgumentError(absl::StrCat("'", tensor_name, "' row ", i, " claims ",
+                                                     length, " bytes in a row of ",
+                                                     stride - kPrefix));
+    }
+    elements.emplace_back(reinterpret_cast<const char*>(row + kPrefix), length);
+  }
+  return elements;
+}
+
+bool LooksLikeJpegOrPng(absl::string_view element) {
+  static constexpr unsigned char kJpeg[] = {0xff, 0xd8, 0xff};
+  static constexpr unsigned char kPng[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  auto starts_with = [&](const unsigned char* magic, size_t size) {
+    return element.size() >= size && std::memcmp(element.data(), magic, size) == 0;
+  };
+  return starts_with(kJpeg, sizeof(kJpeg)) || starts_with(kPng, sizeof(kPng));
+}
+
+absl::StatusOr<at::Tensor> DecodeImages(const InputSpec& spec, const at::Tensor& rows) {
+  absl::StatusOr<std::vector<std::string>> elements = UnpackBytes(rows, spec.name);
+  if (!elements.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input '", spec.name, "' is an encoded image input: send BYTES elements (JPEG or PNG)"));
+  }
+  std::vector<cv::Mat> images;
+  images.reserve(elements->size());
+  for (size_t i = 0; i < elements->size(); ++i) {
+    const std::string& element = (*elements)[i];
+    auto undecodable = [&](absl::string_view why) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "' element ", i,
+                                                     " (", element.size(), " bytes) ", why));
+    };
+    if (!LooksLikeJpegOrPng(element)) return undecodable("is not a JPEG or PNG file");
+    cv::Mat bgr;
+    try {
+      bgr = cv::imdecode(cv::Mat(1, static_cast<int>(element.size()), CV_8UC1,
+                                 const_cast<char*>(element.data())),
+                         cv::IMREAD_COLOR);
+    } catch (const cv::Exception& error) {
+      return undecodable(absl::StrCat("cannot be decoded: ", error.msg));
+    }
+    if (bgr.empty()) return undecodable("cannot be decoded (truncated or corrupt)");
+    cv::Mat rgb;
+    cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+    if (spec.image_height > 0 && (rgb.rows != spec.image_height || rgb.cols != spec.image_width)) {
+      const bool shrinking = rgb.rows > spec.image_height || rgb.cols > spec.image_width;
+      cv::Mat resized;
+      cv::resize(rgb, resized,
+                 cv::Size(static_cast<int>(spec.image_width), static_cast<int>(spec.image_height)),
+                 0, 0, shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+      rgb = resized;
+    }
+    if (!images.empty() && rgb.size() != images[0].size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", spec.name, "' element ", i, " is ", rgb.cols, "x", rgb.rows,
+          " but element 0 is ", images[0].cols, "x", images[0].rows,
+          "; send images of one size or declare a resize (encoded_image { height width })"));
+    }
+    images.push_back(std::move(rgb));
+  }
+  const int64_t height = images.empty() ? std::max<int64_t>(spec.image_height, 0) : images[0].rows;
+  const int64_t width = images.empty() ? std::max<int64_t>(spec.image_width, 0) : images[0].cols;
+  at::Tensor batch = at::empty({static_cast<int64_t>(images.size()), height, width, 3}, at::kByte);
+  const int64_t image_bytes = height * width * 3;
+  for (size_t i = 0; i < images.size(); ++i) {
+    const cv::Mat& image = images[i];
+    uint8_t* out = batch.data_ptr<uint8_t>() + i * image_bytes;
+    for (int r = 0; r < image.rows; ++r) {
+      std::memcpy(out + r * width * 3, image.ptr<uint8_t>(r), width * 3);
+    }
+  }
+  return batch.permute({0, 3, 1, 2}).contiguous();
+}
+
+absl::StatusOr<cv::Mat> ToRgbImage(const at::Tensor& image, bool channels_last) {
+  if (image.dim() != 3) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("an image must have 3 dimensions, got ", Shape(image)));
+  }
+  at::Tensor hwc = channels_last ? image : image.permute({1, 2, 0});
+  const int64_t channels = hwc.size(2);
+  if (channels != 1 && channels != 3) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "an image must have 1 or 3 channels, got ", channels, " in ", Shape(image)));
+  }
+  if (hwc.is_floating_point()) {
+    hwc = (hwc.to(at::kFloat) * 255.0f).round().clamp(0, 255);
+  } else if (hwc.scalar_type() != at::kByte) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "an image must be uint8 or floating point, got ", c10::toString(hwc.scalar_type())));
+  }
+  hwc = hwc.to(at::kCPU, at::kByte).contiguous();
+  const int rows = static_cast<int>(hwc.size(0));
+  const int cols = static_cast<int>(hwc.size(1));
+  cv::Mat wrapped(rows, cols, channels == 3 ? CV_8UC3 : CV_8UC1, hwc.data_ptr<uint8_t>());
+  cv::Mat rgb;
+  if (channels == 1) {
+    cv::cvtColor(wrapped, rgb, cv::COLOR_GRAY2RGB);
+  } else {
+    rgb = wrapped.clone();
+  }
+  return rgb;
+}
+
+absl::StatusOr<std::string> EncodePng(const cv::Mat& rgb) {
+  std::vector<unsigned char> png;
+  try {
+    cv::Mat bgr;
+    cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+    if (!cv::imencode(".png", bgr, png, {cv::IMWRITE_PNG_COMPRESSION, 3})) {
+      return absl::InternalError("PNG encoding failed");
+    }
+  } catch (const cv::Exception& error) {
+    return absl::InternalError(absl::StrCat("PNG encoding failed: ", error.msg));
+  }
+  return std::string(png.begin(), png.end());
+}
+
+}  // namespace torchbricks

@@ -1,0 +1,53 @@
+// Images in and out of brick collections: BYTES tensors inside the executor, decoding of
+// encoded image inputs, and PNG encoding of rendered images.
+//
+// Inside core a BYTES tensor of B elements is held as a uint8 [B, 4 + L] tensor: row i is
+// element i's length (4 bytes, little-endian) followed by its bytes and zero padding to L,
+// the longest element. Rows keep batching simple: such tensors concatenate and split
+// along dimension 0 like any other. LoadedCollection::Run takes encoded image inputs and
+// returns visualization outputs in this form; ServableModel converts it to and from the
+// protocol's layout.
+#ifndef TORCHBRICKS_CORE_IMAGE_IO_H_
+#define TORCHBRICKS_CORE_IMAGE_IO_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "core/brick_graph.h"
+#include "opencv2/core.hpp"
+#include "torch/types.h"
+
+namespace torchbricks {
+
+// The rows tensor of `elements`.
+at::Tensor PackBytes(absl::Span<const absl::string_view> elements);
+at::Tensor PackBytes(absl::Span<const std::string> elements);
+
+// The elements of a rows tensor (on any device). InvalidArgument, naming `tensor_name`,
+// when `rows` is not a uint8 [B, 4 + L] tensor of valid rows.
+absl::StatusOr<std::vector<std::string>> UnpackBytes(const at::Tensor& rows,
+                                                     absl::string_view tensor_name);
+
+// True when `element` starts like a JPEG or a PNG file.
+bool LooksLikeJpegOrPng(absl::string_view element);
+
+// Decodes the encoded images of input `spec` (rows tensor of B elements) to one uint8
+// [B, 3, H, W] RGB tensor, resized to the spec's size when it declares one.
+// InvalidArgument naming the input and the element index for bytes that are not a
+// decodable JPEG or PNG, and for images of different sizes without a declared resize.
+absl::StatusOr<at::Tensor> DecodeImages(const InputSpec& spec, const at::Tensor& rows);
+
+// An RGB CV_8UC3 image (a copy) of one image tensor: [C, H, W] (channels first) or, with
+// `channels_last`, [H, W, C]; C is 1 (grey) or 3; uint8 as is, floating point scaled from
+// 0..1 to 0..255. InvalidArgument otherwise.
+absl::StatusOr<cv::Mat> ToRgbImage(const at::Tensor& image, bool channels_last);
+
+// The PNG file of an RGB CV_8UC3 image.
+absl::StatusOr<std::string> EncodePng(const cv::Mat& rgb);
+
+}  // namespace torchbricks
+
+#endif  // TORCHBRICKS_CORE_IMAGE_IO_H_
