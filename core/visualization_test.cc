@@ -1,6 +1,10 @@
 // Visualization bricks and encoded image inputs, through exported packages: every renderer's
 // PNG is decoded and inspected, stages and pruning, unpacking errors, JPEG/PNG decoding, and
 // the host-bytes face (ServableModel) with batching.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "core/bytes_elements.h"
@@ -245,6 +249,80 @@ TEST_F(GalleryTest, BatchSizesThatDisagreeAreRefusedNamingTheInput) {
   EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(out.status().message()), HasSubstr("'box_scores' has 2 rows"));
   EXPECT_THAT(std::string(out.status().message()), HasSubstr("draw/detection"));
+}
+
+// --- Manifests a visualization brick cannot load from ---------------------------------------
+
+// Loads a package made of `manifest` alone (built-in renderers need no module files).
+absl::Status LoadManifest(const std::string& manifest) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() /
+      ("visualization_test_" + std::to_string(::getpid()) + "_" +
+       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream(dir / "bricks.pbtxt") << manifest;
+  }
+  absl::Status status = LoadedCollection::Load({.version_dir = dir}).status();
+  std::filesystem::remove_all(dir);
+  return status;
+}
+
+std::string VisualizationManifest(const std::string& brick_body,
+                                  const std::string& input = R"(inputs { name: "image" data_type: TYPE_FP32 })") {
+  return input + R"(
+inputs { name: "scores" data_type: TYPE_FP32 }
+nodes { name: "painter" brick { )" + brick_body + " } }\n";
+}
+
+TEST(VisualizationManifestTest, ABuiltInRendererLoadsWithoutModuleFile) {
+  EXPECT_TRUE(LoadManifest(VisualizationManifest(
+                  R"(kind: VISUALIZATION input_names: "image" input_names: "scores"
+                     output_names: "drawing" visualizer { renderer: "classification" })"))
+                  .ok());
+}
+
+TEST(VisualizationManifestTest, BadRendererSettingsAreRefusedNamingTheBrick) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"(kind: VISUALIZATION input_names: "image" output_names: "d" visualizer { renderer: "sketch" })",
+       "sketch"},
+      {R"(kind: VISUALIZATION input_names: "image" input_names: "scores" output_names: "d"
+          visualizer { renderer: "classification" parameters { key: "colour" value: "red" } })",
+       "colour"},
+      {R"(kind: VISUALIZATION input_names: "image" input_names: "scores" output_names: "d"
+          visualizer { renderer: "classification" parameters { key: "min_side" value: "big" } })",
+       "min_side"},
+      {R"(kind: TRAINABLE input_names: "image" output_names: "d" visualizer { renderer: "heatmap" })",
+       "not a VISUALIZATION brick"},
+      {R"(kind: VISUALIZATION input_names: "image" input_names: "scores" output_names: "d"
+          module_file: "modules/painter.pt" visualizer { renderer: "classification" })",
+       "both"},
+      {R"(kind: VISUALIZATION input_names: "image" input_names: "scores" output_names: "d"
+          output_names: "e" visualizer { renderer: "classification" })",
+       "exactly one output"},
+      {R"(kind: VISUALIZATION input_names: "stage" output_names: "d" visualizer { renderer: "heatmap" })",
+       "first input must be the image"},
+      {R"(kind: VISUALIZATION input_names: "image" output_names: "d" visualizer { renderer: "torchscript" })",
+       "no module_file"},
+  };
+  for (const auto& [body, needle] : cases) {
+    absl::Status status = LoadManifest(VisualizationManifest(body));
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << body;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("painter")) << body;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(needle)) << body;
+  }
+}
+
+TEST(VisualizationManifestTest, EncodedImageInputsMustBeBytes) {
+  const std::string brick =
+      R"(kind: VISUALIZATION input_names: "image" output_names: "d" visualizer { renderer: "heatmap" })";
+  absl::Status status = LoadManifest(VisualizationManifest(
+      brick, R"(inputs { name: "image" data_type: TYPE_FP32 encoded_image { } })"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("TYPE_STRING"));
+  status = LoadManifest(VisualizationManifest(
+      brick, R"(inputs { name: "image" data_type: TYPE_STRING encoded_image { height: 10 } })"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("only one of height and width"));
 }
 
 // --- Encoded image inputs (vision_classifier: 64x64 resize) --------------------------------

@@ -2,9 +2,12 @@
 
     /usr/bin/python3 examples/build_example_repository.py examples/repository
 
-Writes two models, each as version 1 with reference data for INFERENCE, EXPORT and TRAIN:
+Writes three models, each as version 1 with reference data:
   classifier           the torchbricks README's dummy preprocessor/backbone/head with a loss
   resnet18_classifier  a torchvision resnet18 backbone (random weights) with a linear head
+  scene_classifier     takes JPEG/PNG files, classifies them with a small convolutional net
+                       (random weights) and, in INFERENCE, returns two drawings per image as
+                       PNG files: the top-3 classes, and a heat map of where the features fire
 The collections are plain nested dicts, the form that needs no torchbricks install; a
 torchbricks BrickCollection exports the same way.
 """
@@ -16,8 +19,9 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clients" / "python"))
-from torchbricks_serve import export_brick_collection  # noqa: E402
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "clients" / "python"), str(Path(__file__).resolve().parent)]
+from scene import CLASS_NAMES, scene  # noqa: E402
+from torchbricks_serve import EncodedImage, export_brick_collection, renderers  # noqa: E402
 
 TRAINING_STAGES = ["TRAIN", "VALIDATION", "TEST"]
 
@@ -77,6 +81,62 @@ class LinearClassifier(nn.Module):
         return logits, probabilities, probabilities.argmax(dim=1)
 
 
+class ToUnitFloat(nn.Module):
+    """Decoded images (uint8, 0..255) to float in 0..1."""
+
+    def forward(self, images: Tensor) -> Tensor:
+        return images.float() / 255.0
+
+
+class SmallConvNet(nn.Module):
+    """Two strided 3x3 convolutions: [B, 3, H, W] -> a feature map [B, 32, H/4, W/4]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
+                                  nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU())
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.body(images)
+
+
+class PooledClassifier(nn.Module):
+    def __init__(self, n_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(n_features, num_classes)
+
+    def forward(self, feature_map: Tensor) -> Tuple[Tensor, Tensor]:
+        logits = self.fc(feature_map.mean(dim=(2, 3)))
+        return logits, torch.softmax(logits, dim=1)
+
+
+class FeatureEnergy(nn.Module):
+    """Where the features fire: the per-pixel norm of the feature map, [B, h, w]."""
+
+    def forward(self, feature_map: Tensor) -> Tensor:
+        return feature_map.norm(dim=1)
+
+
+def scene_classifier():
+    return {
+        "preprocessor": {"module": ToUnitFloat(), "kind": "NOT_TRAINABLE",
+                         "input_names": ["image"], "output_names": ["normalized"]},
+        "backbone": {"module": SmallConvNet(), "input_names": ["normalized"], "output_names": ["features"]},
+        "head": {"module": PooledClassifier(32, len(CLASS_NAMES)), "input_names": ["features"],
+                 "output_names": ["logits", "probabilities"]},
+        "saliency": {"module": FeatureEnergy(), "kind": "NOT_TRAINABLE",
+                     "input_names": ["features"], "output_names": ["energy"]},
+        # Alive in INFERENCE only (the default of visualization bricks): EXPORT returns tensors.
+        "visualization": {
+            "classification": {"module": renderers.ImageClassification(class_names=CLASS_NAMES, top_k=3),
+                               "kind": "VISUALIZATION", "input_names": ["image", "probabilities"],
+                               "output_names": ["./classification"]},
+            "heatmap": {"module": renderers.Heatmap(alpha=0.5, colormap="turbo"), "kind": "VISUALIZATION",
+                        "input_names": ["image", "energy"], "output_names": ["./heatmap"]},
+        },
+    }
+
+
 def classifier():
     return {
         "preprocessor": {"module": PreprocessorDummy(), "kind": "NOT_TRAINABLE",
@@ -115,6 +175,9 @@ instance_group { kind: KIND_CPU count: 1 intra_op_threads: 1 }
 dynamic_batching { preferred_batch_size: 8 max_queue_delay_microseconds: 2000 }
 instance_group { kind: KIND_CPU count: 2 intra_op_threads: 1 }
 """,
+    "scene_classifier": """max_batch_size: 8
+dynamic_batching { max_queue_delay_microseconds: 2000 }
+""",
 }
 
 
@@ -131,6 +194,12 @@ def main(repository: Path) -> None:
         resnet18_classifier(), repository / "resnet18_classifier" / "1",
         example_inputs={"TRAIN": {"raw": small, "targets": targets},
                         "INFERENCE": {"raw": small}, "EXPORT": {"raw": small}})
+    torch.manual_seed(0)
+    scenes = torch.stack([torch.from_numpy(scene(224, 224, seed)[0]).permute(2, 0, 1) for seed in (1, 2)])
+    export_brick_collection(
+        scene_classifier(), repository / "scene_classifier" / "1",
+        example_inputs={"INFERENCE": {"image": scenes}, "EXPORT": {"image": scenes}},
+        input_specs={"image": EncodedImage(224, 224)})
     for model, config in CONFIGS.items():
         (repository / model / "config.pbtxt").write_text(config)
     print(f"example repository written to {repository}")

@@ -10,6 +10,7 @@ PACKAGES=(
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libopencv-dev libcpp-httplib-dev
   python3-torch python3-torchvision python3-grpcio python3-protobuf python3-pytest python3-numpy
+  python3-pil
   prometheus
 )
 

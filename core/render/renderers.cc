@@ -98,13 +98,16 @@ cv::Rect DrawLabel(cv::Mat& image, const Label& label, cv::Point corner, const S
   return cv::Rect(corner, size);
 }
 
-// Draws `labels` one under another from the top-left corner while they fit.
+// Draws `labels` one under another from the top-left corner, a little in from the edges
+// and apart from each other, while they fit.
 void DrawLabelColumn(cv::Mat& image, const std::vector<Label>& labels) {
   const Style style = StyleFor(image);
-  int y = style.padding;
+  const int margin = std::max(4, static_cast<int>(std::lround(std::min(image.rows, image.cols) / 60.0)));
+  const int gap = std::max(1, style.padding / 2);
+  int y = margin;
   for (const Label& label : labels) {
-    if (y > style.padding && y + LabelSize(label, style).height > image.rows) break;
-    y = DrawLabel(image, label, {style.padding, y}, style).br().y;
+    if (y > margin && y + LabelSize(label, style).height > image.rows) break;
+    y = DrawLabel(image, label, {margin, y}, style).br().y + gap;
   }
 }
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from .errors import ExportError
 from .naming import SPECIAL_INPUTS, resolve_name
-from .renderers import BUILT_IN, TORCHSCRIPT, RendererSpec
+from .renderers import BUILT_IN, TORCHSCRIPT, RendererSpec, TorchScriptRenderer
 from .stages import (ALL_STAGES, BRICK_TYPE_FOR_KIND, DEFAULT_ALIVE, KINDS, kind_from_class_name,
                      kind_from_tags, parse_alive_stages, stages_from_tags)
 
@@ -126,8 +126,13 @@ def _spec_from_dict(brick: Mapping, full: str, path: Tuple[str, ...]) -> BrickSp
         alive = parse_alive_stages(brick["alive_stages"], f"brick '{full}'")
     else:
         alive = DEFAULT_ALIVE[kind]
-    draw = brick["module"] if kind == "VISUALIZATION" and isinstance(brick["module"], RendererSpec) else None
-    return _make_spec(full, path, brick["module"], brick.get("input_names", ()), brick.get("output_names", ()),
+    module = brick["module"]
+    draw = None
+    if kind == "VISUALIZATION" and isinstance(module, RendererSpec):
+        draw = module
+    elif kind == "VISUALIZATION" and isinstance(module, TorchScriptRenderer):
+        module = draw = module.module
+    return _make_spec(full, path, module, brick.get("input_names", ()), brick.get("output_names", ()),
                       kind, alive, BRICK_TYPE_FOR_KIND[kind], draw)
 
 

@@ -107,6 +107,21 @@ class Heatmap(RendererSpec):
         super().__init__("heatmap", parameters, min_side)
 
 
+class TorchScriptRenderer:
+    """Marks a module that renders one image (its values in, uint8 [H, W, 3] out) as the drawing
+    of a visualization brick in the plain-dict collection form:
+    `{"module": TorchScriptRenderer(MyDrawing()), "kind": "VISUALIZATION", ...}`. In the
+    torchbricks form, pass the module itself as the brick's callable."""
+
+    renderer = TORCHSCRIPT
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+
+    def __call__(self, *values: Any) -> Any:
+        return self.module(*values)
+
+
 @dataclass(frozen=True)
 class EncodedImage:
     """An `input_specs` value: the input is sent as JPEG/PNG bytes and decoded by the server to
