@@ -163,6 +163,7 @@ class TorchServableModel : public ServableModel {
     // Encoded images: catch bytes that are no image file here, before they are queued.
     for (const HostTensorView& view : inputs) {
       if (view.data_type != package::TYPE_STRING) continue;
+      RETURN_IF_ERROR(CheckBytesTarget(view));
       ASSIGN_OR_RETURN(std::vector<absl::string_view> elements, BytesElements(view));
       for (size_t i = 0; i < elements.size(); ++i) {
         if (!LooksLikeJpegOrPng(elements[i])) {
@@ -181,6 +182,7 @@ class TorchServableModel : public ServableModel {
                                               RunTrace* trace) const override {
     NamedTensors tensors;
     for (const HostTensorView& view : inputs) {
+      RETURN_IF_ERROR(CheckBytesTarget(view));
       // Inputs are only read for the length of this call: borrow them.
       ASSIGN_OR_RETURN(at::Tensor tensor, ToTensor(view, /*borrow=*/true));
       if (!tensors.emplace(view.name, std::move(tensor)).second) {
@@ -233,6 +235,15 @@ class TorchServableModel : public ServableModel {
   std::string Mermaid(Stage stage) const override { return collection_->Mermaid(stage); }
 
  private:
+  // BYTES data may only go to an encoded image input.
+  absl::Status CheckBytesTarget(const HostTensorView& view) const {
+    if (view.data_type != package::TYPE_STRING) return absl::OkStatus();
+    const int index = graph().FindInput(view.name);
+    if (index >= 0 && graph().inputs()[index].encoded_image) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input '", view.name, "' has data type BYTES, which only encoded image inputs take"));
+  }
+
   absl::Status ToDevice(NamedTensors* tensors) const {
     if (device_.is_cpu()) return absl::OkStatus();
     return CallTorch("copying inputs to the device", [&] {

@@ -177,3 +177,11 @@ def test_batched_requests_each_get_their_own_images(tmp_path_factory, fixture_re
         assert all(near(png[200, 200], colour, 0) for png in pngs), caller
     assert stats.inference_count == 3 + 3  # three requests, six images; warm-up is not counted
     assert stats.execution_count < 3  # at least two requests ran together
+
+
+def test_bytes_for_an_ordinary_input_are_refused(client):
+    # unchecked_dummy (conftest) takes raw_images of any dtype and shape, but not BYTES.
+    with pytest.raises(grpc.RpcError) as error:
+        client.infer("unchecked_dummy", {"raw_images": files(encode(solid(COLOURS[0]), "PNG"))})
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "only encoded image inputs take" in error.value.details()

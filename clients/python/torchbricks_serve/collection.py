@@ -113,7 +113,10 @@ def _spec_from_object(brick: Any, full: str, path: Tuple[str, ...]) -> BrickSpec
         alive = stages_from_tags(tags)
     else:
         alive = DEFAULT_ALIVE[kind]
-    draw = getattr(brick, "callable", None) or getattr(brick.model, "callable", None)
+    # torchbricks keeps the per-image callable on the brick (or, in older versions, on its model).
+    draw = getattr(brick, "callable", None)
+    if draw is None:
+        draw = getattr(brick.model, "callable", None)
     return _make_spec(full, path, brick.model, brick.input_names, brick.output_names, kind, alive, brick_type,
                       draw if kind == "VISUALIZATION" else None)
 
