@@ -16,7 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "c10/util/Exception.h"
+#include "core/torch_errors.h"
 #include "opencv2/imgproc.hpp"
 
 namespace torchbricks::render {
@@ -535,23 +535,14 @@ class BuiltinRenderer final : public Renderer {
       return absl::InvalidArgumentError(absl::StrCat("the ", name_, " renderer was made for ",
                                                      num_values_, " values, got ", values.size()));
     }
-    try {
-      return draw_(values, canvas);
-    } catch (const c10::Error& error) {
-      const std::string message = error.what_without_backtrace();
-      return Internal(message.substr(0, message.find('\n')));
-    } catch (const cv::Exception& error) {
-      return Internal(error.err);
-    } catch (const std::exception& error) {
-      return Internal(error.what());
-    }
+    // libtorch and OpenCV exceptions (both std::exception) become Internal.
+    absl::Status drawn;
+    absl::Status thrown = CallTorch(absl::StrCat("the ", name_, " renderer failed"),
+                                    [&] { drawn = draw_(values, canvas); });
+    return thrown.ok() ? drawn : thrown;
   }
 
  private:
-  absl::Status Internal(absl::string_view message) const {
-    return absl::InternalError(absl::StrCat("the ", name_, " renderer failed: ", message));
-  }
-
   const std::string name_;
   const size_t num_values_;
   const DrawFunction draw_;
