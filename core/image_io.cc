@@ -171,7 +171,8 @@ absl::StatusOr<std::string> EncodePng(const cv::Mat& rgb) {
   try {
     cv::Mat bgr;
     cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
-    if (!cv::imencode(".png", bgr, png, {cv::IMWRITE_PNG_COMPRESSION, 3})) {
+    // Level 1: the fastest zlib level; drawings are encoded per request (docs/PERFORMANCE.md).
+    if (!cv::imencode(".png", bgr, png, {cv::IMWRITE_PNG_COMPRESSION, 1})) {
       return absl::InternalError("PNG encoding failed");
     }
   } catch (const cv::Exception& error) {
