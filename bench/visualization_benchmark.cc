@@ -35,6 +35,7 @@ void BM_DecodeImages(benchmark::State& state, const std::string& extension) {
   const int rows = static_cast<int>(state.range(0));
   const int cols = rows == 224 ? 224 : 640;
   const int batch = static_cast<int>(state.range(1));
+  at::set_num_threads(static_cast<int>(state.range(2)));  // files of a batch decode in parallel
   std::vector<uchar> file;
   cv::imencode(extension, Picture(rows, cols), file);
   const std::vector<std::string> files(batch, std::string(file.begin(), file.end()));
@@ -119,10 +120,13 @@ void BM_EncodePng(benchmark::State& state) {
 }
 
 BENCHMARK(BM_EncodePng)->Unit(benchmark::kMicrosecond);
+// Arguments: rows (224: 224x224, 480: 640x480), batch size, intra-op threads.
 BENCHMARK_CAPTURE(BM_DecodeImages, jpeg, std::string(".jpg"))
-    ->Args({224, 1})->Args({224, 8})->Args({480, 1})->Unit(benchmark::kMicrosecond);
+    ->Args({224, 1, 1})->Args({224, 8, 1})->Args({224, 8, 2})->Args({480, 1, 1})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_DecodeImages, png, std::string(".png"))
-    ->Args({224, 1})->Args({224, 8})->Args({480, 1})->Unit(benchmark::kMicrosecond);
+    ->Args({224, 1, 1})->Args({224, 8, 1})->Args({224, 8, 2})->Args({480, 1, 1})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Visualize, classification, std::string("classification"))
     ->Args({1, 1})->Args({8, 1})->Args({8, 2})->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Visualize, segmentation, std::string("segmentation"))

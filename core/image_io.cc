@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ATen/Parallel.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -80,33 +81,24 @@ bool LooksLikeJpegOrPng(absl::string_view element) {
   return starts_with(kJpeg, sizeof(kJpeg)) || starts_with(kPng, sizeof(kPng));
 }
 
-absl::StatusOr<at::Tensor> DecodeImages(const InputSpec& spec, const at::Tensor& rows) {
-  absl::StatusOr<std::vector<std::string>> elements = UnpackBytes(rows, spec.name);
-  if (!elements.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input '", spec.name, "' is an encoded image input: send BYTES elements (JPEG or PNG)"));
-  }
-  std::vector<cv::Mat> images;
-  images.reserve(elements->size());
-  for (size_t i = 0; i < elements->size(); ++i) {
-    const std::string& element = (*elements)[i];
-    auto undecodable = [&](absl::string_view why) {
-      return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "' element ", i,
-                                                     " (", element.size(), " bytes) ", why));
-    };
-    if (!LooksLikeJpegOrPng(element)) return undecodable("is not a JPEG or PNG file");
-    cv::Mat bgr;
-    try {
-      bgr = cv::imdecode(cv::Mat(1, static_cast<int>(element.size()), CV_8UC1,
-                                 const_cast<char*>(element.data())),
-                         cv::IMREAD_COLOR);
-    } catch (const cv::Exception& error) {
-      return undecodable(absl::StrCat("cannot be decoded: ", error.msg));
-    }
+namespace {
+
+// Decodes element `index` of input `spec` to RGB, resized to the spec's size when it has one.
+absl::StatusOr<cv::Mat> DecodeOne(const InputSpec& spec, const std::string& element, size_t index) {
+  auto undecodable = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "' element ", index, " (",
+                                                   element.size(), " bytes) ", why));
+  };
+  if (!LooksLikeJpegOrPng(element)) return undecodable("is not a JPEG or PNG file");
+  try {
+    const cv::Mat bgr = cv::imdecode(cv::Mat(1, static_cast<int>(element.size()), CV_8UC1,
+                                             const_cast<char*>(element.data())),
+                                     cv::IMREAD_COLOR);
     if (bgr.empty()) return undecodable("cannot be decoded (truncated or corrupt)");
     cv::Mat rgb;
     cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-    if (spec.image_height > 0 && (rgb.rows != spec.image_height || rgb.cols != spec.image_width)) {
+    if (spec.image_height > 0 &&
+        (rgb.rows != spec.image_height || rgb.cols != spec.image_width)) {
       const bool shrinking = rgb.rows > spec.image_height || rgb.cols > spec.image_width;
       cv::Mat resized;
       cv::resize(rgb, resized,
@@ -114,13 +106,37 @@ absl::StatusOr<at::Tensor> DecodeImages(const InputSpec& spec, const at::Tensor&
                  0, 0, shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
       rgb = resized;
     }
+    return rgb;
+  } catch (const cv::Exception& error) {
+    return undecodable(absl::StrCat("cannot be decoded: ", error.msg));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<at::Tensor> DecodeImages(const InputSpec& spec, const at::Tensor& rows) {
+  absl::StatusOr<std::vector<std::string>> elements = UnpackBytes(rows, spec.name);
+  if (!elements.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input '", spec.name, "' is an encoded image input: send BYTES elements (JPEG or PNG)"));
+  }
+  // The files of a batch are decoded in parallel on the intra-op threads.
+  std::vector<absl::StatusOr<cv::Mat>> decoded(elements->size(), cv::Mat());
+  at::parallel_for(0, static_cast<int64_t>(elements->size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) decoded[i] = DecodeOne(spec, (*elements)[i], i);
+  });
+  std::vector<cv::Mat> images;
+  images.reserve(decoded.size());
+  for (size_t i = 0; i < decoded.size(); ++i) {
+    if (!decoded[i].ok()) return decoded[i].status();
+    const cv::Mat& rgb = *decoded[i];
     if (!images.empty() && rgb.size() != images[0].size()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "input '", spec.name, "' element ", i, " is ", rgb.cols, "x", rgb.rows,
           " but element 0 is ", images[0].cols, "x", images[0].rows,
           "; send images of one size or declare a resize (encoded_image { height width })"));
     }
-    images.push_back(std::move(rgb));
+    images.push_back(rgb);
   }
   const int64_t height = images.empty() ? std::max<int64_t>(spec.image_height, 0) : images[0].rows;
   const int64_t width = images.empty() ? std::max<int64_t>(spec.image_width, 0) : images[0].cols;
