@@ -15,10 +15,12 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTORCHBRICKS_WERROR
 
 FROM debian:bookworm
 # libtorch1.13 brings libtorch's own dependencies; libopenblas0-openmp keeps convolutions off
-# the reference BLAS (about 5x faster, DESIGN §7).
+# the reference BLAS (about 5x faster, DESIGN §7). OpenCV decodes image inputs and draws and
+# encodes visualizations; cpp-httplib serves /metrics.
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends libtorch1.13 libopenblas0-openmp \
-      libgrpc++1.51 libprotobuf32 libabsl20220623 \
+      libgrpc++1.51 libprotobuf32 libabsl20220623 libcpp-httplib0.11 libgomp1 \
+      libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/server/torchbricks-server /src/build/server/torchbricks /usr/local/bin/
 RUN useradd --system --uid 10001 serve
