@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up, builds the example model repository with the Python exporter,
 # verifies each model in C++ against Python, then serves the repository on port 8001
-# (Ctrl-C or SIGTERM stops it). Call it from another shell with:
+# (Ctrl-C or SIGTERM stops it). Call it from another shell with (drawn PNGs go to visualizations/):
 #   PYTHONPATH=clients/python /usr/bin/python3 examples/client_example.py --server 127.0.0.1:8001
 set -euo pipefail
 cd "$(dirname "$0")/.."
