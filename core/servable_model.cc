@@ -1,5 +1,5 @@
-// ServableModel over LoadedCollection: host bytes to and from at::Tensor, batching by
-// concatenation along dimension 0, and per-thread worker preparation.
+// ServableModel over LoadedCollection: batching by concatenation along dimension 0, and
+// per-thread worker preparation (host tensor conversions: core/host_tensors.h).
 #include "core/servable_model.h"
 
 #include <array>
@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "core/bytes_elements.h"
 #include "core/dtypes.h"
+#include "core/host_tensors.h"
 #include "core/image_io.h"
 #include "core/loaded_collection.h"
 #include "core/reference_check.h"
@@ -24,103 +25,6 @@
 
 namespace torchbricks {
 namespace {
-
-int64_t NumElements(const HostTensorView& view) {
-  int64_t elements = 1;
-  for (int64_t dim : view.shape) elements *= dim;
-  return elements;
-}
-
-// The elements of a BYTES view, which must number as many as its shape says.
-absl::StatusOr<std::vector<absl::string_view>> BytesElements(const HostTensorView& view) {
-  ASSIGN_OR_RETURN(std::vector<absl::string_view> elements,
-                   SplitBytesElements(view.data, view.name));
-  if (static_cast<int64_t>(elements.size()) != NumElements(view)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input '", view.name, "' has ", elements.size(), " BYTES elements but shape [",
-        absl::StrJoin(view.shape, ","), "] needs ", NumElements(view)));
-  }
-  return elements;
-}
-
-absl::Status CheckByteSize(const HostTensorView& view) {
-  for (int64_t dim : view.shape) {
-    if (dim < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("input '", view.name, "' has a negative dimension"));
-    }
-  }
-  if (view.data_type == package::TYPE_STRING) return BytesElements(view).status();
-  if (ElementSize(view.data_type) == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("input '", view.name, "' has data type ",
-                                                   DataTypeName(view.data_type),
-                                                   ", which no brick can take"));
-  }
-  const int64_t expected = NumElements(view) * ElementSize(view.data_type);
-  if (static_cast<int64_t>(view.data.size()) != expected) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input '", view.name, "' has ", view.data.size(), " bytes but shape [",
-        absl::StrJoin(view.shape, ","), "] of ", DataTypeName(view.data_type), " needs ",
-        expected));
-  }
-  return absl::OkStatus();
-}
-
-// A tensor over the view's bytes. With `borrow`, and when the bytes are aligned for the
-// element type, the tensor uses them in place (valid while the view is); otherwise it
-// copies them once. A module that writes to its input then writes to the caller's buffer,
-// which the server owns and discards.
-absl::StatusOr<at::Tensor> ToTensor(const HostTensorView& view, bool borrow = false) {
-  RETURN_IF_ERROR(CheckByteSize(view));
-  at::Tensor tensor;
-  if (view.data_type == package::TYPE_STRING) {
-    ASSIGN_OR_RETURN(std::vector<absl::string_view> elements, BytesElements(view));
-    RETURN_IF_ERROR(CallTorch(absl::StrCat("input '", view.name, "'"),
-                              [&] { tensor = PackBytes(elements); }));
-    return tensor;
-  }
-  const at::TensorOptions options = at::TensorOptions().dtype(*ToScalarType(view.data_type));
-  const bool aligned =
-      reinterpret_cast<uintptr_t>(view.data.data()) % ElementSize(view.data_type) == 0;
-  RETURN_IF_ERROR(CallTorch(absl::StrCat("input '", view.name, "'"), [&] {
-    if (borrow && aligned && !view.data.empty()) {
-      tensor = at::from_blob(const_cast<char*>(view.data.data()), view.shape, options);
-      return;
-    }
-    tensor = at::empty(view.shape, options);
-    if (!view.data.empty()) std::memcpy(tensor.data_ptr(), view.data.data(), view.data.size());
-  }));
-  return tensor;
-}
-
-// `bytes`: the tensor is a BYTES rows tensor, returned in the protocol's layout.
-absl::StatusOr<HostTensor> ToHost(const std::string& name, const at::Tensor& tensor, bool bytes) {
-  HostTensor host;
-  host.name = name;
-  if (bytes) {
-    absl::StatusOr<std::vector<std::string>> elements(absl::UnknownError(""));
-    RETURN_IF_ERROR(CallTorch(absl::StrCat("output '", name, "'"),
-                              [&] { elements = UnpackBytes(tensor, name); }));
-    if (!elements.ok()) return absl::InternalError(elements.status().message());
-    host.data_type = package::TYPE_STRING;
-    host.shape = {static_cast<int64_t>(elements->size())};
-    for (const std::string& element : *elements) AppendBytesElement(element, &host.data);
-    return host;
-  }
-  host.data_type = FromScalarType(tensor.scalar_type());
-  if (host.data_type == package::TYPE_INVALID) {
-    return absl::InternalError(absl::StrCat("output '", name, "' has data type ",
-                                            c10::toString(tensor.scalar_type()),
-                                            ", which the protocol cannot carry"));
-  }
-  RETURN_IF_ERROR(CallTorch(absl::StrCat("output '", name, "'"), [&] {
-    const at::Tensor contiguous = tensor.to(at::kCPU).contiguous();
-    host.shape.assign(contiguous.sizes().begin(), contiguous.sizes().end());
-    host.data.assign(static_cast<const char*>(contiguous.data_ptr()),
-                     contiguous.numel() * contiguous.element_size());
-  }));
-  return host;
-}
 
 // True when `name` is what `wanted` asks for: itself, or an entry of a flattened dict.
 bool Answers(const std::string& name, const std::string& wanted) {

@@ -1,9 +1,7 @@
 #include "core/render/renderers.h"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
-#include <cstdio>
 #include <functional>
 #include <limits>
 #include <optional>
@@ -11,120 +9,15 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
+#include "core/render/parameter_reader.h"
+#include "core/render/style.h"
 #include "core/torch_errors.h"
 #include "opencv2/imgproc.hpp"
 
 namespace torchbricks::render {
 namespace {
-
-// ---- Colours and text -------------------------------------------------------------------
-
-// Twenty distinct colours (Sasha Trubetskoy's list, its grey swapped for white), RGB.
-constexpr std::array<std::array<uint8_t, 3>, 20> kDefaultColors = {{
-    {230, 25, 75},   {60, 180, 75},   {255, 225, 25},  {0, 130, 200},   {245, 130, 48},
-    {145, 30, 180},  {70, 240, 240},  {240, 50, 230},  {210, 245, 60},  {250, 190, 212},
-    {0, 128, 128},   {220, 190, 255}, {170, 110, 40},  {255, 250, 200}, {128, 0, 0},
-    {170, 255, 195}, {128, 128, 0},   {255, 215, 180}, {0, 0, 128},     {255, 255, 255},
-}};
-const cv::Scalar kDark(24, 24, 24);  // label boxes and outlines
-const cv::Scalar kWhite(255, 255, 255);
-constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
-
-// The colour of class (or keypoint) `id`: overrides[id] where given, else a default colour.
-cv::Vec3b PaletteColor(int64_t id, const std::vector<cv::Vec3b>& overrides = {}) {
-  if (id >= 0 && id < static_cast<int64_t>(overrides.size())) return overrides[id];
-  const auto& c = kDefaultColors[std::max<int64_t>(id, 0) % kDefaultColors.size()];
-  return {c[0], c[1], c[2]};
-}
-
-cv::Scalar ToScalar(cv::Vec3b c) { return cv::Scalar(c[0], c[1], c[2]); }
-
-// Sizes in proportion to the canvas, never below what stays legible.
-struct Style {
-  double font_scale;
-  int text_thickness;
-  int padding;         // around label text
-  int line_thickness;  // box edges, skeleton lines
-  int radius;          // keypoints
-};
-
-Style StyleFor(const cv::Mat& image) {
-  const double side = std::min(image.rows, image.cols);
-  const double font_scale = std::max(0.4, side / 700.0);
-  auto at_least = [](int floor, double size) {
-    return std::max(floor, static_cast<int>(std::lround(size)));
-  };
-  return {font_scale, at_least(1, font_scale * 1.5), at_least(2, font_scale * 4),
-          at_least(1, side / 300), at_least(2, side / 120)};
-}
-
-// One line of white text on a dark box, after a colour swatch where one is given.
-struct Label {
-  std::string text;
-  std::optional<cv::Scalar> swatch;
-};
-
-// The label's box; `text` (optional) receives the size of its text.
-cv::Size LabelSize(const Label& label, const Style& style, cv::Size* text = nullptr) {
-  int baseline = 0;
-  const cv::Size size =
-      cv::getTextSize(label.text, kFont, style.font_scale, style.text_thickness, &baseline);
-  if (text != nullptr) *text = size;
-  const int swatch = label.swatch ? size.height + style.padding : 0;
-  return {size.width + swatch + 2 * style.padding, size.height + baseline + 2 * style.padding};
-}
-
-// Draws `label` with its box's top-left corner at `corner`, moved into the canvas where it
-// would stick out. Returns the box.
-cv::Rect DrawLabel(cv::Mat& image, const Label& label, cv::Point corner, const Style& style) {
-  cv::Size text;
-  const cv::Size size = LabelSize(label, style, &text);
-  corner.x = std::clamp(corner.x, 0, std::max(0, image.cols - size.width));
-  corner.y = std::clamp(corner.y, 0, std::max(0, image.rows - size.height));
-  cv::rectangle(image, cv::Rect(corner, size), kDark, cv::FILLED);
-  int x = corner.x + style.padding;
-  if (label.swatch) {
-    cv::rectangle(image, cv::Rect(x, corner.y + style.padding, text.height, text.height),
-                  *label.swatch, cv::FILLED);
-    x += text.height + style.padding;
-  }
-  cv::putText(image, label.text, {x, corner.y + style.padding + text.height}, kFont,
-              style.font_scale, kWhite, style.text_thickness, cv::LINE_AA);
-  return cv::Rect(corner, size);
-}
-
-// Draws `labels` one under another from the top-left corner, a little in from the edges
-// and apart from each other, while they fit.
-void DrawLabelColumn(cv::Mat& image, const std::vector<Label>& labels) {
-  const Style style = StyleFor(image);
-  const int margin = std::max(4, static_cast<int>(std::lround(std::min(image.rows, image.cols) / 60.0)));
-  const int gap = std::max(1, style.padding / 2);
-  int y = margin;
-  for (const Label& label : labels) {
-    if (y > margin && y + LabelSize(label, style).height > image.rows) break;
-    y = DrawLabel(image, label, {margin, y}, style).br().y + gap;
-  }
-}
-
-std::string ScoreText(double score) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.2f", score);
-  return text;
-}
-
-std::string ClassName(int64_t id, const std::vector<std::string>& names) {
-  if (id >= 0 && id < static_cast<int64_t>(names.size())) return names[id];
-  return absl::StrCat("class ", id);
-}
-
-// A canvas coordinate; far-off values are clamped to stay representable (drawings are
-// clipped to the canvas anyway).
-int ToPixel(double v) { return static_cast<int>(std::clamp(std::round(v), -1e6, 1e6)); }
 
 // ---- Values -----------------------------------------------------------------------------
 
@@ -149,133 +42,6 @@ at::Tensor AsFloat(const at::Tensor& t) { return t.to(at::kCPU, at::kFloat).cont
 // Integers as they are; floating-point values rounded.
 at::Tensor AsLong(const at::Tensor& t) {
   return (t.is_floating_point() ? t.round() : t).to(at::kCPU, at::kLong).contiguous();
-}
-
-// ---- Parameters -------------------------------------------------------------------------
-
-// Reads a renderer's parameters into its options. A parameter that is absent leaves the
-// option at its default. Finish() reports the first value that did not parse, or a key
-// that no Read() asked for.
-class ParameterReader {
- public:
-  explicit ParameterReader(const Parameters& parameters) : parameters_(parameters) {}
-
-  // Parses parameter `key` into `*option` with `parse` (a bool(absl::string_view, T*)
-  // that fails on text it cannot read); `expected` says what the text should be.
-  template <typename T, typename Parse>
-  void Read(const std::string& key, absl::string_view expected, Parse parse, T* option) {
-    known_.push_back(key);
-    auto it = parameters_.find(key);
-    if (it == parameters_.end() || !status_.ok()) return;
-    if (!parse(it->second, option)) {
-      status_ = absl::InvalidArgumentError(
-          absl::StrCat("parameter '", key, "' must be ", expected, ", got '", it->second, "'"));
-    }
-  }
-
-  absl::Status Finish() {
-    std::sort(known_.begin(), known_.end());
-    for (const auto& [key, value] : parameters_) {
-      if (!std::binary_search(known_.begin(), known_.end(), key)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "no parameter '", key, "'; the parameters are ", absl::StrJoin(known_, ", ")));
-      }
-    }
-    return status_;
-  }
-
- private:
-  const Parameters& parameters_;
-  std::vector<std::string> known_;
-  absl::Status status_;
-};
-
-bool ParseNames(absl::string_view text, std::vector<std::string>* names) {
-  names->clear();
-  if (absl::StripAsciiWhitespace(text).empty()) return true;
-  for (absl::string_view name : absl::StrSplit(text, ',')) {
-    names->emplace_back(absl::StripAsciiWhitespace(name));
-  }
-  return true;
-}
-
-bool ParseNumber(absl::string_view text, double* value) {
-  return absl::SimpleAtod(text, value) && std::isfinite(*value);
-}
-
-bool ParseFraction(absl::string_view text, double* value) {
-  return ParseNumber(text, value) && *value >= 0 && *value <= 1;
-}
-
-bool ParseBool(absl::string_view text, bool* value) { return absl::SimpleAtob(text, value); }
-
-// Splits `text` at `separator` into exactly `count` integers in [lo, hi].
-bool ParseInts(absl::string_view text, char separator, size_t count, int lo, int hi,
-               std::vector<int>* values) {
-  std::vector<absl::string_view> parts = absl::StrSplit(text, separator);
-  if (parts.size() != count) return false;
-  values->clear();
-  for (absl::string_view part : parts) {
-    int value = 0;
-    if (!absl::SimpleAtoi(part, &value) || value < lo || value > hi) return false;
-    values->push_back(value);
-  }
-  return true;
-}
-
-// An integer >= `lo`.
-auto ParseIntAtLeast(int lo) {
-  return [lo](absl::string_view text, int* value) {
-    return absl::SimpleAtoi(text, value) && *value >= lo;
-  };
-}
-
-bool ParsePalette(absl::string_view text, std::vector<cv::Vec3b>* colors) {
-  for (absl::string_view color : absl::StrSplit(text, ';')) {
-    std::vector<int> rgb;
-    if (!ParseInts(color, ',', 3, 0, 255, &rgb)) return false;
-    colors->emplace_back(rgb[0], rgb[1], rgb[2]);
-  }
-  return true;
-}
-
-bool ParseSkeleton(absl::string_view text, std::vector<std::pair<int, int>>* pairs) {
-  if (absl::StripAsciiWhitespace(text).empty()) return true;
-  for (absl::string_view pair : absl::StrSplit(text, ',')) {
-    std::vector<int> ends;
-    if (!ParseInts(pair, '-', 2, 0, std::numeric_limits<int>::max(), &ends)) return false;
-    pairs->emplace_back(ends[0], ends[1]);
-  }
-  return true;
-}
-
-bool ParseRange(absl::string_view text, std::optional<std::pair<double, double>>* range) {
-  std::vector<absl::string_view> parts = absl::StrSplit(text, ',');
-  double lo = 0;
-  double hi = 0;
-  if (parts.size() != 2 || !ParseNumber(parts[0], &lo) || !ParseNumber(parts[1], &hi) ||
-      !(lo < hi)) {
-    return false;
-  }
-  *range = std::make_pair(lo, hi);
-  return true;
-}
-
-constexpr std::pair<const char*, int> kColormaps[] = {
-    {"hot", cv::COLORMAP_HOT},         {"inferno", cv::COLORMAP_INFERNO},
-    {"jet", cv::COLORMAP_JET},         {"magma", cv::COLORMAP_MAGMA},
-    {"plasma", cv::COLORMAP_PLASMA},   {"turbo", cv::COLORMAP_TURBO},
-    {"viridis", cv::COLORMAP_VIRIDIS},
-};
-
-bool ParseColormap(absl::string_view text, int* colormap) {
-  for (const auto& [name, id] : kColormaps) {
-    if (text == name) {
-      *colormap = id;
-      return true;
-    }
-  }
-  return false;
 }
 
 // ---- Renderers --------------------------------------------------------------------------
@@ -592,8 +358,7 @@ DrawFunction MakeKeypoints(ParameterReader& read) {
 
 DrawFunction MakeHeatmap(ParameterReader& read) {
   HeatmapOptions options;
-  std::vector<std::string> colormaps;
-  for (const auto& [name, id] : kColormaps) colormaps.push_back(name);
+  const std::vector<std::string> colormaps = ColormapNames();
   read.Read("alpha", "a number from 0 to 1", ParseFraction, &options.alpha);
   read.Read("colormap", absl::StrCat("one of ", absl::StrJoin(colormaps, ", ")), ParseColormap,
             &options.colormap);
