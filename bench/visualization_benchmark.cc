@@ -88,7 +88,7 @@ void BM_Visualize(benchmark::State& state, const std::string& renderer) {
   brick.input_names = {"image"};
   for (size_t i = 0; i < values.values.size(); ++i) brick.input_names.push_back("v" + std::to_string(i));
   brick.output_names = {"drawing"};
-  auto visualization = VisualizationBrick::Create(brick, ".", c10::Device(c10::kCPU));
+  auto visualization = VisualizationBrick::Create(brick, ".");
   if (!visualization.ok()) {
     state.SkipWithError(std::string(visualization.status().message()).c_str());
     return;

@@ -17,11 +17,8 @@ absl::StatusOr<std::vector<absl::string_view>> SplitBytesElements(absl::string_v
           "BYTES tensor '", tensor_name, "': element ", elements.size(),
           " has a cut-off length prefix (each element needs a 4-byte little-endian length)"));
     }
-    const auto* prefix = reinterpret_cast<const unsigned char*>(data.data() + offset);
-    const uint32_t length = static_cast<uint32_t>(prefix[0]) |
-                            static_cast<uint32_t>(prefix[1]) << 8 |
-                            static_cast<uint32_t>(prefix[2]) << 16 |
-                            static_cast<uint32_t>(prefix[3]) << 24;
+    const uint32_t length =
+        GetBytesLength(reinterpret_cast<const unsigned char*>(data.data() + offset));
     offset += 4;
     if (length > data.size() - offset) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -35,12 +32,20 @@ absl::StatusOr<std::vector<absl::string_view>> SplitBytesElements(absl::string_v
 }
 
 void AppendBytesElement(absl::string_view element, std::string* data) {
-  const uint32_t length = static_cast<uint32_t>(element.size());
-  const char prefix[4] = {static_cast<char>(length & 0xff), static_cast<char>(length >> 8 & 0xff),
-                          static_cast<char>(length >> 16 & 0xff),
-                          static_cast<char>(length >> 24 & 0xff)};
-  data->append(prefix, 4);
+  unsigned char prefix[4];
+  PutBytesLength(static_cast<uint32_t>(element.size()), prefix);
+  data->append(reinterpret_cast<const char*>(prefix), 4);
   data->append(element.data(), element.size());
+}
+
+void PutBytesLength(uint32_t length, unsigned char* bytes) {
+  for (int b = 0; b < 4; ++b) bytes[b] = static_cast<unsigned char>(length >> (8 * b) & 0xff);
+}
+
+uint32_t GetBytesLength(const unsigned char* bytes) {
+  uint32_t length = 0;
+  for (int b = 0; b < 4; ++b) length |= static_cast<uint32_t>(bytes[b]) << (8 * b);
+  return length;
 }
 
 }  // namespace torchbricks

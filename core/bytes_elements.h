@@ -5,6 +5,7 @@
 #ifndef TORCHBRICKS_CORE_BYTES_ELEMENTS_H_
 #define TORCHBRICKS_CORE_BYTES_ELEMENTS_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,10 @@ absl::StatusOr<std::vector<absl::string_view>> SplitBytesElements(absl::string_v
 
 // Appends `element` with its length prefix to `data`.
 void AppendBytesElement(absl::string_view element, std::string* data);
+
+// The 4-byte little-endian length prefix, written to and read from `bytes[0..3]`.
+void PutBytesLength(uint32_t length, unsigned char* bytes);
+uint32_t GetBytesLength(const unsigned char* bytes);
 
 }  // namespace torchbricks
 

@@ -58,6 +58,7 @@ absl::StatusOr<at::Tensor> ToTensor(const HostTensorView& view, bool borrow) {
   at::Tensor tensor;
   if (view.data_type == package::TYPE_STRING) {
     ASSIGN_OR_RETURN(std::vector<absl::string_view> elements, BytesElements(view));
+    RETURN_IF_ERROR(CheckBytesPadding(elements, view.name));
     RETURN_IF_ERROR(CallTorch(absl::StrCat("input '", view.name, "'"),
                               [&] { tensor = PackBytes(elements); }));
     return tensor;

@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <utility>
 
 #include "ATen/Parallel.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/bytes_elements.h"
+#include "core/status_macros.h"
 #include "core/torch_errors.h"
 #include "opencv2/imgcodecs.hpp"
 #include "opencv2/imgproc.hpp"
@@ -28,7 +32,7 @@ at::Tensor PackRows(absl::Span<const Element> elements) {
   for (size_t i = 0; i < elements.size(); ++i) {
     uint8_t* row = out + i * stride;
     const uint32_t length = static_cast<uint32_t>(elements[i].size());
-    for (int b = 0; b < 4; ++b) row[b] = static_cast<uint8_t>(length >> (8 * b) & 0xff);
+    PutBytesLength(length, row);
     if (length > 0) std::memcpy(row + kPrefix, elements[i].data(), length);
   }
   return rows;
@@ -60,8 +64,7 @@ absl::StatusOr<std::vector<std::string>> UnpackBytes(const at::Tensor& rows,
   elements.reserve(host.size(0));
   for (int64_t i = 0; i < host.size(0); ++i) {
     const uint8_t* row = data + i * stride;
-    uint32_t length = 0;
-    for (int b = 0; b < 4; ++b) length |= static_cast<uint32_t>(row[b]) << (8 * b);
+    const uint32_t length = GetBytesLength(row);
     if (length > stride - kPrefix) {
       return absl::InvalidArgumentError(absl::StrCat("'", tensor_name, "' row ", i, " claims ",
                                                      length, " bytes in a row of ",
@@ -72,6 +75,46 @@ absl::StatusOr<std::vector<std::string>> UnpackBytes(const at::Tensor& rows,
   return elements;
 }
 
+namespace {
+
+uint32_t BigEndian(const unsigned char* bytes, int count) {
+  uint32_t value = 0;
+  for (int i = 0; i < count; ++i) value = value << 8 | bytes[i];
+  return value;
+}
+
+// Width and height from a PNG's IHDR chunk or a JPEG's first frame header, without
+// decoding; nullopt when the header cannot be read.
+std::optional<std::pair<int64_t, int64_t>> ImageSize(absl::string_view element) {
+  const auto* data = reinterpret_cast<const unsigned char*>(element.data());
+  const size_t size = element.size();
+  if (size >= 24 && data[0] == 0x89 && std::memcmp(data + 12, "IHDR", 4) == 0) {
+    return std::make_pair<int64_t, int64_t>(BigEndian(data + 16, 4), BigEndian(data + 20, 4));
+  }
+  size_t offset = 2;  // after the JPEG start-of-image marker
+  while (offset + 4 <= size) {
+    if (data[offset] != 0xff) return std::nullopt;
+    const unsigned char marker = data[offset + 1];
+    if (marker == 0xff) {  // fill byte
+      ++offset;
+      continue;
+    }
+    const uint32_t length = BigEndian(data + offset + 2, 2);
+    const bool frame = marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 &&
+                       marker != 0xcc;
+    if (frame) {
+      if (offset + 9 > size) return std::nullopt;
+      return std::make_pair<int64_t, int64_t>(BigEndian(data + offset + 7, 2),
+                                              BigEndian(data + offset + 5, 2));
+    }
+    if (marker == 0xda || marker == 0xd9 || length < 2) return std::nullopt;
+    offset += 2 + length;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 bool LooksLikeJpegOrPng(absl::string_view element) {
   static constexpr unsigned char kJpeg[] = {0xff, 0xd8, 0xff};
   static constexpr unsigned char kPng[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
@@ -79,6 +122,56 @@ bool LooksLikeJpegOrPng(absl::string_view element) {
     return element.size() >= size && std::memcmp(element.data(), magic, size) == 0;
   };
   return starts_with(kJpeg, sizeof(kJpeg)) || starts_with(kPng, sizeof(kPng));
+}
+
+absl::StatusOr<int64_t> CheckImageFile(absl::string_view input, size_t index,
+                                       absl::string_view element) {
+  auto refuse = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("input '", input, "' element ", index, " (",
+                                                   element.size(), " bytes) ", why));
+  };
+  if (!LooksLikeJpegOrPng(element)) return refuse("is not a JPEG or PNG file");
+  const std::optional<std::pair<int64_t, int64_t>> size = ImageSize(element);
+  if (!size.has_value()) return refuse("has no readable image size (truncated or corrupt)");
+  const auto [width, height] = *size;
+  if (width <= 0 || height <= 0) return refuse("declares an empty image");
+  if (width > kMaxImageSide || height > kMaxImageSide || width * height > kMaxImagePixels) {
+    return refuse(absl::StrCat("is ", width, "x", height, ", larger than the limit of ",
+                               kMaxImagePixels, " pixels and ", kMaxImageSide, " per side"));
+  }
+  return width * height;
+}
+
+absl::Status CheckImageFiles(absl::string_view input,
+                             absl::Span<const absl::string_view> elements) {
+  int64_t pixels = 0;
+  for (size_t i = 0; i < elements.size(); ++i) {
+    ASSIGN_OR_RETURN(const int64_t image_pixels, CheckImageFile(input, i, elements[i]));
+    pixels += image_pixels;
+  }
+  if (pixels > kMaxRequestPixels) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input '", input, "': its ", elements.size(), " images hold ", pixels,
+        " pixels, more than the limit of ", kMaxRequestPixels, " per run; send fewer at once"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckBytesPadding(absl::Span<const absl::string_view> elements,
+                               absl::string_view tensor_name) {
+  size_t longest = 0;
+  size_t total = 0;
+  for (absl::string_view element : elements) {
+    longest = std::max(longest, element.size());
+    total += element.size();
+  }
+  const size_t padded = elements.size() * (kPrefix + longest);
+  if (padded > std::max<size_t>(4 * total, kPaddingAllowance)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "BYTES tensor '", tensor_name, "': ", elements.size(), " elements of up to ", longest,
+        " bytes (", total, " in all) are too unequal in size; send the large ones separately"));
+  }
+  return absl::OkStatus();
 }
 
 namespace {
@@ -89,7 +182,6 @@ absl::StatusOr<cv::Mat> DecodeOne(const InputSpec& spec, const std::string& elem
     return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "' element ", index, " (",
                                                    element.size(), " bytes) ", why));
   };
-  if (!LooksLikeJpegOrPng(element)) return undecodable("is not a JPEG or PNG file");
   try {
     const cv::Mat bgr = cv::imdecode(cv::Mat(1, static_cast<int>(element.size()), CV_8UC1,
                                              const_cast<char*>(element.data())),
@@ -120,6 +212,9 @@ absl::StatusOr<at::Tensor> DecodeImages(const InputSpec& spec, const at::Tensor&
     return absl::InvalidArgumentError(absl::StrCat(
         "input '", spec.name, "' is an encoded image input: send BYTES elements (JPEG or PNG)"));
   }
+  // Refuse files whose headers announce huge images before decoding allocates for them.
+  RETURN_IF_ERROR(CheckImageFiles(
+      spec.name, std::vector<absl::string_view>(elements->begin(), elements->end())));
   // The files of a batch are decoded in parallel on the intra-op threads.
   std::vector<absl::StatusOr<cv::Mat>> decoded(elements->size(), cv::Mat());
   at::parallel_for(0, static_cast<int64_t>(elements->size()), 1, [&](int64_t begin, int64_t end) {
@@ -158,13 +253,16 @@ absl::StatusOr<cv::Mat> ToRgbImage(const at::Tensor& image, bool channels_last) 
         absl::StrCat("an image must have 3 dimensions, got ", Shape(image)));
   }
   at::Tensor hwc = channels_last ? image : image.permute({1, 2, 0});
+  if (hwc.size(0) == 0 || hwc.size(1) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("an image must not be empty, got ", Shape(image)));
+  }
   const int64_t channels = hwc.size(2);
   if (channels != 1 && channels != 3) {
     return absl::InvalidArgumentError(absl::StrCat(
         "an image must have 1 or 3 channels, got ", channels, " in ", Shape(image)));
   }
   if (hwc.is_floating_point()) {
-    hwc = (hwc.to(at::kFloat) * 255.0f).round().clamp(0, 255);
+    hwc = (hwc.to(at::kFloat).nan_to_num(0.0) * 255.0f).round().clamp(0, 255);
   } else if (hwc.scalar_type() != at::kByte) {
     return absl::InvalidArgumentError(absl::StrCat(
         "an image must be uint8 or floating point, got ", c10::toString(hwc.scalar_type())));

@@ -10,6 +10,8 @@
 #ifndef TORCHBRICKS_CORE_IMAGE_IO_H_
 #define TORCHBRICKS_CORE_IMAGE_IO_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -31,18 +33,44 @@ at::Tensor PackBytes(absl::Span<const std::string> elements);
 absl::StatusOr<std::vector<std::string>> UnpackBytes(const at::Tensor& rows,
                                                      absl::string_view tensor_name);
 
+// Limits on one encoded image, read from its header before it is decoded (decompression
+// bombs: a small PNG can announce gigapixels).
+inline constexpr int64_t kMaxImagePixels = 50'000'000;
+inline constexpr int64_t kMaxImageSide = 16'384;
+// A BYTES rows tensor may take up to four times its elements' bytes, or this much.
+inline constexpr size_t kPaddingAllowance = 64 << 20;
+
 // True when `element` starts like a JPEG or a PNG file.
 bool LooksLikeJpegOrPng(absl::string_view element);
+
+// ... and on all the images of one run together (about 1.2 GB decoded).
+inline constexpr int64_t kMaxRequestPixels = 400'000'000;
+
+// The pixel count of element `index` of encoded image input `input`, read from its header.
+// InvalidArgument naming input and element when it is not a JPEG or PNG file, its size
+// cannot be read, or it exceeds kMaxImagePixels / kMaxImageSide. Does not decode.
+absl::StatusOr<int64_t> CheckImageFile(absl::string_view input, size_t index,
+                                       absl::string_view element);
+
+// CheckImageFile() for every element, and their pixels together at most kMaxRequestPixels.
+absl::Status CheckImageFiles(absl::string_view input,
+                             absl::Span<const absl::string_view> elements);
+
+// OK when `elements` fit a rows tensor without padding blowing up (at most four times
+// their bytes, or kPaddingAllowance); InvalidArgument naming the tensor otherwise.
+absl::Status CheckBytesPadding(absl::Span<const absl::string_view> elements,
+                               absl::string_view tensor_name);
 
 // Decodes the encoded images of input `spec` (rows tensor of B elements) to one uint8
 // [B, 3, H, W] RGB tensor, resized to the spec's size when it declares one.
 // InvalidArgument naming the input and the element index for bytes that are not a
-// decodable JPEG or PNG, and for images of different sizes without a declared resize.
+// decodable JPEG or PNG or that fail CheckImageFile(), and for images of different sizes
+// without a declared resize.
 absl::StatusOr<at::Tensor> DecodeImages(const InputSpec& spec, const at::Tensor& rows);
 
 // An RGB CV_8UC3 image (a copy) of one image tensor: [C, H, W] (channels first) or, with
 // `channels_last`, [H, W, C]; C is 1 (grey) or 3; uint8 as is, floating point scaled from
-// 0..1 to 0..255. InvalidArgument otherwise.
+// 0..1 to 0..255 (NaN as 0). InvalidArgument otherwise, and for an empty image.
 absl::StatusOr<cv::Mat> ToRgbImage(const at::Tensor& image, bool channels_last);
 
 // The PNG file of an RGB CV_8UC3 image.

@@ -94,7 +94,7 @@ absl::StatusOr<std::unique_ptr<LoadedCollection>> LoadedCollection::Load(
   for (const BrickSpec& brick : collection->graph_.bricks()) {
     if (brick.renders()) {
       ASSIGN_OR_RETURN(std::unique_ptr<VisualizationBrick> visualization,
-                       VisualizationBrick::Create(brick, options.version_dir, device));
+                       VisualizationBrick::Create(brick, options.version_dir));
       collection->modules_.push_back(std::move(visualization));
     } else {
       ASSIGN_OR_RETURN(std::unique_ptr<BrickModule> module,

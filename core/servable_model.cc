@@ -69,13 +69,8 @@ class TorchServableModel : public ServableModel {
       if (view.data_type != package::TYPE_STRING) continue;
       RETURN_IF_ERROR(CheckBytesTarget(view));
       ASSIGN_OR_RETURN(std::vector<absl::string_view> elements, BytesElements(view));
-      for (size_t i = 0; i < elements.size(); ++i) {
-        if (!LooksLikeJpegOrPng(elements[i])) {
-          return absl::InvalidArgumentError(absl::StrCat("input '", view.name, "' element ", i,
-                                                         " (", elements[i].size(),
-                                                         " bytes) is not a JPEG or PNG file"));
-        }
-      }
+      RETURN_IF_ERROR(CheckImageFiles(view.name, elements));
+      RETURN_IF_ERROR(CheckBytesPadding(elements, view.name));
     }
     return absl::OkStatus();
   }
@@ -209,6 +204,7 @@ class TorchServableModel : public ServableModel {
       if (static_cast<int64_t>(elements.size()) != total) {
         return absl::FailedPreconditionError("inputs disagree on the batch size");
       }
+      RETURN_IF_ERROR(CheckBytesPadding(elements, name));
       RETURN_IF_ERROR(CallTorch("packing inputs", [&] { batched[name] = PackBytes(elements); }));
     }
     RETURN_IF_ERROR(ToDevice(&batched));

@@ -28,12 +28,12 @@ absl::Status Prefixed(const absl::Status& status, absl::string_view context) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<VisualizationBrick>> VisualizationBrick::Create(
-    const BrickSpec& brick, const std::filesystem::path& version_dir,
-    const c10::Device& device) {
+    const BrickSpec& brick, const std::filesystem::path& version_dir) {
   render::Parameters parameters(brick.renderer_parameters.begin(),
                                 brick.renderer_parameters.end());
   int min_side = kDefaultMinSide;
-  if (auto it = parameters.find("min_side"); it != parameters.end()) {
+  auto it = parameters.find("min_side");
+  if (it != parameters.end() && brick.renderer != kTorchScriptRenderer) {
     if (!absl::SimpleAtoi(it->second, &min_side) || min_side < 0 || min_side > 8192) {
       return absl::InvalidArgumentError(absl::StrCat(
           "visualization brick '", brick.name, "': min_side must be an integer in 0..8192, got '",
@@ -48,7 +48,8 @@ absl::StatusOr<std::unique_ptr<VisualizationBrick>> VisualizationBrick::Create(
           "visualization brick '", brick.name, "': the torchscript renderer takes no parameter '",
           parameters.begin()->first, "'"));
     }
-    ASSIGN_OR_RETURN(result->module_, BrickModule::Load(brick, version_dir, device));
+    // The renderer gets its values on the CPU, so its module lives there too.
+    ASSIGN_OR_RETURN(result->module_, BrickModule::Load(brick, version_dir, c10::Device(c10::kCPU)));
     return result;
   }
   auto renderer = render::MakeRenderer(brick.renderer, parameters,
@@ -97,7 +98,7 @@ absl::StatusOr<std::vector<c10::IValue>> VisualizationBrick::Run(
     elements.push_back(*std::move(png));
   }
   std::vector<c10::IValue> outputs;
-  outputs.emplace_back(PackBytes(elements));
+  RETURN_IF_ERROR(CallTorch(context, [&] { outputs.emplace_back(PackBytes(elements)); }));
   return outputs;
 }
 
@@ -154,13 +155,18 @@ absl::StatusOr<std::string> VisualizationBrick::RenderOne(const std::vector<c10:
     }
     render::Canvas canvas{*std::move(rgb), 1.0};
     const int shorter = std::min(canvas.image.rows, canvas.image.cols);
-    if (min_side_ > 0 && shorter > 0 && shorter < min_side_) {
-      canvas.scale = static_cast<double>(min_side_) / shorter;
+    const int longer = std::max(canvas.image.rows, canvas.image.cols);
+    if (min_side_ > 0 && shorter > 0 && shorter < min_side_ && longer < kMaxCanvasSide) {
+      // Enlarged so the shorter side reaches min_side, but never past kMaxCanvasSide.
+      canvas.scale = std::min(static_cast<double>(min_side_) / shorter,
+                              static_cast<double>(kMaxCanvasSide) / longer);
       cv::Mat enlarged;
-      cv::resize(canvas.image, enlarged,
-                 cv::Size(static_cast<int>(std::lround(canvas.image.cols * canvas.scale)),
-                          static_cast<int>(std::lround(canvas.image.rows * canvas.scale))),
-                 0, 0, cv::INTER_CUBIC);
+      RETURN_IF_ERROR(CallTorch(context, [&] {
+        cv::resize(canvas.image, enlarged,
+                   cv::Size(static_cast<int>(std::lround(canvas.image.cols * canvas.scale)),
+                            static_cast<int>(std::lround(canvas.image.rows * canvas.scale))),
+                   0, 0, cv::INTER_CUBIC);
+      }));
       canvas.image = enlarged;
     }
     absl::Status drawn = renderer_->Draw(tensors, &canvas);

@@ -28,19 +28,23 @@ namespace torchbricks {
 // Images whose shorter side is below this are enlarged before drawing, unless the
 // brick's "min_side" parameter says otherwise.
 inline constexpr int kDefaultMinSide = 256;
+// ... but never so far that the longer side passes this.
+inline constexpr int kMaxCanvasSide = 4096;
 
 class VisualizationBrick : public BrickCallable {
  public:
   // Makes the brick `brick` (brick.renders() must be true). Errors name the brick:
-  // InvalidArgument for an unknown renderer or bad parameters, and the errors of
-  // BrickModule::Load for a TorchScript renderer.
+  // InvalidArgument for an unknown renderer or bad parameters ("min_side" is a built-in
+  // renderer's only), and the errors of BrickModule::Load for a TorchScript renderer.
   static absl::StatusOr<std::unique_ptr<VisualizationBrick>> Create(
-      const BrickSpec& brick, const std::filesystem::path& version_dir,
-      const c10::Device& device);
+      const BrickSpec& brick, const std::filesystem::path& version_dir);
 
   // Returns the PNGs as one rows tensor [B, 4 + L] on the CPU. InvalidArgument naming the
-  // brick and the input for inputs that cannot be unpacked (batch sizes that disagree, an
-  // image that is not [B, C, H, W]); Internal for a renderer that fails.
+  // brick for inputs it cannot draw: batch sizes that disagree, an image that is not a
+  // non-empty [B, C, H, W], a value a renderer cannot draw (which value, and what it
+  // expected). Internal for a failure inside drawing or encoding, or a TorchScript renderer
+  // that fails or returns something other than uint8 [H, W, 3]. The values reach the
+  // renderer on the CPU; a TorchScript renderer's module is loaded there.
   absl::StatusOr<std::vector<c10::IValue>> Run(std::vector<c10::IValue> inputs) const override;
 
  private:

@@ -223,6 +223,25 @@ TEST_F(GalleryTest, BatchOfThreeGivesThreeDistinctImagesPerRenderer) {
   }
 }
 
+TEST_F(GalleryTest, EnlargingStopsAtTheMaximumCanvasSide) {
+  NamedTensors inputs = GalleryInputs(1);
+  inputs["image"] = at::full({1, 3, 4, 2000}, 0.3);
+  auto out = collection_->Run(Stage::kInference, inputs, {"draw/classification"});
+  ASSERT_TRUE(out.ok()) << out.status();
+  std::vector<cv::Mat> images = DecodePngs(out->at("draw/classification"));
+  ASSERT_EQ(images.size(), 1u);
+  EXPECT_EQ(images[0].cols, 4096);  // 2000 * min(256 / 4, 4096 / 2000)
+  EXPECT_EQ(images[0].rows, 8);
+}
+
+TEST_F(GalleryTest, EmptyImagesAreRefused) {
+  NamedTensors inputs = GalleryInputs(1);
+  inputs["image"] = at::zeros({1, 3, 0, 10});
+  auto out = collection_->Run(Stage::kInference, inputs, {"draw/classification"});
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(out.status().message()), HasSubstr("must not be empty"));
+}
+
 TEST_F(GalleryTest, VisualizationsAreDeadInExport) {
   auto out = collection_->Run(Stage::kExport, {{"image", GalleryInputs(2).at("image")}});
   ASSERT_TRUE(out.ok()) << out.status();
@@ -404,6 +423,54 @@ TEST(EncodedImageTest, ImagesOfDifferentSizesNeedADeclaredResize) {
   decoded = DecodeImages(spec, PackBytes(files));
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   EXPECT_EQ(decoded->sizes(), (std::vector<int64_t>{2, 3, 16, 8}));
+}
+
+// A PNG signature and IHDR chunk announcing `width` x `height`, without image data.
+std::string PngHeader(uint32_t width, uint32_t height) {
+  std::string png("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16);
+  for (uint32_t value : {width, height}) {
+    for (int shift = 24; shift >= 0; shift -= 8) png.push_back(static_cast<char>(value >> shift));
+  }
+  png.append("\x08\x02\0\0\0", 5);
+  return png;
+}
+
+TEST(EncodedImageTest, SizesAreReadFromHeadersAndHugeImagesRefusedBeforeDecoding) {
+  auto jpeg = CheckImageFile("image", 0, Encode(Gradient(30, 50), ".jpg"));
+  ASSERT_TRUE(jpeg.ok()) << jpeg.status();
+  EXPECT_EQ(*jpeg, 30 * 50);
+  auto png = CheckImageFile("image", 0, Encode(Gradient(7, 9), ".png"));
+  ASSERT_TRUE(png.ok()) << png.status();
+  EXPECT_EQ(*png, 7 * 9);
+  // A 130 KB PNG can announce 32768 x 32768: refused from its header.
+  auto bomb = CheckImageFile("image", 3, PngHeader(32768, 32768));
+  EXPECT_EQ(bomb.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bomb.status().message()), HasSubstr("input 'image' element 3"));
+  EXPECT_THAT(std::string(bomb.status().message()), HasSubstr("32768x32768"));
+  EXPECT_FALSE(CheckImageFile("image", 0, PngHeader(10000, 10000)).ok());  // 100 Mpx
+  EXPECT_FALSE(CheckImageFile("image", 0, std::string("\xff\xd8\xff\xe0", 4)).ok());
+  // Many images together are limited too.
+  const std::string big = PngHeader(7000, 7000);  // 49 Mpx: allowed alone
+  EXPECT_TRUE(CheckImageFile("image", 0, big).ok());
+  const std::vector<absl::string_view> nine(9, big);
+  EXPECT_THAT(std::string(CheckImageFiles("image", nine).message()), HasSubstr("per run"));
+  // Through the decoder, nothing is allocated for the bomb.
+  InputSpec spec{.name = "image", .data_type = package::TYPE_STRING, .dims = {-1},
+                 .encoded_image = true};
+  auto decoded = DecodeImages(spec, PackBytes(std::vector<std::string>{PngHeader(40000, 40000)}));
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(BytesRowsTest, PaddingMayNotBlowUpMemory) {
+  const std::string large(80 << 20, 'x');
+  const std::vector<absl::string_view> unequal = {large, "a", "b", "c"};
+  absl::Status status = CheckBytesPadding(unequal, "image");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("too unequal"));
+  const std::vector<absl::string_view> alone = {large};
+  EXPECT_TRUE(CheckBytesPadding(alone, "image").ok());
+  const std::vector<absl::string_view> small = {"abc", "", "defgh"};
+  EXPECT_TRUE(CheckBytesPadding(small, "image").ok());
 }
 
 TEST(BytesRowsTest, PackAndUnpackRoundTrip) {

@@ -185,3 +185,19 @@ def test_bytes_for_an_ordinary_input_are_refused(client):
         client.infer("unchecked_dummy", {"raw_images": files(encode(solid(COLOURS[0]), "PNG"))})
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "only encoded image inputs take" in error.value.details()
+
+
+def test_decompression_bomb_is_refused_from_its_header(client):
+    import struct
+    import zlib
+    # A valid PNG announcing 30000 x 30000 grey pixels; its compressed rows are tiny.
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = zlib.compress(b"\0" * (30001 * 64), 9)  # the first 64 rows only
+    bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    with pytest.raises(grpc.RpcError) as error:
+        client.infer(MODEL, {"image": files(encode(solid(COLOURS[0]), "PNG"), bomb)}, outputs=["visualization"])
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "input 'image' element 1" in error.value.details() and "30000x30000" in error.value.details()
+    assert len(client.infer(MODEL, {"image": files(encode(solid(COLOURS[1]), "PNG"))}).outputs["visualization"]) == 1

@@ -72,6 +72,11 @@ def script_renderer(spec: BrickSpec) -> torch.jit.ScriptModule:
 def check_renderer(spec: BrickSpec, module: torch.jit.ScriptModule, stage: str, values: Any) -> None:
     """Runs a scripted renderer on the first image of a stage's example values, unpacked as the
     server does, and raises ExportError naming the brick unless it returns uint8 [H, W, 3]."""
+    image = values[spec.inputs[0]]
+    if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[0] == 0:
+        got = f"{list(image.shape)}" if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ExportError(f"visualization brick '{spec.name}': its first input '{spec.inputs[0]}' must be a "
+                          f"non-empty image batch [B, C, H, W] in the stage {stage} examples, got {got}")
     args = []
     for position, name in enumerate(spec.inputs):
         value = stage if name == "stage" else values[name]
