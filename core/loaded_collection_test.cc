@@ -6,25 +6,16 @@
 #include <thread>
 
 #include "core/reference_check.h"
+#include "core/testing/loaded_fixtures.h"
 #include "core/testing/package_fixtures.h"
 #include "gtest/gtest.h"
 
 namespace torchbricks {
 namespace {
 
+using ::torchbricks::testing::BrickNamesOf;
 using ::torchbricks::testing::FixturePackage;
-
-std::unique_ptr<LoadedCollection> LoadFixture(const std::string& name) {
-  auto loaded = LoadedCollection::Load({.version_dir = FixturePackage(name)});
-  EXPECT_TRUE(loaded.ok()) << name << ": " << loaded.status();
-  return loaded.ok() ? *std::move(loaded) : nullptr;
-}
-
-std::vector<std::string> BrickNamesOf(const LoadedCollection& c, const RunTrace& trace) {
-  std::vector<std::string> names;
-  for (int b : trace.bricks) names.push_back(c.graph().bricks()[b].name);
-  return names;
-}
+using ::torchbricks::testing::LoadFixture;
 
 at::Tensor Images(int64_t batch, int64_t seed) {
   at::manual_seed(seed);

@@ -11,6 +11,7 @@
 #include "core/image_io.h"
 #include "core/loaded_collection.h"
 #include "core/servable_model.h"
+#include "core/testing/loaded_fixtures.h"
 #include "core/testing/package_fixtures.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -22,19 +23,9 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::torchbricks::testing::BrickNamesOf;
 using ::torchbricks::testing::FixturePackage;
-
-std::unique_ptr<LoadedCollection> LoadFixture(const std::string& name) {
-  auto loaded = LoadedCollection::Load({.version_dir = FixturePackage(name)});
-  EXPECT_TRUE(loaded.ok()) << name << ": " << loaded.status();
-  return loaded.ok() ? *std::move(loaded) : nullptr;
-}
-
-std::vector<std::string> BrickNamesOf(const LoadedCollection& c, const RunTrace& trace) {
-  std::vector<std::string> names;
-  for (int b : trace.bricks) names.push_back(c.graph().bricks()[b].name);
-  return names;
-}
+using ::torchbricks::testing::LoadFixture;
 
 // The inputs of renderer_gallery (see tests/python/readme_models.py): a grey image, with
 // predictions placed in the top-left corner; image b has grey level 0.3 + 0.2 b.
