@@ -19,7 +19,22 @@ int64_t NumElements(const HostTensorView& view) {
   return elements;
 }
 
+namespace {
+
+absl::Status CheckNoNegativeDimension(const HostTensorView& view) {
+  for (int64_t dim : view.shape) {
+    if (dim < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", view.name, "' has a negative dimension"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<absl::string_view>> BytesElements(const HostTensorView& view) {
+  RETURN_IF_ERROR(CheckNoNegativeDimension(view));
   ASSIGN_OR_RETURN(std::vector<absl::string_view> elements,
                    SplitBytesElements(view.data, view.name));
   if (static_cast<int64_t>(elements.size()) != NumElements(view)) {
@@ -31,13 +46,8 @@ absl::StatusOr<std::vector<absl::string_view>> BytesElements(const HostTensorVie
 }
 
 absl::Status CheckByteSize(const HostTensorView& view) {
-  for (int64_t dim : view.shape) {
-    if (dim < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("input '", view.name, "' has a negative dimension"));
-    }
-  }
   if (view.data_type == package::TYPE_STRING) return BytesElements(view).status();
+  RETURN_IF_ERROR(CheckNoNegativeDimension(view));
   if (ElementSize(view.data_type) == 0) {
     return absl::InvalidArgumentError(absl::StrCat("input '", view.name, "' has data type ",
                                                    DataTypeName(view.data_type),
@@ -54,7 +64,6 @@ absl::Status CheckByteSize(const HostTensorView& view) {
 }
 
 absl::StatusOr<at::Tensor> ToTensor(const HostTensorView& view, bool borrow) {
-  RETURN_IF_ERROR(CheckByteSize(view));
   at::Tensor tensor;
   if (view.data_type == package::TYPE_STRING) {
     ASSIGN_OR_RETURN(std::vector<absl::string_view> elements, BytesElements(view));
@@ -63,6 +72,7 @@ absl::StatusOr<at::Tensor> ToTensor(const HostTensorView& view, bool borrow) {
                               [&] { tensor = PackBytes(elements); }));
     return tensor;
   }
+  RETURN_IF_ERROR(CheckByteSize(view));
   const at::TensorOptions options = at::TensorOptions().dtype(*ToScalarType(view.data_type));
   const bool aligned =
       reinterpret_cast<uintptr_t>(view.data.data()) % ElementSize(view.data_type) == 0;

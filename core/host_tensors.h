@@ -18,8 +18,9 @@ namespace torchbricks {
 // product(view.shape); 1 for a scalar.
 int64_t NumElements(const HostTensorView& view);
 
-// The elements of a BYTES view (viewing into it). InvalidArgument, naming the input, when
-// the layout is broken or the count differs from the shape's.
+// The elements of a BYTES view (viewing into it): CheckByteSize() for BYTES. InvalidArgument,
+// naming the input, for a negative dimension, a broken layout, or a count that differs
+// from the shape's.
 absl::StatusOr<std::vector<absl::string_view>> BytesElements(const HostTensorView& view);
 
 // OK when the view's bytes fit its dtype and shape. InvalidArgument naming the input for a

@@ -59,18 +59,23 @@ class TorchServableModel : public ServableModel {
                         absl::Span<const std::string> outputs) const override {
     std::vector<TensorSignature> signatures;
     signatures.reserve(inputs.size());
+    // The elements of each BYTES input, split once.
+    std::vector<std::pair<const HostTensorView*, std::vector<absl::string_view>>> bytes_inputs;
     for (const HostTensorView& view : inputs) {
-      RETURN_IF_ERROR(CheckByteSize(view));
+      if (view.data_type == package::TYPE_STRING) {
+        ASSIGN_OR_RETURN(std::vector<absl::string_view> elements, BytesElements(view));
+        bytes_inputs.emplace_back(&view, std::move(elements));
+      } else {
+        RETURN_IF_ERROR(CheckByteSize(view));
+      }
       signatures.push_back({view.name, view.data_type, view.shape});
     }
     RETURN_IF_ERROR(collection_->Check(stage, signatures, outputs));
     // Encoded images: catch bytes that are no image file here, before they are queued.
-    for (const HostTensorView& view : inputs) {
-      if (view.data_type != package::TYPE_STRING) continue;
-      RETURN_IF_ERROR(CheckBytesTarget(view));
-      ASSIGN_OR_RETURN(std::vector<absl::string_view> elements, BytesElements(view));
-      RETURN_IF_ERROR(CheckImageFiles(view.name, elements));
-      RETURN_IF_ERROR(CheckBytesPadding(elements, view.name));
+    for (const auto& [view, elements] : bytes_inputs) {
+      RETURN_IF_ERROR(CheckBytesTarget(*view));
+      RETURN_IF_ERROR(CheckImageFiles(view->name, elements));
+      RETURN_IF_ERROR(CheckBytesPadding(elements, view->name));
     }
     return absl::OkStatus();
   }
