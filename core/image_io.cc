@@ -83,6 +83,16 @@ uint32_t BigEndian(const unsigned char* bytes, int count) {
   return value;
 }
 
+// True when `element` starts like a JPEG or a PNG file.
+bool LooksLikeJpegOrPng(absl::string_view element) {
+  static constexpr unsigned char kJpeg[] = {0xff, 0xd8, 0xff};
+  static constexpr unsigned char kPng[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  auto starts_with = [&](const unsigned char* magic, size_t size) {
+    return element.size() >= size && std::memcmp(element.data(), magic, size) == 0;
+  };
+  return starts_with(kJpeg, sizeof(kJpeg)) || starts_with(kPng, sizeof(kPng));
+}
+
 // Width and height from a PNG's IHDR chunk or a JPEG's first frame header, without
 // decoding; nullopt when the header cannot be read.
 std::optional<std::pair<int64_t, int64_t>> ImageSize(absl::string_view element) {
@@ -114,15 +124,6 @@ std::optional<std::pair<int64_t, int64_t>> ImageSize(absl::string_view element) 
 }
 
 }  // namespace
-
-bool LooksLikeJpegOrPng(absl::string_view element) {
-  static constexpr unsigned char kJpeg[] = {0xff, 0xd8, 0xff};
-  static constexpr unsigned char kPng[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  auto starts_with = [&](const unsigned char* magic, size_t size) {
-    return element.size() >= size && std::memcmp(element.data(), magic, size) == 0;
-  };
-  return starts_with(kJpeg, sizeof(kJpeg)) || starts_with(kPng, sizeof(kPng));
-}
 
 absl::StatusOr<int64_t> CheckImageFile(absl::string_view input, size_t index,
                                        absl::string_view element) {

@@ -40,9 +40,6 @@ inline constexpr int64_t kMaxImageSide = 16'384;
 // A BYTES rows tensor may take up to four times its elements' bytes, or this much.
 inline constexpr size_t kPaddingAllowance = 64 << 20;
 
-// True when `element` starts like a JPEG or a PNG file.
-bool LooksLikeJpegOrPng(absl::string_view element);
-
 // ... and on all the images of one run together (about 1.2 GB decoded).
 inline constexpr int64_t kMaxRequestPixels = 400'000'000;
 
