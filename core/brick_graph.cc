@@ -135,6 +135,7 @@ class Flattener {
         spec.alive[static_cast<int>(ToStage(static_cast<package::Stage>(stage)))] = true;
       }
     }
+    RETURN_IF_ERROR(AddCallingConvention(full, brick, &spec));
     RETURN_IF_ERROR(CheckVisualizer(full, brick, spec));
     spec.renderer = brick.visualizer().renderer();
     spec.renderer_parameters.insert(brick.visualizer().parameters().begin(),
@@ -147,13 +148,60 @@ class Flattener {
     return absl::OkStatus();
   }
 
+  // Keyword parameters (one per input, distinct) and per-stage module files (only for a
+  // brick that takes "stage", one per stage, never beside module_file or a visualizer).
+  static absl::Status AddCallingConvention(const std::string& full, const package::Brick& brick,
+                                           BrickSpec* spec) {
+    if (!brick.input_arguments().empty()) {
+      if (brick.input_arguments_size() != brick.input_names_size()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "brick '", full, "' has ", brick.input_arguments_size(), " input_arguments for ",
+            brick.input_names_size(), " input_names"));
+      }
+      absl::flat_hash_set<std::string> seen;
+      for (const std::string& argument : brick.input_arguments()) {
+        if (argument.empty() || !seen.insert(argument).second) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "brick '", full, "': input_arguments must be distinct, non-empty parameter names"));
+        }
+        spec->input_arguments.push_back(argument);
+      }
+    }
+    if (brick.stage_modules().empty()) return absl::OkStatus();
+    if (!brick.module_file().empty() || !brick.visualizer().renderer().empty() ||
+        !brick.input_arguments().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "brick '", full,
+          "' has stage_modules and also a module_file, a visualizer or input_arguments"));
+    }
+    if (std::find(spec->input_names.begin(), spec->input_names.end(), kStageInputName) ==
+        spec->input_names.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "brick '", full, "' has stage_modules but does not take the input \"stage\""));
+    }
+    for (const package::StageModule& module : brick.stage_modules()) {
+      if (module.stage() == package::STAGE_UNSPECIFIED || module.module_file().empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "brick '", full, "': each of its stage_modules needs a stage and a module_file"));
+      }
+      std::string& file = spec->stage_module_files[static_cast<int>(ToStage(module.stage()))];
+      if (!file.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "brick '", full, "' lists stage ", StageName(ToStage(module.stage())),
+            " twice in its stage_modules"));
+      }
+      file = module.module_file();
+    }
+    return absl::OkStatus();
+  }
+
   // A renderer only on VISUALIZATION bricks, with one output and an image input; a module
   // file exactly when the brick has no renderer or the TorchScript one.
   static absl::Status CheckVisualizer(const std::string& full, const package::Brick& brick,
                                       const BrickSpec& spec) {
     const std::string& renderer = brick.visualizer().renderer();
     if (renderer.empty()) {
-      if (brick.module_file().empty()) {
+      if (brick.module_file().empty() && brick.stage_modules().empty()) {
         return absl::InvalidArgumentError(absl::StrCat("brick '", full, "' has no module_file"));
       }
       return absl::OkStatus();

@@ -31,6 +31,12 @@ struct BrickSpec {
   std::vector<std::string> output_names;  // resolved
   std::array<bool, kNumStages> alive{};
   std::string module_file;  // relative to the version directory
+  // forward()'s parameter for each input when torchbricks calls the module by keyword
+  // (input_names given as a dict); empty for a positional call.
+  std::vector<std::string> input_arguments;
+  // For a brick traced once per stage with its "stage" input bound: each stage's module
+  // file (empty where there is none); module_file is then empty.
+  std::array<std::string, kNumStages> stage_module_files;
   std::string module_type;  // Python class of the module ("TinyModel"), may be empty
   std::string brick_type;   // Python class of the brick ("BrickTrainable"), never empty
   // For a VISUALIZATION brick that draws per image: a built-in renderer's name or
@@ -39,6 +45,13 @@ struct BrickSpec {
   std::map<std::string, std::string> renderer_parameters;
 
   bool AliveIn(Stage stage) const { return alive[static_cast<int>(stage)]; }
+  // True for a brick traced once per stage (see stage_module_files).
+  bool stage_bound() const {
+    for (const std::string& file : stage_module_files) {
+      if (!file.empty()) return true;
+    }
+    return false;
+  }
   // True for a brick that renders images: its single output is BYTES [B] of PNG files.
   bool renders() const { return !renderer.empty(); }
 };

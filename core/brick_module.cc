@@ -1,28 +1,78 @@
 #include "core/brick_module.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/naming.h"
 #include "core/status_macros.h"
 #include "core/torch_errors.h"
 
 namespace torchbricks {
 namespace {
 
-absl::Status CheckSignature(const BrickSpec& brick, const std::string& file,
-                            const c10::FunctionSchema& schema) {
+// Checks that `given` inputs fit forward()'s parameters (by position) and fills the
+// callee's keyword layout when the brick names its arguments.
+absl::Status LayOutArguments(const BrickSpec& brick, const std::string& file,
+                             const c10::FunctionSchema& schema, size_t given,
+                             const std::vector<std::string>& keywords,
+                             BrickModule::Callee* callee) {
   // arguments()[0] is `self`.
   const auto& args = schema.arguments();
-  size_t required = 0;
-  for (size_t i = 1; i < args.size(); ++i) {
-    if (!args[i].default_value().has_value()) ++required;
-  }
   const size_t declared = args.size() - 1;
-  const size_t given = brick.input_names.size();
-  if (given < required || given > declared) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "brick '", brick.name, "' (", file, "): forward() takes ", required,
-        required == declared ? "" : absl::StrCat(" to ", declared), " inputs but the brick has ",
-        given, " input names"));
+  if (keywords.empty()) {
+    size_t required = 0;
+    for (size_t i = 1; i < args.size(); ++i) {
+      if (!args[i].default_value().has_value()) ++required;
+    }
+    if (given < required || given > declared) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "brick '", brick.name, "' (", file, "): forward() takes ", required,
+          required == declared ? "" : absl::StrCat(" to ", declared), " inputs but the brick has ",
+          given, " input names"));
+    }
+  } else {
+    callee->arguments.resize(declared);
+    std::vector<bool> covered(declared, false);
+    for (const std::string& keyword : keywords) {
+      auto found = std::find_if(args.begin() + 1, args.end(),
+                                [&](const c10::Argument& arg) { return arg.name() == keyword; });
+      if (found == args.end()) {
+        std::vector<std::string> names;
+        for (size_t i = 1; i < args.size(); ++i) names.push_back(args[i].name());
+        return absl::InvalidArgumentError(absl::StrCat(
+            "brick '", brick.name, "' (", file, "): forward() has no parameter '", keyword,
+            "'; it takes (", absl::StrJoin(names, ", "), ")"));
+      }
+      const size_t position = found - args.begin() - 1;
+      covered[position] = true;
+      callee->positions.push_back(position);
+    }
+    for (size_t i = 0; i < declared; ++i) {
+      if (covered[i]) continue;
+      if (!args[i + 1].default_value().has_value()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("brick '", brick.name, "' (", file, "): forward() parameter '",
+                         args[i + 1].name(), "' has no default and no input is passed to it"));
+      }
+      callee->arguments[i] = *args[i + 1].default_value();
+    }
   }
+  for (size_t i = 0; i < given; ++i) {
+    const size_t position = callee->positions.empty() ? i : callee->positions[i];
+    const c10::TypePtr& type = args[position + 1].type();
+    c10::TypePtr value_type;
+    if (type->kind() == c10::TypeKind::DictType) {
+      const c10::TypePtr& declared_value = type->expectRef<c10::DictType>().getValueType();
+      if (declared_value->kind() != c10::TypeKind::TensorType) value_type = declared_value;
+    }
+    callee->dict_value_types.push_back(std::move(value_type));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckReturn(const BrickSpec& brick, const std::string& file,
+                         const c10::FunctionSchema& schema) {
   if (schema.returns().size() != 1) return absl::OkStatus();
   const c10::TypePtr& type = schema.returns()[0].type();
   if (type->kind() == c10::TypeKind::TupleType) {
@@ -40,7 +90,7 @@ absl::Status CheckSignature(const BrickSpec& brick, const std::string& file,
           absl::StrCat("brick '", brick.name, "' (", file, "): forward() returns None but the brick has ",
                        brick.output_names.size(), " output names"));
     }
-  } else if (brick.output_names.size() != 1) {
+  } else if (brick.output_names.size() != 1 && type->kind() != c10::TypeKind::AnyType) {
     return absl::InvalidArgumentError(absl::StrCat(
         "brick '", brick.name, "' (", file, "): forward() returns one ", type->str(),
         " but the brick has ", brick.output_names.size(), " output names"));
@@ -48,40 +98,97 @@ absl::Status CheckSignature(const BrickSpec& brick, const std::string& file,
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<BrickModule>> BrickModule::Load(
-    const BrickSpec& brick, const std::filesystem::path& version_dir,
-    const c10::Device& device) {
-  const std::filesystem::path path = version_dir / brick.module_file;
-  const std::string file = brick.module_file;
+// Loads `file` and lays out how `given` inputs reach its forward().
+absl::StatusOr<BrickModule::Callee> LoadCallee(const BrickSpec& brick,
+                                               const std::filesystem::path& version_dir,
+                                               const std::string& file, size_t given,
+                                               const std::vector<std::string>& keywords,
+                                               const c10::Device& device) {
+  const std::filesystem::path path = version_dir / file;
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     return absl::NotFoundError(
         absl::StrCat("brick '", brick.name, "': module file '", file, "' not found"));
   }
-  torch::jit::Module module;
+  BrickModule::Callee callee;
   RETURN_IF_ERROR(CallTorch(
       absl::StrCat("brick '", brick.name, "': cannot load module file '", file, "'"),
       [&] {
-        module = torch::jit::load(path.string(), device);
-        module.eval();
+        callee.module = torch::jit::load(path.string(), device);
+        callee.module.eval();
       },
       absl::StatusCode::kInvalidArgument));
   const c10::FunctionSchema* schema = nullptr;
   RETURN_IF_ERROR(CallTorch(
       absl::StrCat("brick '", brick.name, "' (", file, ")"),
-      [&] { schema = &module.get_method("forward").function().getSchema(); },
+      [&] { schema = &callee.module.get_method("forward").function().getSchema(); },
       absl::StatusCode::kInvalidArgument));
-  RETURN_IF_ERROR(CheckSignature(brick, file, *schema));
-  return std::unique_ptr<BrickModule>(new BrickModule(brick, std::move(module)));
+  RETURN_IF_ERROR(LayOutArguments(brick, file, *schema, given, keywords, &callee));
+  RETURN_IF_ERROR(CheckReturn(brick, file, *schema));
+  return callee;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<BrickModule>> BrickModule::Load(
+    const BrickSpec& brick, const std::filesystem::path& version_dir,
+    const c10::Device& device) {
+  std::unique_ptr<BrickModule> loaded(new BrickModule(brick));
+  if (!brick.stage_bound()) {
+    ASSIGN_OR_RETURN(loaded->callee_,
+                     LoadCallee(brick, version_dir, brick.module_file, brick.input_names.size(),
+                                brick.input_arguments, device));
+    return loaded;
+  }
+  loaded->stage_position_ = static_cast<int>(
+      std::find(brick.input_names.begin(), brick.input_names.end(), kStageInputName) -
+      brick.input_names.begin());
+  for (Stage stage : kAllStages) {
+    const std::string& file = brick.stage_module_files[static_cast<int>(stage)];
+    if (file.empty()) continue;
+    ASSIGN_OR_RETURN(loaded->stage_callees_[static_cast<int>(stage)],
+                     LoadCallee(brick, version_dir, file, brick.input_names.size() - 1, {}, device));
+  }
+  return loaded;
+}
+
+absl::StatusOr<const BrickModule::Callee*> BrickModule::CalleeFor(
+    std::vector<c10::IValue>& inputs) const {
+  if (stage_position_ < 0) return &*callee_;
+  const c10::IValue stage_name = std::move(inputs[stage_position_]);
+  inputs.erase(inputs.begin() + stage_position_);
+  absl::StatusOr<Stage> stage = ParseStage(stage_name.isString() ? stage_name.toStringRef() : "");
+  if (!stage.ok() || !stage_callees_[static_cast<int>(*stage)].has_value()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "brick '", brick_name_, "' was traced once per stage at export and has no module for stage ",
+        stage.ok() ? StageName(*stage) : "?", "; export it with example inputs for that stage"));
+  }
+  return &*stage_callees_[static_cast<int>(*stage)];
 }
 
 absl::StatusOr<std::vector<c10::IValue>> BrickModule::Run(
     std::vector<c10::IValue> inputs) const {
+  ASSIGN_OR_RETURN(const Callee* callee, CalleeFor(inputs));
   c10::IValue result;
-  RETURN_IF_ERROR(CallTorch(absl::StrCat("brick '", brick_name_, "'"),
-                            [&] { result = module_.forward(std::move(inputs)); }));
+  RETURN_IF_ERROR(CallTorch(absl::StrCat("brick '", brick_name_, "'"), [&] {
+    for (size_t i = 0; i < inputs.size() && i < callee->dict_value_types.size(); ++i) {
+      if (callee->dict_value_types[i] == nullptr || !inputs[i].isGenericDict()) continue;
+      c10::impl::GenericDict retyped(c10::StringType::get(), callee->dict_value_types[i]);
+      for (const auto& entry : inputs[i].toGenericDict()) {
+        retyped.insert(entry.key(), entry.value());
+      }
+      inputs[i] = std::move(retyped);
+    }
+    if (callee->positions.empty()) {
+      result = callee->module.forward(std::move(inputs));
+      return;
+    }
+    std::vector<c10::IValue> arguments = callee->arguments;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      arguments[callee->positions[i]] = std::move(inputs[i]);
+    }
+    result = callee->module.forward(std::move(arguments));
+  }));
   std::vector<c10::IValue> outputs;
   if (num_outputs_ == 0) return outputs;
   if (num_outputs_ == 1 && !result.isTuple()) {

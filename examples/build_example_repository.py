@@ -4,13 +4,21 @@
 
 Writes three models, each as version 1 with reference data:
   classifier           the torchbricks README's dummy preprocessor/backbone/head with a loss
-  resnet18_classifier  a torchvision resnet18 backbone (random weights) with a linear head
+  resnet18_classifier  the README's resnet: bag_of_bricks Preprocessor, resnet_to_brick
+                       (torchvision resnet18, random weights) and ImageClassifier, with a loss
   scene_classifier     takes JPEG/PNG files, classifies them with a small convolutional net
                        (random weights) and, in INFERENCE, returns two drawings per image as
                        PNG files: the top-3 classes, and a heat map of where the features fire
-The collections are plain nested dicts, the form that needs no torchbricks install; a
-torchbricks BrickCollection exports the same way.
+
+The first two are built exactly as a torchbricks 0.4 user writes them, with the real
+library, when it can be imported: an installed `torchbricks`, else the release folder
+$TORCHBRICKS_PATH (default: ../shared/torchbricks/0.4.2 beside this checkout). torchbricks
+imports typeguard and torchmetrics; where those are not installed, the test stand-ins in
+tests/python/stand_ins are used. Without torchbricks the same models are built as plain
+nested dicts (the exporter's own format), and the script says so.
 """
+import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Tuple
@@ -181,17 +189,74 @@ dynamic_batching { max_queue_delay_microseconds: 2000 }
 }
 
 
+def import_torchbricks() -> bool:
+    """Makes the real torchbricks importable (see the module docstring); False when it is not."""
+    if importlib.util.find_spec("torchbricks") is None:
+        checkout = Path(__file__).resolve().parents[1]
+        folder = Path(os.environ.get("TORCHBRICKS_PATH", checkout.parent / "shared" / "torchbricks" / "0.4.2"))
+        if not (folder / "torchbricks").is_dir():
+            return False
+        sys.path.insert(0, str(folder))
+    for package in ("typeguard", "torchmetrics"):
+        if importlib.util.find_spec(package) is None:
+            sys.path.append(str(Path(__file__).resolve().parents[1] / "tests" / "python" / "stand_ins"))
+    try:
+        import torchbricks.brick_collection  # noqa: F401
+    except ImportError as error:
+        print(f"torchbricks found but not importable ({error}); building plain dicts")
+        return False
+    return True
+
+
+def torchbricks_classifier():
+    """The torchbricks README's tagged example (Concept 2), with the real library."""
+    from torchbricks.brick_collection import BrickCollection
+    from torchbricks.bricks import BrickLoss, BrickNotTrainable, BrickTrainable
+    return BrickCollection({
+        "preprocessor": BrickNotTrainable(PreprocessorDummy(), input_names=["raw_images"], output_names=["processed"],
+                                          tags="MODEL"),
+        "backbone": BrickTrainable(TinyModel(n_channels=3, n_features=10), input_names=["processed"],
+                                   output_names=["embedding"], tags="MODEL"),
+        "head": BrickTrainable(ClassifierDummy(num_classes=3, in_features=10), input_names=["embedding"],
+                               output_names=["logits", "softmaxed"], tags="MODEL"),
+        "loss": BrickLoss(model=nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["loss_ce"],
+                          tags="LOSS"),
+    })
+
+
+def torchbricks_resnet18_classifier(num_classes: int = 10):
+    """The torchbricks README's resnet example (bag_of_bricks), with the real library."""
+    from torchbricks.bag_of_bricks.backbones import resnet_to_brick
+    from torchbricks.bag_of_bricks.image_classification import ImageClassifier
+    from torchbricks.bag_of_bricks.preprocessors import Preprocessor
+    from torchbricks.brick_collection import BrickCollection
+    from torchbricks.bricks import BrickLoss, BrickNotTrainable, BrickTrainable
+    resnet = torchvision.models.resnet18(weights=None, num_classes=num_classes)
+    resnet_brick = resnet_to_brick(resnet=resnet, input_name="normalized", output_name="features")
+    n_features = resnet_brick.model.n_backbone_features
+    return BrickCollection({
+        "preprocessor": BrickNotTrainable(Preprocessor(), input_names=["raw"], output_names=["normalized"]),
+        "backbone": resnet_brick,
+        "head": BrickTrainable(ImageClassifier(num_classes=num_classes, n_features=n_features),
+                               input_names=["features"], output_names=["logits", "probabilities", "class_prediction"]),
+        "loss": BrickLoss(model=nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["loss_ce"]),
+    }).eval()
+
+
 def main(repository: Path) -> None:
     torch.manual_seed(0)
+    real = import_torchbricks()
+    print("building classifier and resnet18_classifier with " +
+          ("the real torchbricks" if real else "plain dicts (torchbricks is not importable)"))
     images = torch.rand(2, 3, 100, 200)
     targets = torch.tensor([0, 2])
     export_brick_collection(
-        classifier(), repository / "classifier" / "1",
+        torchbricks_classifier() if real else classifier(), repository / "classifier" / "1",
         example_inputs={"TRAIN": {"raw_images": images, "targets": targets},
                         "INFERENCE": {"raw_images": images}, "EXPORT": {"raw_images": images}})
     small = torch.rand(2, 3, 32, 32)
     export_brick_collection(
-        resnet18_classifier(), repository / "resnet18_classifier" / "1",
+        torchbricks_resnet18_classifier() if real else resnet18_classifier(), repository / "resnet18_classifier" / "1",
         example_inputs={"TRAIN": {"raw": small, "targets": targets},
                         "INFERENCE": {"raw": small}, "EXPORT": {"raw": small}})
     torch.manual_seed(0)

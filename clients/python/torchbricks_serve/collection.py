@@ -1,13 +1,17 @@
 """Flattens a brick collection into an ordered list of `BrickSpec` records.
 
 Accepts a torchbricks BrickCollection (duck-typed: `.items()` over bricks and nested
-collections; a brick has `.model`, `.input_names`, `.output_names` and `.alive_stages` or
-`.tags`) or a plain nested dict whose leaves are brick dicts:
+collections; a brick has `.model` (or, for a metric brick, `.metrics`), `.input_names`,
+`.output_names` and `.alive_stages` (0.1) or `.tags` (>= 0.3)) or a plain nested dict whose
+leaves are brick dicts:
 `{"module": m, "input_names": [...], "output_names": [...], "kind": "LOSS", "alive_stages": [...]}`.
+
+`input_names` may be a list (the module is called with positional arguments) or, as in
+torchbricks, a dict `{argument_name: value_name}` (the module is called with keywords).
 """
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, FrozenSet, List, Tuple
+from typing import Any, FrozenSet, List, Mapping as MappingType, Optional, Tuple
 
 from torch import nn
 
@@ -15,7 +19,7 @@ from .errors import ExportError
 from .naming import SPECIAL_INPUTS, resolve_name
 from .renderers import BUILT_IN, TORCHSCRIPT, RendererSpec, TorchScriptRenderer
 from .stages import (ALL_STAGES, BRICK_TYPE_FOR_KIND, DEFAULT_ALIVE, KINDS, kind_from_class_name,
-                     kind_from_tags, parse_alive_stages, stages_from_tags)
+                     kind_from_tags, library_stage_enum, parse_alive_stages, stages_from_tags)
 
 BRICK_DICT_KEYS = frozenset({"module", "input_names", "output_names", "kind", "alive_stages"})
 
@@ -39,6 +43,21 @@ class BrickSpec:
     renderer: str = ""
     renderer_parameters: Tuple[Tuple[str, str], ...] = ()
     render_callable: Any = None
+    # The module's parameter name for each input when input_names was a dict (keyword call).
+    input_arguments: Tuple[str, ...] = ()
+    # What the brick's module receives as the special input "stage": None for the stage's
+    # upper-case name (str), or the enum class whose member torchbricks 0.1 passes.
+    stage_enum: Any = None
+    # Why the brick has no TorchScript form (a torchmetrics collection), or "".
+    unexportable: str = ""
+
+    def stage_value(self, stage: str) -> Any:
+        """The value this brick's module receives for the special input "stage" in `stage`."""
+        return self.stage_enum[stage] if self.stage_enum is not None else stage
+
+    @property
+    def takes_stage(self) -> bool:
+        return "stage" in self.inputs
 
     @property
     def alive_all(self) -> bool:
@@ -57,6 +76,10 @@ class BrickSpec:
     def module_file(self) -> str:
         return "modules/" + self.name.replace("/", ".") + ".pt"
 
+    def stage_module_file(self, stage: str) -> str:
+        """The file of the module traced for `stage` with its "stage" input bound."""
+        return "modules/" + self.name.replace("/", ".") + f".{stage}.pt"
+
     @property
     def tensor_inputs(self) -> Tuple[str, ...]:
         """Resolved inputs that are named values (not the specials)."""
@@ -64,25 +87,31 @@ class BrickSpec:
 
 
 def is_brick_object(value: Any) -> bool:
-    return all(hasattr(value, attr) for attr in ("model", "input_names", "output_names"))
+    return (all(hasattr(value, attr) for attr in ("input_names", "output_names"))
+            and (hasattr(value, "model") or hasattr(value, "metrics")))
 
 
 def is_brick_dict(value: Any) -> bool:
     return isinstance(value, Mapping) and "module" in value and set(value) <= BRICK_DICT_KEYS
 
 
-def flatten_collection(collection: Any) -> List[BrickSpec]:
+def flatten_collection(collection: Any, stage_tags: Optional[MappingType[str, Any]] = None) -> List[BrickSpec]:
     """Returns every brick of `collection` in collection order (depth first).
 
+    Bricks with tags (torchbricks >= 0.3) are alive in a stage when one of their tags is in
+    the stage's tag set: `stage_tags` ({"INFERENCE": {"MODEL", ...}, ...}) where given, else
+    the library's own `brick_tags.DEFAULT_MODEL_STAGE_TAGS`. A brick none of whose tags any
+    stage selects is warned about by name.
     Raises ExportError for an entry that is neither a brick nor a collection, a bad name, an
     unknown kind or stage, or a relative name that cannot be resolved.
     """
     specs: List[BrickSpec] = []
-    _flatten_into(collection, (), specs)
+    _flatten_into(collection, (), specs, stage_tags)
     return specs
 
 
-def _flatten_into(collection: Any, path: Tuple[str, ...], specs: List[BrickSpec]) -> None:
+def _flatten_into(collection: Any, path: Tuple[str, ...], specs: List[BrickSpec],
+                  stage_tags: Optional[MappingType[str, Any]]) -> None:
     if not hasattr(collection, "items"):
         where = "/".join(path) or "the root"
         raise ExportError(f"'{where}' is not a brick collection (it has no .items())")
@@ -92,17 +121,18 @@ def _flatten_into(collection: Any, path: Tuple[str, ...], specs: List[BrickSpec]
             raise ExportError(f"'{full}': brick and collection names must be non-empty strings "
                               "without '/' (and not '.' or '..')")
         if is_brick_object(value):
-            specs.append(_spec_from_object(value, full, path))
+            specs.append(_spec_from_object(value, full, path, stage_tags))
         elif is_brick_dict(value):
             specs.append(_spec_from_dict(value, full, path))
         elif hasattr(value, "items"):
-            _flatten_into(value, path + (key,), specs)
+            _flatten_into(value, path + (key,), specs, stage_tags)
         else:
             raise ExportError(f"'{full}' is neither a brick nor a collection (got {type(value).__name__}); "
                               "a dict brick needs the key 'module'")
 
 
-def _spec_from_object(brick: Any, full: str, path: Tuple[str, ...]) -> BrickSpec:
+def _spec_from_object(brick: Any, full: str, path: Tuple[str, ...],
+                      stage_tags: Optional[MappingType[str, Any]]) -> BrickSpec:
     brick_type = type(brick).__name__
     tags = getattr(brick, "tags", None)
     alive_stages = getattr(brick, "alive_stages", None)
@@ -110,15 +140,21 @@ def _spec_from_object(brick: Any, full: str, path: Tuple[str, ...]) -> BrickSpec
     if alive_stages is not None:
         alive = parse_alive_stages(alive_stages, f"brick '{full}'")
     elif tags is not None:
-        alive = stages_from_tags(tags)
+        alive = stages_from_tags(tags, brick, full, stage_tags)
     else:
         alive = DEFAULT_ALIVE[kind]
+    unexportable = ""
+    module = getattr(brick, "model", None)
+    if module is None:  # torchbricks' BrickMetrics keeps a torchmetrics collection instead
+        kind, module = "METRIC", getattr(brick, "metrics", None)
+        unexportable = "is a torchmetrics metric, which has no TorchScript form"
     # torchbricks keeps the per-image callable on the brick (or, in older versions, on its model).
     draw = getattr(brick, "callable", None)
     if draw is None:
-        draw = getattr(brick.model, "callable", None)
-    return _make_spec(full, path, brick.model, brick.input_names, brick.output_names, kind, alive, brick_type,
-                      draw if kind == "VISUALIZATION" else None)
+        draw = getattr(module, "callable", None)
+    stage_enum = library_stage_enum(brick) if alive_stages is not None else None
+    return _make_spec(full, path, module, brick.input_names, brick.output_names, kind, alive, brick_type,
+                      draw if kind == "VISUALIZATION" else None, stage_enum=stage_enum, unexportable=unexportable)
 
 
 def _spec_from_dict(brick: Mapping, full: str, path: Tuple[str, ...]) -> BrickSpec:
@@ -140,7 +176,12 @@ def _spec_from_dict(brick: Mapping, full: str, path: Tuple[str, ...]) -> BrickSp
 
 
 def _make_spec(full: str, path: Tuple[str, ...], module: Any, input_names: Any, output_names: Any,
-               kind: str, alive: FrozenSet[str], brick_type: str, draw: Any = None) -> BrickSpec:
+               kind: str, alive: FrozenSet[str], brick_type: str, draw: Any = None, *,
+               stage_enum: Any = None, unexportable: str = "") -> BrickSpec:
+    input_arguments: Tuple[str, ...] = ()
+    if isinstance(input_names, Mapping):  # {argument_name: value_name}: a keyword call
+        input_arguments = _as_names(tuple(input_names.keys()), full, "input_names (its argument names)")
+        input_names = tuple(input_names.values())
     input_names = _as_names(input_names, full, "input_names")
     output_names = _as_names(output_names, full, "output_names")
     for special in SPECIAL_INPUTS:
@@ -153,7 +194,8 @@ def _make_spec(full: str, path: Tuple[str, ...], module: Any, input_names: Any, 
     return BrickSpec(name=full, collection_path=path, module=module, input_names=input_names,
                      output_names=output_names, inputs=tuple(resolve_name(name, path, full) for name in input_names),
                      outputs=outputs, kind=kind, alive=frozenset(alive), brick_type=brick_type,
-                     renderer=renderer, renderer_parameters=parameters, render_callable=draw if renderer else None)
+                     renderer=renderer, renderer_parameters=parameters, render_callable=draw if renderer else None,
+                     input_arguments=input_arguments, stage_enum=stage_enum, unexportable=unexportable)
 
 
 def _renderer_of(full: str, draw: Any, output_names: Tuple[str, ...]) -> Tuple[str, Tuple[Tuple[str, str], ...]]:

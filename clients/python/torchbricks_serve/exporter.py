@@ -27,14 +27,18 @@ from .stages import STAGE_NAMES
 EXPORTER_VERSION = "0.1.0"
 DEFAULT_RTOL = 1e-4
 DEFAULT_ATOL = 1e-5
-# Stages whose captured arguments are preferred when a module has to be traced.
-TRACE_STAGE_PREFERENCE = ("EXPORT", "INFERENCE", "TEST", "VALIDATION", "TRAIN")
 
 
 def export_brick_collection(collection: Any, version_dir: Any, example_inputs: Optional[Mapping] = None,
                             input_specs: Optional[Mapping[str, Any]] = None, name: Optional[str] = None,
-                            *, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL) -> Path:
+                            *, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,
+                            stage_tags: Optional[Mapping[str, Any]] = None) -> Path:
     """Exports `collection` to `version_dir` (e.g. `repository/my_model/1`) and returns its path.
+
+    `collection` is a torchbricks BrickCollection (0.1 `alive_stages` or >= 0.3 `tags`) or a
+    plain nested dict of brick dicts. Tagged bricks run in the stages whose tag set (the
+    library's `DEFAULT_MODEL_STAGE_TAGS`, with the stages `stage_tags` names replaced, e.g.
+    `stage_tags={"INFERENCE": {"MODEL", "VISUALIZATION"}}`) holds one of their tags.
 
     `input_specs` may override a declared input's `(dtype, dims)`, or declare it an encoded
     image input with `EncodedImage(height, width)`: clients then send JPEG/PNG bytes, and the
@@ -52,7 +56,7 @@ def export_brick_collection(collection: Any, version_dir: Any, example_inputs: O
     if not version_dir.name.isdigit() or int(version_dir.name) < 1:
         warnings.warn(f"version directory '{version_dir.name}' is not a positive integer; "
                       "the server only loads integer versions", stacklevel=2)
-    specs = flatten_collection(collection)
+    specs = flatten_collection(collection, stage_tags)
     if not specs:
         raise ExportError("the collection holds no bricks")
     _check_module_files_unique(specs)
@@ -76,34 +80,50 @@ def export_brick_collection(collection: Any, version_dir: Any, example_inputs: O
 
 
 def _export_modules(specs: List[BrickSpec], examples: Mapping[str, Mapping[str, Tensor]]
-                    ) -> Tuple[List[BrickSpec], Dict[str, torch.jit.ScriptModule], List[str]]:
+                    ) -> Tuple[List[BrickSpec], Dict[str, module_export.ExportedModule], List[str]]:
     """Scripts (or traces) every brick; returns the bricks kept, their modules and the traced names."""
-    exported, failures = {}, {}
+    exported: Dict[str, module_export.ExportedModule] = {}
+    failures: Dict[str, str] = {}
     for spec in specs:
         if spec.renderer:
             if spec.has_module_file:
-                exported[spec.name] = module_export.script_renderer(spec)
+                exported[spec.name] = module_export.ExportedModule(module=module_export.script_renderer(spec))
+            continue
+        if spec.unexportable:
+            failures[spec.name] = spec.unexportable
             continue
         module, error = module_export.try_script(spec)
-        if module is not None:
+        if module is not None and not module_export.needs_stage_binding(spec, module):
             exported[spec.name] = module
         else:
-            failures[spec.name] = error
+            failures[spec.name] = error or "it takes torchbricks' Stage enum, which the server cannot pass"
     specs = _leave_out_unscriptable_scoring(specs, failures)
     to_trace = [spec for spec in specs if spec.name in failures]
     for spec in to_trace:
         module_export.check_traceable(spec, failures[spec.name])
     captured = _capture_arguments(specs, examples) if to_trace else {}
     for spec in to_trace:
-        exported[spec.name] = module_export.trace(spec, captured.get(spec.name), failures[spec.name])
+        per_stage = module_export.needs_stage_binding(spec, None)
+        exported[spec.name] = module_export.trace(spec, captured.get(spec.name, {}), failures[spec.name], per_stage)
+        if per_stage:
+            _check_stage_coverage(spec, exported[spec.name])
     return specs, exported, [spec.name for spec in to_trace]
+
+
+def _check_stage_coverage(spec: BrickSpec, exported: module_export.ExportedModule) -> None:
+    """Raises ExportError when a brick traced per stage lacks a served stage it is alive in."""
+    missing = [stage for stage in ("INFERENCE", "EXPORT") if stage in spec.alive and stage not in exported.stage_modules]
+    if missing:
+        raise ExportError(f"brick '{spec.name}' ({spec.module_type}) takes the input 'stage' and is traced once per "
+                          f"stage, but example_inputs cover no run of it in {', '.join(missing)}; give "
+                          "example_inputs for those stages (e.g. {'INFERENCE': {...}, 'EXPORT': {...}})")
 
 
 def _leave_out_unscriptable_scoring(specs: List[BrickSpec], failures: Mapping[str, str]) -> List[BrickSpec]:
     """Drops LOSS/METRIC bricks that do not script (and bricks alive only in training stages that
     consume their outputs), warning for each. Raises ExportError if an INFERENCE or EXPORT brick
     consumes a dropped output."""
-    dropped = {spec.name: f"cannot be scripted ({failures[spec.name]})"
+    dropped = {spec.name: spec.unexportable or f"cannot be scripted ({failures[spec.name]})"
                for spec in specs if spec.name in failures and spec.kind in ("LOSS", "METRIC")}
     changed = True
     while changed:
@@ -127,30 +147,31 @@ def _leave_out_unscriptable_scoring(specs: List[BrickSpec], failures: Mapping[st
 
 
 def _capture_arguments(specs: Sequence[BrickSpec], examples: Mapping[str, Mapping[str, Tensor]]
-                       ) -> Dict[str, Tuple[Any, ...]]:
-    """The arguments each brick received in the eager run of the most export-like example stage."""
-    captured: Dict[str, Tuple[Any, ...]] = {}
-    for stage in reversed(TRACE_STAGE_PREFERENCE):
-        if stage in examples:
-            stage_args: Dict[str, Tuple[Any, ...]] = {}
-            with torch.no_grad():
-                execute(specs, stage, examples[stage], captured_args=stage_args)
-            captured.update(stage_args)
+                       ) -> Dict[str, Dict[str, Tuple[Any, ...]]]:
+    """brick name -> stage -> the arguments the brick received in the eager run of that stage."""
+    captured: Dict[str, Dict[str, Tuple[Any, ...]]] = {}
+    for stage in examples:
+        stage_args: Dict[str, Tuple[Any, ...]] = {}
+        with torch.no_grad():
+            execute(specs, stage, examples[stage], captured_args=stage_args)
+        for name, args in stage_args.items():
+            captured.setdefault(name, {})[stage] = args
     return captured
 
 
-def _write_package(root: Path, specs: Sequence[BrickSpec], exported: Mapping[str, torch.jit.ScriptModule],
+def _write_package(root: Path, specs: Sequence[BrickSpec], exported: Mapping[str, module_export.ExportedModule],
                    examples: Mapping[str, Mapping[str, Tensor]], input_specs: Optional[Mapping[str, Any]],
                    name: str, traced: Sequence[str], rtol: float, atol: float) -> None:
     loaded, renderers = {}, {}
     for spec in specs:
         if not spec.has_module_file:
             continue
-        path = root / spec.module_file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.jit.save(exported[spec.name], str(path))
+        saved = _save_modules(root, spec, exported[spec.name])
         # A renderer module draws one image; the eager brick stays in the batched runs below.
-        (renderers if spec.renderer else loaded)[spec.name] = torch.jit.load(str(path), map_location="cpu")
+        if spec.renderer:
+            renderers[spec.name] = saved.module
+        else:
+            loaded[spec.name] = saved
     inputs = build_input_specs(specs, examples, input_specs)
     encoded = {spec.name: spec for spec in inputs if spec.encoded_image is not None}
     for stage in (s for s in STAGE_NAMES if s in examples):
@@ -171,8 +192,24 @@ def _write_package(root: Path, specs: Sequence[BrickSpec], exported: Mapping[str
                 "reference_rtol": repr(rtol), "reference_atol": repr(atol)}
     if traced:
         metadata["traced_bricks"] = ",".join(traced)
-    text = format_brick_collection(name, inputs, specs, metadata)
+    text = format_brick_collection(name, inputs, specs, metadata, exported)
     (root / "bricks.pbtxt").write_text(text, encoding="utf-8")
+
+
+def _save_modules(root: Path, spec: BrickSpec, exported: module_export.ExportedModule) -> module_export.ExportedModule:
+    """Writes the brick's module file(s) and returns them as loaded back from disk."""
+    def save(module: torch.jit.ScriptModule, relative: str) -> torch.jit.ScriptModule:
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.jit.save(module, str(path))
+        return torch.jit.load(str(path), map_location="cpu")
+
+    if exported.stage_modules:
+        return module_export.ExportedModule(
+            stage_modules={stage: save(module, spec.stage_module_file(stage))
+                           for stage, module in exported.stage_modules.items()}, traced=True)
+    return module_export.ExportedModule(module=save(exported.module, spec.module_file), keywords=exported.keywords,
+                                        traced=exported.traced)
 
 
 def _check_parity(specs: Sequence[BrickSpec], stage: str, eager: Mapping[str, Any], scripted: Mapping[str, Any],

@@ -1,5 +1,18 @@
-"""Turns one brick's module into TorchScript: `torch.jit.script` first, `torch.jit.trace` as fallback."""
-from typing import Any, Optional, Tuple
+"""Turns one brick's module into TorchScript: `torch.jit.script` first, `torch.jit.trace` as fallback.
+
+Three torchbricks habits shape how a module is exported and then called (ExportedModule):
+- a module that defines `__call__` and no `forward` (torchbricks' `Preprocessor`) is scripted
+  with its `__call__` as `forward`, or traced through an adapter that calls it;
+- a brick whose `input_names` is a dict calls its module with keyword arguments: a scripted
+  module keeps that (the package records the parameter names), a traced one is traced
+  through an adapter that takes the values by position and passes them on by keyword;
+- torchbricks 0.1 hands the input "stage" to a module as its `Stage` enum, which TorchScript
+  cannot receive from the server: such a module (or one taking "stage" that does not
+  script) is traced once per stage with that stage's value bound, and called without it.
+"""
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -7,6 +20,27 @@ from torch import nn
 from .collection import BrickSpec
 from .errors import ExportError
 from .reference import first_line
+
+
+@dataclass
+class ExportedModule:
+    """A brick's exported TorchScript and how the server calls it."""
+
+    module: Optional[torch.jit.ScriptModule] = None  # called with every input of the brick
+    keywords: Tuple[str, ...] = ()                   # parameter names, when called by keyword
+    stage_modules: Dict[str, torch.jit.ScriptModule] = field(default_factory=dict)  # stage bound
+    traced: bool = False
+
+    def __call__(self, spec: BrickSpec, args: Sequence[Any], stage: str) -> Any:
+        """Calls the exported module as the server does, with the brick's inputs `args`."""
+        if self.stage_modules:
+            if stage not in self.stage_modules:
+                raise ExportError(f"brick '{spec.name}' has no module for stage {stage}")
+            position = spec.inputs.index("stage")
+            return self.stage_modules[stage](*(a for i, a in enumerate(args) if i != position))
+        if self.keywords:
+            return self.module(**dict(zip(self.keywords, args)))
+        return self.module(*args)
 
 
 def require_module(spec: BrickSpec) -> nn.Module:
@@ -19,54 +53,135 @@ def require_module(spec: BrickSpec) -> nn.Module:
                       "torch.nn.Module; wrap it in a scriptable nn.Module so it can be exported to TorchScript")
 
 
-def try_script(spec: BrickSpec) -> Tuple[Optional[torch.jit.ScriptModule], Optional[str]]:
-    """Scripts the brick's module (in eval mode); returns (module, None) or (None, first error line)."""
+def defines_call_only(module: nn.Module) -> bool:
+    """True for a module whose class overrides `__call__` and defines no `forward`."""
+    cls = type(module)
+    return cls.__call__ is not nn.Module.__call__ and getattr(cls, "forward", None) is getattr(nn.Module, "forward")
+
+
+def _forward_view(module: nn.Module) -> nn.Module:
+    """`module` itself, or for a `__call__`-only module a shallow copy whose class has that
+    `__call__` as its `forward` (so TorchScript compiles it as the entry point)."""
+    if not defines_call_only(module):
+        return module
+    cls = type(module)
+    view_class = type(cls.__name__, (cls,), {"forward": cls.__call__, "__call__": nn.Module.__call__,
+                                             "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+    view = copy.copy(module)
+    view.__class__ = view_class
+    return view
+
+
+def try_script(spec: BrickSpec) -> Tuple[Optional[ExportedModule], Optional[str]]:
+    """Scripts the brick's module (in eval mode); returns (exported, None) or (None, first error line).
+
+    Raises ExportError naming the brick when it calls its module by keyword with a name that
+    the module's forward does not take.
+    """
     module = require_module(spec).eval()
     try:
-        return torch.jit.script(module), None
+        scripted = torch.jit.script(_forward_view(module))
+        parameters = [argument.name for argument in scripted.forward.schema.arguments[1:]]
     except Exception as error:  # TorchScript raises many types (RuntimeError, NotSupportedError, ...)
         return None, first_line(error)
+    unknown = [name for name in spec.input_arguments if name not in parameters]
+    if unknown:
+        raise ExportError(f"brick '{spec.name}' passes the keyword argument(s) {', '.join(unknown)} but "
+                          f"{spec.module_type}.forward takes ({', '.join(parameters)})")
+    return ExportedModule(module=scripted, keywords=spec.input_arguments), None
+
+
+def needs_stage_binding(spec: BrickSpec, scripted: Optional[ExportedModule]) -> bool:
+    """True when the brick must be traced per stage: it takes "stage" and either gets the
+    library's Stage enum (torchbricks 0.1) or its module does not script."""
+    return spec.takes_stage and (spec.stage_enum is not None or scripted is None)
 
 
 def check_traceable(spec: BrickSpec, script_error: str) -> None:
-    """Raises ExportError when the brick takes "stage" or "__all__", which tracing cannot capture."""
-    specials = [name for name in spec.inputs if name in ("stage", "__all__")]
-    if specials:
+    """Raises ExportError when the brick takes "__all__", which tracing cannot capture."""
+    if "__all__" in spec.inputs:
         raise ExportError(f"brick '{spec.name}' ({spec.module_type}) cannot be scripted ({script_error}) and "
-                          f"cannot be traced because it takes the special input '{specials[0]}'; "
+                          "cannot be traced because it takes the special input '__all__'; "
                           "make the module scriptable")
 
 
-def trace(spec: BrickSpec, args: Optional[Tuple[Any, ...]], script_error: str) -> torch.jit.ScriptModule:
-    """Traces the brick's module with the arguments it received in a reference run.
+class _TraceAdapter(nn.Module):
+    """Calls a module the way its brick does, from positional values: by keyword when the
+    brick names arguments, through `__call__` (so `__call__`-only modules work), and with the
+    stage's value re-inserted where the brick takes "stage"."""
 
-    Raises ExportError naming the brick when no arguments were captured (no example inputs
-    reached it), when it takes the special inputs "stage" or "__all__", or when tracing fails.
+    def __init__(self, inner: nn.Module, keywords: Tuple[str, ...], stage_position: int, stage_value: Any) -> None:
+        super().__init__()
+        self.inner = inner
+        self.keywords = keywords
+        self.stage_position = stage_position
+        self.stage_value = stage_value
+
+    def forward(self, *values: Any) -> Any:
+        values = list(values)
+        if self.stage_position >= 0:
+            values.insert(self.stage_position, self.stage_value)
+        if self.keywords:
+            return self.inner(**dict(zip(self.keywords, values)))
+        return self.inner(*values)
+
+
+def _trace_one(spec: BrickSpec, args: Tuple[Any, ...], stage: Optional[str], script_error: str) -> torch.jit.ScriptModule:
+    module = require_module(spec).eval()
+    position = spec.inputs.index("stage") if stage is not None else -1
+    if position >= 0:
+        args = tuple(value for i, value in enumerate(args) if i != position)
+    plain = position < 0 and not spec.input_arguments and not defines_call_only(module)
+    target = module if plain else _TraceAdapter(module, spec.input_arguments, position,
+                                                spec.stage_value(stage) if stage is not None else None).eval()
+    try:
+        with torch.no_grad():
+            return torch.jit.trace(target, args, strict=False, check_trace=False)
+    except Exception as error:
+        where = f" with the stage {stage} bound" if stage is not None else ""
+        raise ExportError(f"brick '{spec.name}' ({spec.module_type}) cannot be scripted ({script_error}) "
+                          f"nor traced{where}: {first_line(error)}") from error
+
+
+def trace(spec: BrickSpec, captured: Dict[str, Tuple[Any, ...]], script_error: str,
+          per_stage: bool) -> ExportedModule:
+    """Traces the brick's module with the arguments it received in the reference runs
+    (`captured`: stage -> arguments, in the order of the brick's inputs).
+
+    With `per_stage`, one module per stage in `captured` with that stage's value of "stage"
+    bound; else one module from the most export-like stage. Raises ExportError naming the
+    brick when no arguments were captured, it takes "__all__", or tracing fails.
     """
     check_traceable(spec, script_error)
-    if args is None:
+    if not captured:
         raise ExportError(f"brick '{spec.name}' ({spec.module_type}) cannot be scripted: {script_error}. "
                           "Pass example_inputs for a stage in which it is alive so it can be traced, "
                           "or make the module scriptable")
-    try:
-        with torch.no_grad():
-            return torch.jit.trace(require_module(spec).eval(), args, strict=False)
-    except Exception as error:
-        raise ExportError(f"brick '{spec.name}' ({spec.module_type}) cannot be scripted ({script_error}) "
-                          f"nor traced: {first_line(error)}") from error
+    if per_stage:
+        return ExportedModule(stage_modules={stage: _trace_one(spec, args, stage, script_error)
+                                             for stage, args in captured.items()}, traced=True)
+    stage = next(stage for stage in ("EXPORT", "INFERENCE", "TEST", "VALIDATION", "TRAIN") if stage in captured)
+    return ExportedModule(module=_trace_one(spec, captured[stage], None, script_error), traced=True)
 
 
 def script_renderer(spec: BrickSpec) -> torch.jit.ScriptModule:
     """Scripts the module that renders one image for a visualization brick; raises ExportError
     naming the brick, with the built-in alternative, when it does not script."""
     try:
-        return torch.jit.script(spec.render_callable.eval())
+        scripted = torch.jit.script(spec.render_callable.eval())
     except Exception as error:
         raise ExportError(
             f"visualization brick '{spec.name}': its renderer module {spec.module_type} cannot be scripted "
             f"({first_line(error)}). Make it scriptable, or pick a built-in renderer instead, e.g. "
             "callable=torchbricks_serve.renderers.ImageClassification(class_names=[...]) (see docs/RENDERERS.md)"
         ) from error
+    # The server draws by position; keyword input names must name forward()'s parameters in order.
+    parameters = tuple(argument.name for argument in scripted.forward.schema.arguments[1:])
+    if spec.input_arguments and parameters[:len(spec.input_arguments)] != spec.input_arguments:
+        raise ExportError(f"visualization brick '{spec.name}': its input_names name the arguments "
+                          f"{list(spec.input_arguments)}, but the renderer's forward takes {list(parameters)}; "
+                          "list them in that order")
+    return scripted
 
 
 def check_renderer(spec: BrickSpec, module: torch.jit.ScriptModule, stage: str, values: Any) -> None:

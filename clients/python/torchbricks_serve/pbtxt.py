@@ -4,7 +4,7 @@ The text is produced directly (no generated protobuf code is needed); strings ar
 way protobuf's text format expects, non-ASCII bytes as octal escapes.
 """
 from dataclasses import dataclass
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -48,8 +48,13 @@ def quote(text: str) -> str:
 
 
 def format_brick_collection(name: str, inputs: Sequence[InputSpec], specs: Sequence[BrickSpec],
-                            metadata: Mapping[str, str]) -> str:
-    """The full text of bricks.pbtxt; `specs` must be in collection (depth-first) order."""
+                            metadata: Mapping[str, str], exported: Optional[Mapping[str, Any]] = None) -> str:
+    """The full text of bricks.pbtxt; `specs` must be in collection (depth-first) order.
+
+    `exported` (brick name -> module_export.ExportedModule) says how each module is called:
+    by keyword (input_arguments) or per stage (stage_modules); absent means one positional
+    module file."""
+    exported = exported or {}
     lines: List[str] = [f"name: {quote(name)}"]
     for spec in inputs:
         lines.append("inputs {")
@@ -60,13 +65,13 @@ def format_brick_collection(name: str, inputs: Sequence[InputSpec], specs: Seque
             height, width = spec.encoded_image
             lines.append(f"  encoded_image {{ height: {height} width: {width} }}")
         lines.append("}")
-    lines.extend(_format_nodes(specs))
+    lines.extend(_format_nodes(specs, exported))
     for key, value in metadata.items():
         lines.extend(["metadata {", f"  key: {quote(key)}", f"  value: {quote(value)}", "}"])
     return "\n".join(lines) + "\n"
 
 
-def _format_nodes(specs: Sequence[BrickSpec]) -> List[str]:
+def _format_nodes(specs: Sequence[BrickSpec], exported: Mapping[str, Any]) -> List[str]:
     """Rebuilds the nesting of `nodes` from each brick's collection path."""
     lines: List[str] = []
     open_path: Tuple[str, ...] = ()
@@ -86,7 +91,7 @@ def _format_nodes(specs: Sequence[BrickSpec]) -> List[str]:
         indent = "  " * (2 * len(open_path))
         lines.append(f"{indent}nodes {{")
         lines.append(f"{indent}  name: {quote(spec.name.rsplit('/', 1)[-1])}")
-        lines.extend(f"{indent}  {line}" for line in _format_brick(spec))
+        lines.extend(f"{indent}  {line}" for line in _format_brick(spec, exported))
         lines.append(f"{indent}}}")
     for depth in range(len(open_path), 0, -1):
         indent = "  " * (2 * depth - 2)
@@ -94,7 +99,7 @@ def _format_nodes(specs: Sequence[BrickSpec]) -> List[str]:
     return lines
 
 
-def _format_brick(spec: BrickSpec) -> List[str]:
+def _format_brick(spec: BrickSpec, exported: Mapping[str, Any]) -> List[str]:
     lines = ["brick {", f"  kind: {spec.kind}"]
     lines.extend(f"  input_names: {quote(name)}" for name in spec.input_names)
     lines.extend(f"  output_names: {quote(name)}" for name in spec.output_names)
@@ -102,8 +107,15 @@ def _format_brick(spec: BrickSpec) -> List[str]:
         lines.append("  alive_all: true")
     else:
         lines.extend(f"  alive_stages: {stage}" for stage in STAGE_NAMES if stage in spec.alive)
-    if spec.has_module_file:
+    module = exported.get(spec.name)
+    if module is not None and module.stage_modules:
+        for stage in STAGE_NAMES:
+            if stage in module.stage_modules:
+                lines.append(f"  stage_modules {{ stage: {stage} module_file: {quote(spec.stage_module_file(stage))} }}")
+    elif spec.has_module_file:
         lines.append(f"  module_file: {quote(spec.module_file)}")
+    if module is not None and module.keywords:
+        lines.extend(f"  input_arguments: {quote(name)}" for name in module.keywords)
     lines.append(f"  module_type: {quote(spec.module_type)}")
     lines.append(f"  brick_type: {quote(spec.brick_type)}")
     if spec.renderer:

@@ -1,8 +1,10 @@
 """Eager reference execution of a brick collection and the reference files saved beside a package.
 
 `execute` runs the bricks alive in one stage, in collection order, with torchbricks semantics:
-outputs are named by position, the special input "stage" receives the stage name as an
-upper-case str and "__all__" a Dict[str, Tensor] of every tensor computed so far.
+a module is called with positional arguments, or with keywords when its brick's input_names
+was a dict; outputs are named by position; the special input "stage" receives what the
+brick's library hands it (torchbricks 0.1: its `Stage` enum; otherwise the stage name as an
+upper-case str) and "__all__" a Dict[str, Tensor] of every tensor computed so far.
 
 A reference file `reference/<STAGE>.pt` is a TorchScript module with the attributes
 `stage: str`, `inputs: Dict[str, Tensor]` and `outputs: Dict[str, Tensor]`; a dict output
@@ -27,8 +29,9 @@ def execute(specs: Sequence[BrickSpec], stage: str, named_inputs: Mapping[str, A
     """Runs the bricks alive in `stage` and returns every value: the inputs, then each output.
     Visualization bricks that render per image are not run.
 
-    `modules` replaces the module of the bricks it names (used to run the exported modules);
-    `captured_args`, when given, receives the positional arguments each brick was called with.
+    `modules` replaces the bricks it names by a callable `(spec, args, stage) -> result`
+    (used to run the exported modules); `captured_args`, when given, receives the arguments
+    each brick was called with, in the order of its inputs.
     Raises ExportError naming the brick when an input is missing, a module raises, or its
     outputs do not match its output names.
     """
@@ -41,13 +44,20 @@ def execute(specs: Sequence[BrickSpec], stage: str, named_inputs: Mapping[str, A
         args = tuple(_argument(spec, name, stage, values) for name in spec.inputs)
         if captured_args is not None:
             captured_args[spec.name] = args
-        module = modules.get(spec.name, spec.module) if modules is not None else spec.module
+        exported = modules.get(spec.name) if modules is not None else None
         try:
-            result = module(*args)
+            result = exported(spec, args, stage) if exported is not None else call_eager(spec, spec.module, args)
         except Exception as error:  # any failure of user code is reported with the brick's name
             raise ExportError(f"brick '{spec.name}' failed in stage {stage}: {first_line(error)}") from error
         values.update(name_outputs(spec, result, stage))
     return values
+
+
+def call_eager(spec: BrickSpec, module: Callable, args: Sequence[Any]) -> Any:
+    """Calls `module` as torchbricks does: by keyword when the brick's input_names was a dict."""
+    if spec.input_arguments:
+        return module(**dict(zip(spec.input_arguments, args)))
+    return module(*args)
 
 
 def name_outputs(spec: BrickSpec, result: Any, stage: str) -> Dict[str, Any]:
@@ -168,7 +178,7 @@ def first_line(error: BaseException) -> str:
 
 def _argument(spec: BrickSpec, name: str, stage: str, values: Mapping[str, Any]) -> Any:
     if name == "stage":
-        return stage
+        return spec.stage_value(stage)
     if name == "__all__":
         return {key: value for key, value in values.items() if isinstance(value, Tensor)}
     if name not in values:

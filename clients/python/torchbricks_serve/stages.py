@@ -4,8 +4,10 @@ torchbricks 0.1 bricks carry `alive_stages` (a list of `Stage` enums or the stri
 torchbricks >= 0.3 bricks carry `tags` (a set of strings). Both are reduced here to the
 upper-case stage names of `proto/bricks.proto` ("TRAIN", ..., "EXPORT").
 """
+import importlib
+import warnings
 from enum import Enum
-from typing import Any, FrozenSet, Iterable, Optional
+from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional
 
 from .errors import ExportError
 
@@ -34,14 +36,16 @@ DEFAULT_ALIVE = {
     "VISUALIZATION": frozenset({"INFERENCE"}),
 }
 
-# torchbricks >= 0.3 tags -> stages in which a brick with that tag is alive.
-TAG_STAGES = {
-    "MODEL": ALL_STAGES,
-    "LOSS": TRAINING_STAGES,
-    "METRIC": TRAINING_STAGES,
-    "METRIC_EXTRA": frozenset({"TEST"}),
-    "VISUALIZATION": frozenset({"INFERENCE"}),
+# torchbricks >= 0.3: the tags each stage runs, as documented by its `brick_tags` module
+# (DEFAULT_MODEL_STAGE_TAGS). Used only when the library's own mapping cannot be imported.
+DOCUMENTED_STAGE_TAGS = {
+    "TRAIN": frozenset({"MODEL", "LOSS", "METRIC"}),
+    "VALIDATION": frozenset({"MODEL", "LOSS", "METRIC"}),
+    "TEST": frozenset({"MODEL", "LOSS", "METRIC", "METRIC_EXTRA"}),
+    "INFERENCE": frozenset({"MODEL"}),
+    "EXPORT": frozenset({"MODEL"}),
 }
+SERVED_STAGES = ("INFERENCE", "EXPORT")
 
 # Brick class names written for plain-dict bricks, by kind.
 BRICK_TYPE_FOR_KIND = {
@@ -87,11 +91,54 @@ def parse_alive_stages(alive: Any, where: str) -> FrozenSet[str]:
         raise ExportError(f"{where}: {error}") from None
 
 
-def stages_from_tags(tags: Iterable[str]) -> FrozenSet[str]:
-    """Union of the stages of every known tag (torchbricks >= 0.3); unknown tags add nothing."""
-    alive: FrozenSet[str] = frozenset()
-    for tag in tags:
-        alive |= TAG_STAGES.get(str(tag).upper(), frozenset())
+def library_stage_tags(brick: Any) -> Dict[str, FrozenSet[str]]:
+    """The stage -> tags mapping of the torchbricks that defined `brick`'s class
+    (`<package>.brick_tags.DEFAULT_MODEL_STAGE_TAGS`), or the documented default."""
+    package = type(brick).__module__.split(".")[0]
+    try:
+        mapping = importlib.import_module(f"{package}.brick_tags").DEFAULT_MODEL_STAGE_TAGS
+    except (ImportError, AttributeError):
+        return dict(DOCUMENTED_STAGE_TAGS)
+    return {str(stage).upper(): frozenset(str(tag) for tag in tags) for stage, tags in mapping.items()}
+
+
+def library_stage_enum(brick: Any) -> Any:
+    """The `Stage` enum torchbricks 0.1 hands a module that takes the input "stage": the class
+    of the brick's alive stages, else `<package>.bricks.Stage`; None when there is none."""
+    for stage in getattr(brick, "alive_stages", None) or ():
+        if isinstance(stage, Enum):
+            return type(stage)
+    package = type(brick).__module__.split(".")[0]
+    try:
+        stage_enum = importlib.import_module(f"{package}.bricks").Stage
+    except (ImportError, AttributeError):
+        return None
+    return stage_enum if isinstance(stage_enum, type) and issubclass(stage_enum, Enum) else None
+
+
+def stages_from_tags(tags: Iterable[str], brick: Any, where: str,
+                     stage_tags: Optional[Mapping[str, Iterable[str]]] = None) -> FrozenSet[str]:
+    """The stages whose tag set shares a tag with `tags` (torchbricks >= 0.3).
+
+    The sets are the library's own mapping, with the stages that `stage_tags` names replaced
+    by its sets. Warns, naming the brick, when it carries a tag that no stage runs
+    and is therefore not served (left out of INFERENCE and EXPORT).
+    """
+    if isinstance(tags, str):
+        tags = {tags}
+    tags = {str(tag) for tag in tags}
+    mapping = library_stage_tags(brick)
+    for stage, selected in (stage_tags or {}).items():
+        mapping[stage_name(stage)] = frozenset({selected} if isinstance(selected, str) else map(str, selected))
+    alive = frozenset(stage for stage in STAGE_NAMES if tags & mapping.get(stage, frozenset()))
+    known = frozenset().union(*mapping.values()) if mapping else frozenset()
+    unknown = sorted(tags - known)
+    if unknown and not alive & set(SERVED_STAGES):
+        warnings.warn(f"brick '{where}' has the tag(s) {', '.join(unknown)}, which no stage runs "
+                      f"(DEFAULT_MODEL_STAGE_TAGS{' and the stage_tags given' if stage_tags else ''}); "
+                      "it is left out of INFERENCE and EXPORT. To serve it, pass e.g. "
+                      "stage_tags={'INFERENCE': {'MODEL', '" + unknown[0] + "'}, 'EXPORT': {'MODEL'}} "
+                      "to export_brick_collection", stacklevel=6)
     return alive
 
 
