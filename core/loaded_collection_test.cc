@@ -36,6 +36,33 @@ TEST(LoadedCollectionTest, NoRequestedOutputsGivesTerminalOutputs) {
             (std::vector<std::string>{"preprocessor", "backbone", "head"}));
 }
 
+TEST(LoadedCollectionTest, KeywordInputsReachTheirParameters) {
+  // keyword_inputs calls ScaledDifference(a, b, scale=2) as (b=x, a=y): d = y - 2x.
+  auto c = LoadFixture("keyword_inputs");
+  ASSERT_NE(c, nullptr);
+  const at::Tensor x = at::full({2, 3}, 1.0), y = at::full({2, 3}, 5.0);
+  auto out = c->Run(Stage::kInference, {{"x", x}, {"y", y}}, {"d"});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(at::allclose(out->at("d"), y - 2 * x)) << out->at("d");
+}
+
+TEST(LoadedCollectionTest, StageTracedBrickRunsTheModuleOfTheRequestStage) {
+  // stage_traced: (x + 100) * 2 in EXPORT, x * 2 in INFERENCE, and no module for TRAIN.
+  auto c = LoadFixture("stage_traced");
+  ASSERT_NE(c, nullptr);
+  const at::Tensor x = at::full({2, 3}, 1.0);
+  auto exported = c->Run(Stage::kExport, {{"x", x}}, {"y"});
+  auto inferred = c->Run(Stage::kInference, {{"x", x}}, {"y"});
+  ASSERT_TRUE(exported.ok() && inferred.ok()) << exported.status() << inferred.status();
+  EXPECT_TRUE(at::allclose(exported->at("y"), at::full({2, 3}, 202.0)));
+  EXPECT_TRUE(at::allclose(inferred->at("y"), at::full({2, 3}, 2.0)));
+  auto trained = c->Run(Stage::kTrain, {{"x", x}}, {"y"});
+  ASSERT_FALSE(trained.ok());
+  EXPECT_EQ(trained.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(trained.status().message().find("'offset'"), std::string::npos) << trained.status();
+  EXPECT_NE(trained.status().message().find("TRAIN"), std::string::npos) << trained.status();
+}
+
 TEST(LoadedCollectionTest, AskingForEmbeddingDoesNotRunTheHead) {
   auto c = LoadFixture("readme_dummy");
   ASSERT_NE(c, nullptr);

@@ -50,7 +50,9 @@ INSTANTIATE_TEST_SUITE_P(
         ParityCase{"stage_preprocessor", {Stage::kInference, Stage::kExport}},
         ParityCase{"resnet18_classifier", {Stage::kInference, Stage::kExport, Stage::kTrain}},
         ParityCase{"dict_output", {Stage::kInference}},
-        ParityCase{"lookup_table", {Stage::kInference}}),
+        ParityCase{"lookup_table", {Stage::kInference}},
+        ParityCase{"keyword_inputs", {Stage::kInference, Stage::kExport}},
+        ParityCase{"stage_traced", {Stage::kInference, Stage::kExport}}),
     [](const ::testing::TestParamInfo<ParityCase>& info) {
       return std::string(info.param.package);
     });

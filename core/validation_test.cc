@@ -44,7 +44,13 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"invalid_corrupt_module", absl::StatusCode::kInvalidArgument,
                     {"'garbled'", ".pt", "cannot load module file"}},
         InvalidCase{"invalid_tuple_arity", absl::StatusCode::kInvalidArgument,
-                    {"'two_headed'", "tuple of 2", "3 output names"}}),
+                    {"'two_headed'", "tuple of 2", "3 output names"}},
+        InvalidCase{"invalid_unknown_keyword", absl::StatusCode::kInvalidArgument,
+                    {"'mislabeled'", "no parameter 'nope'", "(x, y)"}},
+        InvalidCase{"invalid_keyword_without_default", absl::StatusCode::kInvalidArgument,
+                    {"'half_named'", "parameter 'x'", "no default"}},
+        InvalidCase{"invalid_stage_modules_without_stage", absl::StatusCode::kInvalidArgument,
+                    {"'unstaged'", "stage_modules", "\"stage\""}}),
     [](const ::testing::TestParamInfo<InvalidCase>& info) {
       return std::string(info.param.package);
     });

@@ -1,16 +1,28 @@
-"""The torchbricks README's modules, written to be scriptable, and builders of its collections.
+"""The torchbricks README's modules, written to be scriptable, and builders of its collections
+for the fixtures and server tests.
 
-Each builder seeds torch so that weights are deterministic, and returns a BrickCollection of
-the test stand-in (`torchbricks_compat`). Extra modules at the end serve the fixtures.
+Each builder seeds torch so that weights are deterministic, and returns the collection in the
+exporter's own plain-dict form (`{"module": ..., "input_names": ..., "kind": ...}`), which
+needs no torchbricks install. What the real torchbricks builds is tested against the library
+itself in test_real_torchbricks.py. Extra modules at the end serve the fixtures.
 """
-from typing import Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 import torch
 import torchvision
 from torch import Tensor, nn
 
-from torchbricks_compat import (BrickCollection, BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable,
-                                Stage)
+Brick = Dict[str, Any]
+TRAINING_STAGES = ["TRAIN", "VALIDATION", "TEST"]
+
+
+def brick(module: Any, input_names: List[str], output_names: List[str], kind: str = "TRAINABLE",
+          alive_stages: Any = None) -> Brick:
+    """One brick in the exporter's dict form; `alive_stages` None means the kind's default."""
+    spec = {"module": module, "input_names": input_names, "output_names": output_names, "kind": kind}
+    if alive_stages is not None:
+        spec["alive_stages"] = alive_stages
+    return spec
 
 SEED = 17
 
@@ -112,94 +124,94 @@ class Accuracy(nn.Module):
         return (class_prediction == targets).float().mean()
 
 
-def resnet_to_brick(resnet: torchvision.models.ResNet, input_name: str, output_name: str) -> BrickTrainable:
-    return BrickTrainable(BackboneResnet(resnet), input_names=[input_name], output_names=[output_name])
+def resnet_to_brick(resnet: torchvision.models.ResNet, input_name: str, output_name: str) -> Brick:
+    return brick(BackboneResnet(resnet), input_names=[input_name], output_names=[output_name])
 
 
-def readme_dummy() -> BrickCollection:
+def readme_dummy() -> Dict[str, Any]:
     torch.manual_seed(SEED)
-    return BrickCollection({
-        "preprocessor": BrickNotTrainable(PreprocessorDummy(), input_names=["raw_images"], output_names=["processed"]),
-        "backbone": BrickTrainable(TinyModel(n_channels=3, n_features=10), input_names=["processed"],
+    return dict({
+        "preprocessor": brick(PreprocessorDummy(), kind="NOT_TRAINABLE", input_names=["raw_images"], output_names=["processed"]),
+        "backbone": brick(TinyModel(n_channels=3, n_features=10), input_names=["processed"],
                                    output_names=["embedding"]),
-        "head": BrickTrainable(ClassifierDummy(num_classes=3, in_features=10), input_names=["embedding"],
+        "head": brick(ClassifierDummy(num_classes=3, in_features=10), input_names=["embedding"],
                                output_names=["logits", "softmaxed"]),
     })
 
 
-def readme_with_loss(num_classes: int = 3) -> BrickCollection:
+def readme_with_loss(num_classes: int = 3) -> Dict[str, Any]:
     torch.manual_seed(SEED)
-    return BrickCollection({
-        "preprocessor": BrickNotTrainable(PreprocessorDummy(), input_names=["raw_images"], output_names=["processed"],
+    return dict({
+        "preprocessor": brick(PreprocessorDummy(), kind="NOT_TRAINABLE", input_names=["raw_images"], output_names=["processed"],
                                           alive_stages="all"),
-        "backbone": BrickTrainable(TinyModel(n_channels=num_classes, n_features=10), input_names=["processed"],
+        "backbone": brick(TinyModel(n_channels=num_classes, n_features=10), input_names=["processed"],
                                    output_names=["embedding"], alive_stages="all"),
-        "head": BrickTrainable(ClassifierDummy(num_classes=num_classes, in_features=10), input_names=["embedding"],
+        "head": brick(ClassifierDummy(num_classes=num_classes, in_features=10), input_names=["embedding"],
                                output_names=["logits", "softmaxed"], alive_stages="all"),
-        "loss": BrickLoss(model=nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["loss_ce"],
-                          alive_stages=[Stage.TRAIN, Stage.VALIDATION, Stage.TEST]),
+        "loss": brick(kind="LOSS", module=nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["loss_ce"],
+                          alive_stages=TRAINING_STAGES),
     })
 
 
 def create_image_classification_head(num_classes: int, in_channels: int, features_name: str,
                                      targets_name: str) -> Dict[str, nn.Module]:
     return {
-        "classify": BrickTrainable(ImageClassifier(num_classes=num_classes, n_features=in_channels),
+        "classify": brick(ImageClassifier(num_classes=num_classes, n_features=in_channels),
                                    input_names=[features_name],
                                    output_names=["./logits", "./probabilities", "./class_prediction"]),
-        "accuracy": BrickMetricSingle(Accuracy(), input_names=["./class_prediction", targets_name]),
-        "loss": BrickLoss(model=nn.CrossEntropyLoss(), input_names=["./logits", targets_name],
+        "accuracy": brick(kind="METRIC", output_names=[], module=Accuracy(), input_names=["./class_prediction", targets_name]),
+        "loss": brick(kind="LOSS", module=nn.CrossEntropyLoss(), input_names=["./logits", targets_name],
                           output_names=["./loss_ce"]),
     }
 
 
-def readme_nested_heads(backbone: str = "tiny") -> BrickCollection:
+def readme_nested_heads(backbone: str = "tiny") -> Dict[str, Any]:
     """Two classification heads on one backbone; `backbone` is "tiny" (fast) or "resnet18"."""
     torch.manual_seed(SEED)
     if backbone == "resnet18":
         backbone_brick = resnet_to_brick(torchvision.models.resnet18(weights=None, num_classes=10),
                                          input_name="normalized", output_name="features")
     else:
-        backbone_brick = BrickTrainable(TinyBackbone(n_channels=3, n_features=16), input_names=["normalized"],
+        backbone_brick = brick(TinyBackbone(n_channels=3, n_features=16), input_names=["normalized"],
                                         output_names=["features"])
-    n_features = backbone_brick.model.n_backbone_features
-    return BrickCollection({
-        "preprocessor": BrickNotTrainable(NormalizePreprocessor(), input_names=["raw"], output_names=["normalized"]),
+    n_features = backbone_brick["module"].n_backbone_features
+    return dict({
+        "preprocessor": brick(NormalizePreprocessor(), kind="NOT_TRAINABLE", input_names=["raw"], output_names=["normalized"]),
         "backbone": backbone_brick,
         "head0": create_image_classification_head(3, n_features, features_name="features", targets_name="targets0"),
         "head1": create_image_classification_head(5, n_features, features_name="features", targets_name="targets1"),
     })
 
 
-def readme_all_input() -> BrickCollection:
+def readme_all_input() -> Dict[str, Any]:
     torch.manual_seed(SEED)
-    return BrickCollection({
-        "backbone": BrickTrainable(TinyModel(n_channels=3, n_features=10), input_names=["raw"],
+    return dict({
+        "backbone": brick(TinyModel(n_channels=3, n_features=10), input_names=["raw"],
                                    output_names=["embedding"]),
-        "post_processor": BrickNotTrainable(MyNewPostProcessor(), input_names=["__all__"],
+        "post_processor": brick(MyNewPostProcessor(), kind="NOT_TRAINABLE", input_names=["__all__"],
                                             output_names=["postprocessed"]),
     })
 
 
-def readme_stage_preprocessor() -> BrickCollection:
+def readme_stage_preprocessor() -> Dict[str, Any]:
     torch.manual_seed(SEED)
-    return BrickCollection({
-        "preprocessor": BrickNotTrainable(Preprocessor(), input_names=["raw", "stage"], output_names=["processed"]),
+    return dict({
+        "preprocessor": brick(Preprocessor(), kind="NOT_TRAINABLE", input_names=["raw", "stage"], output_names=["processed"]),
     })
 
 
-def resnet18_classifier(num_classes: int = 10) -> BrickCollection:
+def resnet18_classifier(num_classes: int = 10) -> Dict[str, Any]:
     torch.manual_seed(SEED)
     resnet_brick = resnet_to_brick(torchvision.models.resnet18(weights=None, num_classes=num_classes),
                                    input_name="normalized", output_name="features")
-    return BrickCollection({
-        "preprocessor": BrickNotTrainable(NormalizePreprocessor(), input_names=["raw"], output_names=["normalized"]),
+    return dict({
+        "preprocessor": brick(NormalizePreprocessor(), kind="NOT_TRAINABLE", input_names=["raw"], output_names=["normalized"]),
         "backbone": resnet_brick,
-        "head": BrickTrainable(ImageClassifier(num_classes, n_features=resnet_brick.model.n_backbone_features),
+        "head": brick(ImageClassifier(num_classes, n_features=resnet_brick["module"].n_backbone_features),
                                input_names=["features"], output_names=["logits", "probabilities", "class_prediction"]),
-        "accuracy": BrickMetricSingle(Accuracy(), input_names=["class_prediction", "targets"],
+        "accuracy": brick(kind="METRIC", module=Accuracy(), input_names=["class_prediction", "targets"],
                                       output_names=["accuracy"]),
-        "loss": BrickLoss(model=nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["loss_ce"]),
+        "loss": brick(kind="LOSS", module=nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["loss_ce"]),
     })
 
 
@@ -216,11 +228,11 @@ class CombineHalves(nn.Module):
         return halves["left"] - halves["right"]
 
 
-def dict_output() -> BrickCollection:
+def dict_output() -> Dict[str, Any]:
     torch.manual_seed(SEED)
-    return BrickCollection({
-        "split": BrickNotTrainable(SplitHalves(), input_names=["images"], output_names=["halves"]),
-        "combine": BrickNotTrainable(CombineHalves(), input_names=["halves"], output_names=["difference"]),
+    return dict({
+        "split": brick(SplitHalves(), kind="NOT_TRAINABLE", input_names=["images"], output_names=["halves"]),
+        "combine": brick(CombineHalves(), kind="NOT_TRAINABLE", input_names=["halves"], output_names=["difference"]),
     })
 
 
@@ -236,10 +248,37 @@ class TableLookup(nn.Module):
         return self.table[index.reshape(-1)]
 
 
-def lookup_table() -> BrickCollection:
-    return BrickCollection({
-        "lookup": BrickNotTrainable(TableLookup(), input_names=["index"], output_names=["row"]),
+def lookup_table() -> Dict[str, Any]:
+    return dict({
+        "lookup": brick(TableLookup(), kind="NOT_TRAINABLE", input_names=["index"], output_names=["row"]),
     })
+
+
+class ScaledDifference(nn.Module):
+    def forward(self, a: Tensor, b: Tensor, scale: float = 2.0) -> Tensor:
+        return a - b * scale
+
+
+def keyword_inputs() -> Dict[str, Any]:
+    """input_names as a dict {argument: value}, in another order than forward()'s parameters:
+    the module is called as ScaledDifference(b=x, a=y), `scale` left at its default."""
+    return {"difference": {"module": ScaledDifference(), "input_names": {"b": "x", "a": "y"},
+                           "output_names": ["d"]}}
+
+
+class StageOffset(nn.Module):
+    """Takes the stage but does not script (a dict of lambdas), so it is traced once per stage."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.offsets = {"EXPORT": lambda t: t + 100.0}
+
+    def forward(self, x: Tensor, stage: str) -> Tensor:
+        return self.offsets.get(stage, lambda t: t)(x) * 2
+
+
+def stage_traced() -> Dict[str, Any]:
+    return {"offset": brick(StageOffset(), ["x", "stage"], ["y"], kind="NOT_TRAINABLE")}
 
 
 # --- Visualization fixtures ---------------------------------------------------------------
@@ -265,19 +304,20 @@ class ScoreBar(nn.Module):
         return drawing
 
 
-def renderer_gallery() -> BrickCollection:
+def renderer_gallery() -> Dict[str, Any]:
     """One visualization brick per built-in renderer plus a TorchScript one, each drawing
     declared inputs, so tests choose exactly what is drawn."""
-    from torchbricks_compat import BrickPerImageVisualization
     from torchbricks_serve import renderers
 
-    def draw(spec, *inputs: str) -> BrickPerImageVisualization:
-        name = spec.renderer if isinstance(spec, renderers.RendererSpec) else "custom"
-        return BrickPerImageVisualization(callable=spec, input_names=["image", *inputs],
-                                          output_names=[f"./{name}"])
+    def draw(spec, *inputs: str) -> Brick:
+        if isinstance(spec, renderers.RendererSpec):
+            name = spec.renderer
+        else:
+            name, spec = "custom", renderers.TorchScriptRenderer(spec)
+        return brick(spec, kind="VISUALIZATION", input_names=["image", *inputs], output_names=[f"./{name}"])
 
-    return BrickCollection({
-        "brightness": BrickNotTrainable(MeanBrightness(), input_names=["image"], output_names=["brightness"]),
+    return dict({
+        "brightness": brick(MeanBrightness(), kind="NOT_TRAINABLE", input_names=["image"], output_names=["brightness"]),
         "draw": {
             "classification": draw(renderers.ImageClassification(class_names=GALLERY_CLASSES, top_k=2),
                                    "class_scores"),
@@ -329,20 +369,18 @@ class ToUnitFloat(nn.Module):
         return image.float() / 255.0
 
 
-def vision_classifier() -> BrickCollection:
+def vision_classifier() -> Dict[str, Any]:
     """Encoded JPEG/PNG input, a tiny classifier, an unrelated second head and a visualization of
     the first head's prediction drawn on the decoded image."""
-    from torchbricks_compat import BrickPerImageVisualization
     from torchbricks_serve import renderers
 
     torch.manual_seed(SEED)
-    return BrickCollection({
-        "preprocessor": BrickNotTrainable(ToUnitFloat(), input_names=["image"], output_names=["processed"]),
-        "backbone": BrickTrainable(TinyBackbone(3, 16), input_names=["processed"], output_names=["features"]),
-        "head": {"classify": BrickTrainable(ImageClassifier(num_classes=3, n_features=16), input_names=["features"],
+    return dict({
+        "preprocessor": brick(ToUnitFloat(), kind="NOT_TRAINABLE", input_names=["image"], output_names=["processed"]),
+        "backbone": brick(TinyBackbone(3, 16), input_names=["processed"], output_names=["features"]),
+        "head": {"classify": brick(ImageClassifier(num_classes=3, n_features=16), input_names=["features"],
                                             output_names=["./logits", "./probabilities", "./class_prediction"])},
-        "brightness": BrickNotTrainable(MeanBrightness(), input_names=["processed"], output_names=["brightness"]),
-        "visualizer": BrickPerImageVisualization(
-            callable=renderers.ImageClassification(class_names=GALLERY_CLASSES),
-            input_names=["image", "head/probabilities"], output_names=["visualization"]),
+        "brightness": brick(MeanBrightness(), kind="NOT_TRAINABLE", input_names=["processed"], output_names=["brightness"]),
+        "visualizer": brick(renderers.ImageClassification(class_names=GALLERY_CLASSES), kind="VISUALIZATION",
+                            input_names=["image", "head/probabilities"], output_names=["visualization"]),
     })

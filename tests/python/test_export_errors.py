@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 
 import readme_models
-import torchbricks_compat as tb
+from readme_models import brick
 from package_helpers import flat_bricks
 from torchbricks_serve import ExportError, Stage, export_brick_collection, load_reference
 
@@ -23,7 +23,7 @@ class Unscriptable(nn.Module):
 
 class UnscriptableWithStage(Unscriptable):
     def forward(self, x: Tensor, stage: str) -> Tensor:
-        return self.ops["double"](x)
+        return self.ops["double"](x) + (1.0 if stage == "EXPORT" else 0.0)
 
 
 class UnscriptableLoss(Unscriptable):
@@ -35,9 +35,9 @@ def plain_function(x):
     return x * 3
 
 
-def with_brick(name, brick, extra=None):
-    return tb.BrickCollection({"pre": tb.BrickNotTrainable(readme_models.PreprocessorDummy(), ["raw"], ["x"]),
-                               name: brick, **(extra or {})})
+def with_brick(name, added, extra=None):
+    return dict({"pre": brick(readme_models.PreprocessorDummy(), ["raw"], ["x"], kind="NOT_TRAINABLE"),
+                               name: added, **(extra or {})})
 
 
 @pytest.mark.parametrize("module", [plain_function, lambda x: x + 1])
@@ -49,7 +49,7 @@ def test_plain_callable_is_rejected(tmp_path, module):
 
 
 def test_unscriptable_without_examples_names_brick(tmp_path):
-    collection = with_brick("stubborn", tb.BrickTrainable(Unscriptable(), ["x"], ["y"]))
+    collection = with_brick("stubborn", brick(Unscriptable(), ["x"], ["y"]))
     with pytest.raises(ExportError) as error:
         export_brick_collection(collection, tmp_path / "m" / "1")
     message = str(error.value)
@@ -59,7 +59,7 @@ def test_unscriptable_without_examples_names_brick(tmp_path):
 
 
 def test_unscriptable_is_traced_with_example_inputs(tmp_path, parse_bricks):
-    collection = with_brick("stubborn", tb.BrickTrainable(Unscriptable(), ["x"], ["y"]))
+    collection = with_brick("stubborn", brick(Unscriptable(), ["x"], ["y"]))
     raw = torch.rand(2, 3)
     path = export_brick_collection(collection, tmp_path / "m" / "1", example_inputs={"raw": raw})
     traced = torch.jit.load(str(path / "modules" / "stubborn.pt"))
@@ -70,21 +70,37 @@ def test_unscriptable_is_traced_with_example_inputs(tmp_path, parse_bricks):
     assert dict(parse_bricks(path).metadata)["traced_bricks"] == "stubborn"
 
 
-def test_stage_input_cannot_be_traced(tmp_path):
-    collection = with_brick("stage_user", tb.BrickTrainable(UnscriptableWithStage(), ["x", "stage"], ["y"]))
-    with pytest.raises(ExportError, match=r"'stage_user'.*cannot be traced.*'stage'"):
-        export_brick_collection(collection, tmp_path / "m" / "1", example_inputs={"raw": torch.rand(2, 3)})
+def test_unscriptable_stage_input_is_traced_once_per_stage(tmp_path, parse_bricks):
+    collection = with_brick("stage_user", brick(UnscriptableWithStage(), ["x", "stage"], ["y"]))
+    raw = torch.rand(2, 3)
+    path = export_brick_collection(collection, tmp_path / "m" / "1", example_inputs={"raw": raw})
+    written = flat_bricks(parse_bricks(path))["stage_user"]
+    assert written.module_file == ""
+    files = {m.module_file for m in written.stage_modules}
+    assert "modules/stage_user.EXPORT.pt" in files and "modules/stage_user.INFERENCE.pt" in files
+    other = torch.rand(4, 3)
+    for stage, offset in (("INFERENCE", 0.0), ("EXPORT", 1.0)):
+        module = torch.jit.load(str(path / "modules" / f"stage_user.{stage}.pt"))
+        assert torch.allclose(module(other), other * 2 + offset)  # the stage is bound, not an argument
+
+
+def test_stage_traced_brick_needs_examples_for_each_served_stage(tmp_path):
+    collection = with_brick("stage_user", brick(UnscriptableWithStage(), ["x", "stage"], ["y"]))
+    with pytest.raises(ExportError, match=r"'stage_user'.*traced once per stage.*EXPORT"):
+        export_brick_collection(collection, tmp_path / "m" / "1",
+                                example_inputs={Stage.INFERENCE: {"raw": torch.rand(2, 3)}})
+    assert not (tmp_path / "m" / "1").exists()
 
 
 def test_all_input_cannot_be_traced(tmp_path):
-    collection = with_brick("all_user", tb.BrickTrainable(Unscriptable(), ["__all__"], ["y"]))
+    collection = with_brick("all_user", brick(Unscriptable(), ["__all__"], ["y"]))
     with pytest.raises(ExportError, match=r"'all_user'.*cannot be traced.*'__all__'"):
         export_brick_collection(collection, tmp_path / "m" / "1", example_inputs={"raw": torch.rand(2, 3)})
 
 
 def test_unscriptable_loss_is_left_out_with_warning(tmp_path, parse_bricks):
-    collection = with_brick("bad_loss", tb.BrickLoss(UnscriptableLoss(), ["x", "target"], ["loss"]),
-                            extra={"loss_metric": tb.BrickMetricSingle(nn.Identity(), ["loss"], ["loss_copy"])})
+    collection = with_brick("bad_loss", brick(UnscriptableLoss(), ["x", "target"], ["loss"], kind="LOSS"),
+                            extra={"loss_metric": brick(nn.Identity(), ["loss"], ["loss_copy"], kind="METRIC")})
     examples = {Stage.TRAIN: {"raw": torch.rand(2, 3), "target": torch.rand(2, 3)},
                 Stage.INFERENCE: {"raw": torch.rand(2, 3)}}
     with pytest.warns(UserWarning, match="'bad_loss'") as record:
@@ -99,27 +115,27 @@ def test_unscriptable_loss_is_left_out_with_warning(tmp_path, parse_bricks):
 
 
 def test_unscriptable_loss_consumed_at_inference_is_an_error(tmp_path):
-    collection = with_brick("bad_loss", tb.BrickLoss(UnscriptableLoss(), ["x", "target"], ["loss"]),
-                            extra={"reporter": tb.BrickNotTrainable(nn.Identity(), ["loss"], ["report"])})
+    collection = with_brick("bad_loss", brick(UnscriptableLoss(), ["x", "target"], ["loss"], kind="LOSS"),
+                            extra={"reporter": brick(nn.Identity(), ["loss"], ["report"], kind="NOT_TRAINABLE")})
     with pytest.raises(ExportError, match=r"'bad_loss'.*'reporter'.*INFERENCE"):
         export_brick_collection(collection, tmp_path / "m" / "1")
 
 
 def test_output_count_mismatch_names_brick(tmp_path):
-    collection = with_brick("three_names", tb.BrickTrainable(readme_models.ClassifierDummy(3, 3), ["x"],
+    collection = with_brick("three_names", brick(readme_models.ClassifierDummy(3, 3), ["x"],
                                                              ["a", "b", "c"]))
     with pytest.raises(ExportError, match=r"'three_names'.*2 values for 3 output names"):
         export_brick_collection(collection, tmp_path / "m" / "1", example_inputs={"raw": torch.rand(2, 3, 4, 4)})
 
 
 def test_failing_module_names_brick(tmp_path):
-    collection = with_brick("backbone", tb.BrickTrainable(readme_models.TinyModel(3, 4), ["x"], ["y"]))
+    collection = with_brick("backbone", brick(readme_models.TinyModel(3, 4), ["x"], ["y"]))
     with pytest.raises(ExportError, match=r"'backbone' failed in stage"):
         export_brick_collection(collection, tmp_path / "m" / "1", example_inputs={"raw": torch.rand(2, 5, 4, 4)})
 
 
 def test_duplicate_producer_and_cycle(tmp_path):
-    duplicate = with_brick("second", tb.BrickTrainable(nn.Identity(), ["raw"], ["x"]))
+    duplicate = with_brick("second", brick(nn.Identity(), ["raw"], ["x"]))
     with pytest.raises(ExportError, match=r"'pre' and 'second' both produce 'x'"):
         export_brick_collection(duplicate, tmp_path / "d" / "1")
     cycle = {"ping": {"module": nn.Identity(), "input_names": ["pong_out"], "output_names": ["ping_out"]},
@@ -148,7 +164,7 @@ def test_failed_export_keeps_previous_version(tmp_path):
     export_brick_collection(readme_models.readme_dummy(), version)
     before = (version / "bricks.pbtxt").read_text()
     with pytest.raises(ExportError):
-        export_brick_collection(with_brick("stubborn", tb.BrickTrainable(Unscriptable(), ["x"], ["y"])), version)
+        export_brick_collection(with_brick("stubborn", brick(Unscriptable(), ["x"], ["y"])), version)
     assert (version / "bricks.pbtxt").read_text() == before
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["1"]
 
@@ -161,7 +177,7 @@ class ScriptedDiffers(nn.Module):
 
 
 def test_exported_module_must_match_eager(tmp_path):
-    collection = with_brick("two_faced", tb.BrickTrainable(ScriptedDiffers(), ["x"], ["y"]))
+    collection = with_brick("two_faced", brick(ScriptedDiffers(), ["x"], ["y"]))
     with pytest.raises(ExportError, match=r"'two_faced'.*output 'y'.*differs from the eager"):
         export_brick_collection(collection, tmp_path / "m" / "1", example_inputs={"raw": torch.rand(2, 3)})
     export_brick_collection(collection, tmp_path / "n" / "1")  # without examples nothing is compared

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import readme_models
-import torchbricks_compat as tb
+import real_torchbricks
 from package_helpers import KIND_ENUM, alive, flat_bricks
 from torchbricks_serve import ExportError, Stage, export_brick_collection
 from torchbricks_serve.pbtxt import quote
@@ -55,36 +55,55 @@ def test_v01_alive_stages_and_kinds(tmp_path, parse_bricks):
     assert all(i.data_type == 0 and not i.dims for i in message.inputs)  # no examples: unchecked
 
 
-def test_v01_explicit_stage_list_and_metric_default(tmp_path, parse_bricks):
-    collection = tb.BrickCollection({
-        "model": tb.BrickTrainable(readme_models.PreprocessorDummy(), ["x"], ["y"],
-                                   alive_stages=[Stage.EXPORT, tb.Stage.INFERENCE]),
-        "metric": tb.BrickMetricSingle(readme_models.Accuracy(), ["y", "t"]),
-    })
-    bricks = flat_bricks(parse_bricks(export_brick_collection(collection, tmp_path / "m" / "1")))
+def test_v01_explicit_stage_list_and_metric_left_out(tmp_path, parse_bricks):
+    with real_torchbricks.release("0.1.0"):
+        from torchbricks.bricks import BrickCollection, BrickMetricSingle, BrickTrainable
+        from torchbricks.bricks import Stage as LibraryStage
+        from torchmetrics.classification import MulticlassAccuracy
+        collection = BrickCollection({
+            "model": BrickTrainable(readme_models.PreprocessorDummy(), ["x"], ["y"],
+                                    alive_stages=[LibraryStage.EXPORT, LibraryStage.INFERENCE]),
+            "loss": BrickTrainable(nn.Identity(), ["y"], ["z"], alive_stages=[LibraryStage.TEST]),
+            "metric": BrickMetricSingle(MulticlassAccuracy(num_classes=3), ["y", "t"]),
+        })
+        with pytest.warns(UserWarning, match="METRIC brick 'metric' is a torchmetrics metric.*left out"):
+            version = export_brick_collection(collection, tmp_path / "m" / "1")
+    bricks = flat_bricks(parse_bricks(version))
     assert alive(bricks["model"]) == {"INFERENCE", "EXPORT"}
-    assert alive(bricks["metric"]) == TRAINING and KIND_ENUM[bricks["metric"].kind] == "METRIC"
-    assert list(bricks["metric"].output_names) == []
+    assert alive(bricks["loss"]) == {"TEST"}
+    assert "metric" not in bricks
 
 
-def test_tagged_api(tmp_path, parse_bricks):
-    identity = readme_models.PreprocessorDummy
-    collection = tb.BrickCollection({
-        "model": tb.BrickTaggedModel(identity(), ["x"], ["y"]),
-        "loss": tb.BrickTaggedLoss(identity(), ["y"], ["loss"]),
-        "metric": tb.BrickTaggedMetric(identity(), ["y"], ["metric"]),
-        "extra": tb.BrickTaggedModel(identity(), ["y"], ["extra"], tags={"METRIC_EXTRA"}),
-        "vis": tb.BrickTaggedModel(identity(), ["y"], ["vis"], tags={"VISUALIZATION"}),
-        "both": tb.BrickTaggedModel(identity(), ["y"], ["both"], tags={"LOSS", "visualization"}),
-    })
-    bricks = flat_bricks(parse_bricks(export_brick_collection(collection, tmp_path / "t" / "1")))
+def test_tags_map_to_stages_by_the_library_mapping(tmp_path, parse_bricks):
+    with real_torchbricks.release("0.4.2"):
+        from torchbricks.brick_collection import BrickCollection
+        from torchbricks.bricks import BrickLoss, BrickTrainable
+        identity = readme_models.PreprocessorDummy
+        collection = BrickCollection({
+            "model": BrickTrainable(identity(), ["x"], ["y"]),
+            "loss": BrickLoss(identity(), ["y"], ["loss"]),
+            "metric": BrickTrainable(identity(), ["y"], ["metric"], tags={"METRIC"}),
+            "extra": BrickTrainable(identity(), ["y"], ["extra"], tags={"METRIC_EXTRA"}),
+            "vis": BrickTrainable(identity(), ["y"], ["vis"], tags={"VISUALIZATION"}),
+            "custom": BrickTrainable(identity(), ["y"], ["custom"], tags={"LOSS", "DEBUG"}),
+        })
+        with pytest.warns(UserWarning) as caught:
+            version = export_brick_collection(collection, tmp_path / "t" / "1")
+        with pytest.warns(UserWarning, match="'custom'"):  # DEBUG is still run by no stage
+            custom = export_brick_collection(collection, tmp_path / "c" / "1",
+                                             stage_tags={"INFERENCE": {"MODEL", "VISUALIZATION"}})
+    warned = " ".join(str(w.message) for w in caught)
+    assert "'vis'" in warned and "'custom'" in warned and "'model'" not in warned
+    bricks = flat_bricks(parse_bricks(version))
     assert alive(bricks["model"]) == ALL and bricks["model"].alive_all
-    assert KIND_ENUM[bricks["model"].kind] == "TRAINABLE" and bricks["model"].brick_type == "BrickTaggedModel"
+    assert KIND_ENUM[bricks["model"].kind] == "TRAINABLE" and bricks["model"].brick_type == "BrickTrainable"
     assert alive(bricks["loss"]) == TRAINING and KIND_ENUM[bricks["loss"].kind] == "LOSS"
     assert alive(bricks["metric"]) == TRAINING and KIND_ENUM[bricks["metric"].kind] == "METRIC"
     assert alive(bricks["extra"]) == {"TEST"} and KIND_ENUM[bricks["extra"].kind] == "METRIC"
-    assert alive(bricks["vis"]) == {"INFERENCE"} and KIND_ENUM[bricks["vis"].kind] == "VISUALIZATION"
-    assert alive(bricks["both"]) == TRAINING | {"INFERENCE"} and KIND_ENUM[bricks["both"].kind] == "LOSS"
+    assert "vis" not in bricks  # no stage runs VISUALIZATION by default: left out
+    assert alive(bricks["custom"]) == TRAINING
+    overridden = flat_bricks(parse_bricks(custom))
+    assert alive(overridden["vis"]) == {"INFERENCE"} and alive(overridden["model"]) == ALL
 
 
 def test_plain_dict_collection(tmp_path, parse_bricks):
@@ -183,9 +202,11 @@ def test_warns_on_non_integer_version(tmp_path):
 
 def test_training_mode_is_restored(tmp_path):
     collection = readme_models.readme_dummy()
-    collection.train()
+    modules = [brick["module"] for brick in collection.values()]
+    for module in modules:
+        module.train()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         export_brick_collection(collection, tmp_path / "m" / "1",
                                 example_inputs={"raw_images": torch.rand(1, 3, 8, 8)})
-    assert all(module.training for module in collection.modules())
+    assert all(sub.training for module in modules for sub in module.modules())

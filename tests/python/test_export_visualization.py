@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 import readme_models
-import torchbricks_compat as tb
+from readme_models import brick
 from package_helpers import flat_bricks
 from torchbricks_serve import EncodedImage, ExportError, export_brick_collection, load_reference, renderers
 
@@ -42,9 +42,16 @@ class FloatRenderer(nn.Module):
         return image
 
 
-def readme_visualizer(callable) -> tb.BrickCollection:
-    return tb.BrickCollection({"visualizer": tb.BrickPerImageVisualization(
-        callable=callable, input_names=["input_image", "target"], output_names=["visualization"])})
+def visualizer(callable, input_names=("input_image", "target"), output_names=("visualization",), name="visualizer"):
+    """A collection of one visualization brick (the exporter's dict form) drawing with `callable`:
+    a renderer spec, a module that renders one image, or plain Python (refused)."""
+    if isinstance(callable, nn.Module):
+        callable = renderers.TorchScriptRenderer(callable)
+    return {name: brick(callable, list(input_names), list(output_names), kind="VISUALIZATION")}
+
+
+def readme_visualizer(callable):
+    return visualizer(callable)
 
 
 def test_builtin_renderer_exports_as_a_visualizer_without_module(tmp_path, parse_bricks):
@@ -87,26 +94,23 @@ def test_plain_python_drawing_names_the_brick_and_the_built_in_alternative(tmp_p
 
 def test_unscriptable_renderer_module_names_the_brick(tmp_path):
     with pytest.raises(ExportError) as error:
-        export_brick_collection(tb.BrickCollection({"viz": tb.BrickPerImageVisualization(
-            callable=DictRenderer(), input_names=["input_image"], output_names=["drawing"])}),
-            tmp_path / "m" / "1", example_inputs=README_INPUTS)
+        export_brick_collection(visualizer(DictRenderer(), ["input_image"], ["drawing"], name="viz"),
+                                tmp_path / "m" / "1", example_inputs=README_INPUTS)
     assert "'viz'" in str(error.value) and "cannot be scripted" in str(error.value)
     assert "built-in renderer" in str(error.value)
 
 
 def test_renderer_module_must_return_uint8_images(tmp_path):
     with pytest.raises(ExportError) as error:
-        export_brick_collection(tb.BrickCollection({"viz": tb.BrickPerImageVisualization(
-            callable=FloatRenderer(), input_names=["input_image"], output_names=["drawing"])}),
-            tmp_path / "m" / "1", example_inputs=README_INPUTS)
+        export_brick_collection(visualizer(FloatRenderer(), ["input_image"], ["drawing"], name="viz"),
+                                tmp_path / "m" / "1", example_inputs=README_INPUTS)
     assert "'viz'" in str(error.value) and "uint8 [H, W, 3]" in str(error.value)
 
 
 def test_visualization_needs_exactly_one_output_name(tmp_path):
     with pytest.raises(ExportError, match="exactly one output name"):
-        export_brick_collection(tb.BrickCollection({"viz": tb.BrickPerImageVisualization(
-            callable=renderers.Heatmap(), input_names=["input_image", "heat"], output_names=["a", "b"])}),
-            tmp_path / "m" / "1")
+        export_brick_collection(visualizer(renderers.Heatmap(), ["input_image", "heat"], ["a", "b"], name="viz"),
+                                tmp_path / "m" / "1")
 
 
 def test_renderer_specs_check_their_arguments():

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 import readme_models
-import torchbricks_compat as tb
 from torchbricks_serve import ExportError, Stage, export_brick_collection, load_reference, run_reference
 from torchbricks_serve.naming import resolve_name
 
@@ -18,16 +17,14 @@ def test_reference_equals_direct_eager_computation(tmp_path):
     assert stage == "INFERENCE"
     assert list(inputs) == ["raw_images"] and torch.equal(inputs["raw_images"], images)
     with torch.no_grad():
-        processed = collection["preprocessor"].model(images)
-        embedding = collection["backbone"].model(processed)
-        logits, softmaxed = collection["head"].model(embedding)
+        processed = collection["preprocessor"]["module"](images)
+        embedding = collection["backbone"]["module"](processed)
+        logits, softmaxed = collection["head"]["module"](embedding)
     assert list(outputs) == ["processed", "embedding", "logits", "softmaxed"]
     for name, expected in [("processed", processed), ("embedding", embedding), ("logits", logits),
                            ("softmaxed", softmaxed)]:
         assert torch.equal(outputs[name], expected), name
-    with torch.no_grad():
-        via_collection = collection(named_inputs={"raw_images": images}, stage=tb.Stage.INFERENCE)
-    assert all(torch.equal(outputs[name], via_collection[name]) for name in outputs)
+    # Equality with torchbricks' own forward is tested with the real library (test_real_torchbricks.py).
 
 
 def test_exported_modules_reproduce_reference(tmp_path):

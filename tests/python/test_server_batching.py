@@ -10,8 +10,8 @@ import torch
 from torch import Tensor, nn
 
 import readme_models
+from readme_models import brick
 from server_process import ServerProcess
-from torchbricks_compat import BrickCollection, BrickNotTrainable
 from torchbricks_serve import export_brick_collection, run_reference
 
 MODEL = "picky"
@@ -32,7 +32,7 @@ class RejectNegative(nn.Module):
 @pytest.fixture(scope="module")
 def batching_server(tmp_path_factory):
     repository = tmp_path_factory.mktemp("batching")
-    collection = BrickCollection({"gate": BrickNotTrainable(RejectNegative(), input_names=["x"], output_names=["y"])})
+    collection = {"gate": brick(RejectNegative(), input_names=["x"], output_names=["y"], kind="NOT_TRAINABLE")}
     export_brick_collection(collection, repository / MODEL / "1", example_inputs={"x": torch.ones(2, 4)})
     (repository / MODEL / "config.pbtxt").write_text(CONFIG, encoding="utf-8")
     export_brick_collection(readme_models.readme_dummy(), repository / DUMMY / "1",
@@ -108,7 +108,6 @@ def test_batch_mates_get_the_outputs_each_asked_for(batching_server):
     asked = [["processed"], ["logits"], None, ["embedding", "softmaxed"], ["logits", "processed"], None]
     inputs = [np.random.default_rng(i).random((1 + i % 3, 3, 8, 8), dtype=np.float32) for i in range(len(asked))]
     collection = readme_models.readme_dummy()
-    collection.eval()
     results = _call_together(batching_server, inputs, DUMMY, "raw_images", asked)
     for x, names, result in zip(inputs, asked, results):
         assert not isinstance(result, grpc.RpcError), result

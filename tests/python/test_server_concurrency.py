@@ -23,7 +23,6 @@ RTOL, ATOL = 1e-4, 1e-5
 
 def test_many_concurrent_clients_get_their_own_correct_answers(server):
     collection = readme_models.readme_dummy()  # the weights the package was exported with
-    collection.eval()
     lock = threading.Lock()
     failures = []
     batches = [0] * THREADS

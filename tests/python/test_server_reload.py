@@ -22,10 +22,9 @@ TIME_LIMIT_S = 60
 
 def _collection(version):
     collection = readme_models.readme_dummy()
-    collection.eval()
     if version == 2:  # different weights: logits shift by exactly 10
         with torch.no_grad():
-            collection["head"].model.fc.bias += 10
+            collection["head"]["module"].fc.bias += 10
     return collection
 
 

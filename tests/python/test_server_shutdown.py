@@ -128,7 +128,6 @@ def _run_once(repository, inputs, expected):
 def shutdown_runs(fixture_repository):
     """The scenario, ROUNDS times (the moment of the signal is a race; several rounds cover more of it)."""
     collection = readme_models.readme_dummy()
-    collection.eval()
     generator = torch.Generator().manual_seed(21)
     tensors = [torch.rand(1, 3, 100, 200, generator=generator) for _ in range(6)]
     expected = [run_reference(collection, "INFERENCE", {"raw_images": x})["logits"].numpy() for x in tensors]

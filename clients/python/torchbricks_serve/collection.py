@@ -167,10 +167,10 @@ def _spec_from_dict(brick: Mapping, full: str, path: Tuple[str, ...]) -> BrickSp
         alive = DEFAULT_ALIVE[kind]
     module = brick["module"]
     draw = None
-    if kind == "VISUALIZATION" and isinstance(module, RendererSpec):
-        draw = module
-    elif kind == "VISUALIZATION" and isinstance(module, TorchScriptRenderer):
+    if kind == "VISUALIZATION" and isinstance(module, TorchScriptRenderer):
         module = draw = module.module
+    elif kind == "VISUALIZATION" and (isinstance(module, RendererSpec) or not isinstance(module, nn.Module)):
+        draw = module  # a renderer spec, or plain Python drawing code (refused with advice)
     return _make_spec(full, path, module, brick.get("input_names", ()), brick.get("output_names", ()),
                       kind, alive, BRICK_TYPE_FOR_KIND[kind], draw)
 

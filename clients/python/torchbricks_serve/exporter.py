@@ -56,7 +56,8 @@ def export_brick_collection(collection: Any, version_dir: Any, example_inputs: O
     if not version_dir.name.isdigit() or int(version_dir.name) < 1:
         warnings.warn(f"version directory '{version_dir.name}' is not a positive integer; "
                       "the server only loads integer versions", stacklevel=2)
-    specs = flatten_collection(collection, stage_tags)
+    # A brick alive in no stage (torchbricks' alive_stages="none", or tags no stage runs) is left out.
+    specs = [spec for spec in flatten_collection(collection, stage_tags) if spec.alive]
     if not specs:
         raise ExportError("the collection holds no bricks")
     _check_module_files_unique(specs)
