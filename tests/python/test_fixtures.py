@@ -11,10 +11,12 @@ from torchbricks_serve import load_reference
 
 REPO = Path(__file__).resolve().parents[2]
 VALID = ["readme_dummy", "readme_loss", "nested_heads", "all_input", "stage_preprocessor", "resnet18_classifier",
-         "dict_output", "lookup_table", "renderer_gallery", "vision_classifier"]
+         "dict_output", "keyword_inputs", "stage_traced", "lookup_table", "renderer_gallery", "vision_classifier"]
 INVALID = {"invalid_cycle": "ping", "invalid_duplicate_producer": "second_writer",
            "invalid_climb_above_root": "outer/climber", "invalid_missing_input": "orphan_consumer",
-           "invalid_missing_module": "ghost", "invalid_corrupt_module": "garbled", "invalid_tuple_arity": "two_headed"}
+           "invalid_missing_module": "ghost", "invalid_corrupt_module": "garbled", "invalid_tuple_arity": "two_headed",
+           "invalid_unknown_keyword": "mislabeled", "invalid_keyword_without_default": "half_named",
+           "invalid_stage_modules_without_stage": "unstaged"}
 
 
 def test_make_fixtures(tmp_path, parse_bricks):
@@ -26,6 +28,7 @@ def test_make_fixtures(tmp_path, parse_bricks):
         version = tmp_path / name / "1"
         bricks = flat_bricks(parse_bricks(version))
         assert all((version / brick.module_file).is_file() for brick in bricks.values() if brick.module_file), name
+        assert all((version / m.module_file).is_file() for brick in bricks.values() for m in brick.stage_modules), name
         assert any((version / "reference").iterdir()), name
     stages = {p.stem for p in (tmp_path / "resnet18_classifier" / "1" / "reference").iterdir()}
     assert stages == {"INFERENCE", "EXPORT", "TRAIN"}
