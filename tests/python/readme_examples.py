@@ -7,8 +7,9 @@ run the library's own forward in a stage. Where a README example draws with plai
 (PIL), the case uses a built-in renderer or a scriptable module instead, since the server
 cannot run Python; the README's own callable is covered by an export-error test.
 """
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 import torchvision
@@ -58,31 +59,8 @@ def library_forward(tb: Any, case: Case, stage: str, inputs: Dict[str, Tensor]) 
         return collection(named_inputs=dict(inputs), tags=set(tags))
 
 
-# --- the README's dummy modules (identical in both releases) ------------------------------
-class PreprocessorDummy(nn.Module):
-    def forward(self, raw_input: torch.Tensor) -> torch.Tensor:
-        return raw_input / 2
-
-
-class TinyModel(nn.Module):
-    def __init__(self, n_channels: int, n_features: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(n_channels, n_features, kernel_size=1)
-
-    def forward(self, tensor: torch.Tensor) -> torch.Tensor:
-        return self.conv(tensor)
-
-
-class ClassifierDummy(nn.Module):
-    def __init__(self, num_classes: int, in_features: int) -> None:
-        super().__init__()
-        self.fc = nn.Linear(in_features, num_classes)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.softmax = nn.Softmax(dim=1)
-
-    def forward(self, tensor: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        logits = self.fc(torch.flatten(self.avgpool(tensor), start_dim=1))
-        return logits, self.softmax(logits)
+# The README's dummy modules are identical in both releases (and in readme_models).
+from readme_models import ClassifierDummy, PreprocessorDummy, TinyModel  # noqa: E402
 
 
 class MyNewPostProcessor(torch.nn.Module):
@@ -109,13 +87,12 @@ def _small_resnet18(num_classes: int) -> torchvision.models.ResNet:
     return torchvision.models.resnet18(weights=None, num_classes=num_classes)
 
 
-# --- torchbricks 0.1.0 (the notebook) -------------------------------------------------------
-def v010_cases() -> Dict[str, Callable[[], Case]]:
-    from torchbricks.bag_of_bricks import ImageClassifier, LeNet5, Preprocessor, resnet_to_brick
-    from torchbricks.brick_visualizer import BrickPerImageVisualization
-    from torchbricks.bricks import (BrickCollection, BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable,
-                                    Stage)
-    from torchmetrics.classification import MulticlassAccuracy
+def _common_cases(lib: Any) -> Dict[str, Callable[[], Case]]:
+    """The README examples that read the same in both releases; `lib` holds the release's
+    classes (BrickCollection, BrickTrainable, ..., bag_of_bricks' Preprocessor and friends)."""
+    BrickCollection, BrickTrainable, BrickNotTrainable = lib.BrickCollection, lib.BrickTrainable, lib.BrickNotTrainable
+    BrickLoss, BrickMetricSingle, MulticlassAccuracy = lib.BrickLoss, lib.BrickMetricSingle, lib.MulticlassAccuracy
+    ImageClassifier, Preprocessor, resnet_to_brick = lib.ImageClassifier, lib.Preprocessor, lib.resnet_to_brick
 
     def readme_dummy() -> Case:
         bricks = {
@@ -126,22 +103,6 @@ def v010_cases() -> Dict[str, Callable[[], Case]]:
                                    output_names=['logits', "softmaxed"]),
         }
         return Case("readme_dummy", BrickCollection(bricks), {"raw_images": images(2, 3, 100, 200)})
-
-    def readme_with_loss() -> Case:
-        num_classes = 3
-        bricks = {
-            'preprocessor': BrickNotTrainable(PreprocessorDummy(), input_names=['raw_images'],
-                                              output_names=['processed'], alive_stages="all"),
-            'backbone': BrickTrainable(TinyModel(n_channels=num_classes, n_features=10), input_names=['processed'],
-                                       output_names=['embedding'], alive_stages="all"),
-            'head': BrickTrainable(ClassifierDummy(num_classes=num_classes, in_features=10), input_names=['embedding'],
-                                   output_names=['logits', 'softmaxed'], alive_stages="all"),
-            'loss': BrickLoss(model=nn.CrossEntropyLoss(), input_names=['logits', 'targets'], output_names=['loss_ce'],
-                              alive_stages=[Stage.TRAIN, Stage.VALIDATION, Stage.TEST]),
-        }
-        raw = images(2, 3, 100, 200)
-        return Case("readme_with_loss", BrickCollection(bricks), {"raw_images": raw},
-                    train_inputs={"raw_images": raw, "targets": torch.tensor([0, 2])})
 
     def readme_resnet() -> Case:
         # Preprocessor (a __call__-only module), resnet_to_brick/BackboneResnet, ImageClassifier,
@@ -195,6 +156,50 @@ def v010_cases() -> Dict[str, Callable[[], Case]]:
         }
         return Case("readme_all_input", BrickCollection(bricks), {"raw": images(2, 3, 100, 200)})
 
+    def keyword_inputs() -> Case:
+        # input_names as a dict {argument: value}: torchbricks calls ImageClassifier(backbone_features=...).
+        bricks = {
+            'backbone': BrickTrainable(TinyModel(n_channels=3, n_features=8), input_names=['raw'],
+                                       output_names=['features']),
+            'head': BrickTrainable(ImageClassifier(num_classes=4, n_features=8),
+                                   input_names={'backbone_features': 'features'},
+                                   output_names=['logits', 'probabilities', 'class_prediction']),
+        }
+        return Case("keyword_inputs", BrickCollection(bricks), {"raw": images(2, 3, 16, 16)})
+
+    return {builder.__name__: builder for builder in
+            (readme_dummy, readme_resnet, readme_nested_heads, readme_all_input, keyword_inputs)}
+
+
+# --- torchbricks 0.1.0 (the notebook) -------------------------------------------------------
+def v010_cases() -> Dict[str, Callable[[], Case]]:
+    from torchbricks.bag_of_bricks import ImageClassifier, LeNet5, Preprocessor, resnet_to_brick
+    from torchbricks.brick_visualizer import BrickPerImageVisualization
+    from torchbricks.bricks import (BrickCollection, BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable,
+                                    Stage)
+    from torchmetrics.classification import MulticlassAccuracy
+    lib = SimpleNamespace(**locals())  # the release's classes, for the examples both READMEs share
+
+
+    def readme_with_loss() -> Case:
+        num_classes = 3
+        bricks = {
+            'preprocessor': BrickNotTrainable(PreprocessorDummy(), input_names=['raw_images'],
+                                              output_names=['processed'], alive_stages="all"),
+            'backbone': BrickTrainable(TinyModel(n_channels=num_classes, n_features=10), input_names=['processed'],
+                                       output_names=['embedding'], alive_stages="all"),
+            'head': BrickTrainable(ClassifierDummy(num_classes=num_classes, in_features=10), input_names=['embedding'],
+                                   output_names=['logits', 'softmaxed'], alive_stages="all"),
+            'loss': BrickLoss(model=nn.CrossEntropyLoss(), input_names=['logits', 'targets'], output_names=['loss_ce'],
+                              alive_stages=[Stage.TRAIN, Stage.VALIDATION, Stage.TEST]),
+        }
+        raw = images(2, 3, 100, 200)
+        return Case("readme_with_loss", BrickCollection(bricks), {"raw_images": raw},
+                    train_inputs={"raw_images": raw, "targets": torch.tensor([0, 2])})
+
+
+
+
     def readme_stage() -> Case:
         class Preprocessor(torch.nn.Module):  # the notebook's own (its annotation `-> str` included)
             def forward(self, input_image: torch.Tensor, stage: Stage) -> str:
@@ -227,25 +232,16 @@ def v010_cases() -> Dict[str, Callable[[], Case]]:
         return Case("module_renderer", BrickCollection(bricks), {"image": images(2, 3, 24, 32)}, drawings=("drawn",),
                     library_skip=("draw",))
 
-    def keyword_inputs() -> Case:
-        # input_names as a dict {argument: value}: torchbricks calls ImageClassifier(backbone_features=...).
-        bricks = {
-            'backbone': BrickTrainable(TinyModel(n_channels=3, n_features=8), input_names=['raw'],
-                                       output_names=['features']),
-            'head': BrickTrainable(ImageClassifier(num_classes=4, n_features=8),
-                                   input_names={'backbone_features': 'features'},
-                                   output_names=['logits', 'probabilities', 'class_prediction']),
-        }
-        return Case("keyword_inputs", BrickCollection(bricks), {"raw": images(2, 3, 16, 16)})
 
     def lenet5() -> Case:
         torch.manual_seed(1)
         bricks = {'lenet': BrickTrainable(LeNet5(n_classes=10), input_names=['digits'], output_names=['logits', 'probs'])}
         return Case("lenet5", BrickCollection(bricks), {"digits": images(2, 1, 32, 32)})
 
-    builders = [readme_dummy, readme_with_loss, readme_resnet, readme_nested_heads, readme_all_input, readme_stage,
-                readme_visualization, module_renderer, keyword_inputs, lenet5]
-    return {builder.__name__: builder for builder in builders}
+    builders = _common_cases(lib)
+    builders.update({builder.__name__: builder for builder in
+                     (readme_with_loss, readme_stage, readme_visualization, module_renderer, lenet5)})
+    return {name: builders[name] for name in CASE_NAMES["0.1.0"]}
 
 
 # --- torchbricks 0.4.2 (its README.md and bag_of_bricks) ------------------------------------
@@ -259,16 +255,8 @@ def v042_cases() -> Dict[str, Callable[[], Case]]:
     from torchbricks.brick_collection import BrickCollection
     from torchbricks.bricks import BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable
     from torchmetrics.classification import MulticlassAccuracy
+    lib = SimpleNamespace(**locals())  # the release's classes, for the examples both READMEs share
 
-    def readme_dummy() -> Case:
-        bricks = {
-            "preprocessor": BrickNotTrainable(PreprocessorDummy(), input_names=["raw_images"], output_names=["processed"]),
-            "backbone": BrickTrainable(TinyModel(n_channels=3, n_features=10), input_names=["processed"],
-                                       output_names=["embedding"]),
-            "head": BrickTrainable(ClassifierDummy(num_classes=3, in_features=10), input_names=["embedding"],
-                                   output_names=["logits", "softmaxed"]),
-        }
-        return Case("readme_dummy", BrickCollection(bricks), {"raw_images": images(2, 3, 100, 200)})
 
     def readme_tags() -> Case:
         bricks = {
@@ -285,46 +273,7 @@ def v042_cases() -> Dict[str, Callable[[], Case]]:
         return Case("readme_tags", BrickCollection(bricks), {"raw_images": raw},
                     train_inputs={"raw_images": raw, "targets": torch.ones((2,), dtype=torch.int64)})
 
-    def readme_resnet() -> Case:
-        num_classes = 10
-        resnet_brick = resnet_to_brick(resnet=_small_resnet18(num_classes), input_name="normalized",
-                                       output_name="features")
-        n_features = resnet_brick.model.n_backbone_features
-        bricks = {
-            "preprocessor": BrickNotTrainable(Preprocessor(), input_names=["raw"], output_names=["normalized"]),
-            "backbone": resnet_brick,
-            "head": BrickTrainable(ImageClassifier(num_classes=num_classes, n_features=n_features),
-                                   input_names=["features"], output_names=["logits", "probabilities", "class_prediction"]),
-            "accuracy": BrickMetricSingle(MulticlassAccuracy(num_classes=num_classes),
-                                          input_names=["class_prediction", "targets"]),
-            "loss": BrickLoss(model=nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["loss_ce"]),
-        }
-        raw = images(2, 3, 32, 32)
-        return Case("readme_resnet", BrickCollection(bricks).eval(), {"raw": raw},
-                    train_inputs={"raw": raw, "targets": torch.tensor([3, 9])})
 
-    def readme_nested_heads() -> Case:
-        def create_head(num_classes, in_channels, features_name, targets_name):  # the README's own
-            return {
-                "classify": BrickTrainable(ImageClassifier(num_classes=num_classes, n_features=in_channels),
-                                           input_names=[features_name],
-                                           output_names=["./logits", "./probabilities", "./class_prediction"]),
-                "accuracy": BrickMetricSingle(MulticlassAccuracy(num_classes=num_classes),
-                                              input_names=["./class_prediction", targets_name]),
-                "loss": BrickLoss(model=nn.CrossEntropyLoss(), input_names=["./logits", targets_name],
-                                  output_names=["./loss_ce"]),
-            }
-        resnet_brick = resnet_to_brick(resnet=_small_resnet18(10), input_name="normalized", output_name="features")
-        n_features = resnet_brick.model.n_backbone_features
-        bricks = {
-            "preprocessor": BrickNotTrainable(Preprocessor(), input_names=["raw"], output_names=["normalized"]),
-            "backbone": resnet_brick,
-            "head0": create_head(3, n_features, "features", "targets0"),
-            "head1": create_head(5, n_features, "features", "targets1"),
-        }
-        raw = images(2, 3, 32, 32)
-        return Case("readme_nested_heads", BrickCollection(bricks).eval(), {"raw": raw},
-                    train_inputs={"raw": raw, "targets0": torch.tensor([0, 2]), "targets1": torch.tensor([4, 1])})
 
     def bag_of_bricks_classifier() -> Case:
         # create_backbone + Preprocessor(uint8_to_float32) + the library's
@@ -352,14 +301,6 @@ def v042_cases() -> Dict[str, Callable[[], Case]]:
                                              output_names=["features"])}
         return Case("backbone_resnet", BrickCollection(bricks).eval(), {"image": images(2, 3, 32, 32)})
 
-    def readme_all_input() -> Case:
-        bricks = {
-            "backbone": BrickTrainable(TinyModel(n_channels=3, n_features=10), input_names=["raw"],
-                                       output_names=["embedding"]),
-            "post_processor": BrickNotTrainable(MyNewPostProcessor(), input_names=["__all__"],
-                                                output_names=["postprocessed"]),
-        }
-        return Case("readme_all_input", BrickCollection(bricks), {"raw": images(2, 3, 100, 200)})
 
     def readme_visualization() -> Case:
         bricks = {
@@ -382,19 +323,11 @@ def v042_cases() -> Dict[str, Callable[[], Case]]:
         return Case("module_renderer", BrickCollection(bricks), {"image": images(2, 3, 24, 32)}, drawings=("drawn",),
                     library_skip=("draw",))
 
-    def keyword_inputs() -> Case:
-        bricks = {
-            "backbone": BrickTrainable(TinyModel(n_channels=3, n_features=8), input_names=["raw"],
-                                       output_names=["features"]),
-            "head": BrickTrainable(ImageClassifier(num_classes=4, n_features=8),
-                                   input_names={"backbone_features": "features"},
-                                   output_names=["logits", "probabilities", "class_prediction"]),
-        }
-        return Case("keyword_inputs", BrickCollection(bricks), {"raw": images(2, 3, 16, 16)})
 
-    builders = [readme_dummy, readme_tags, readme_resnet, readme_nested_heads, bag_of_bricks_classifier,
-                backbone_resnet, readme_all_input, readme_visualization, module_renderer, keyword_inputs]
-    return {builder.__name__: builder for builder in builders}
+    builders = _common_cases(lib)
+    builders.update({builder.__name__: builder for builder in
+                     (readme_tags, bag_of_bricks_classifier, backbone_resnet, readme_visualization, module_renderer)})
+    return {name: builders[name] for name in CASE_NAMES["0.4.2"]}
 
 
 CASES = {"0.1.0": v010_cases, "0.4.2": v042_cases}
