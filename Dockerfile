@@ -22,7 +22,7 @@ RUN apt-get update -qq \
       libgrpc++1.51 libprotobuf32 libabsl20220623 libcpp-httplib0.11 libgomp1 \
       libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /src/build/server/torchbricks-server /src/build/server/torchbricks /usr/local/bin/
+COPY --from=build /src/build/server/torchbricks-server /src/build/tools/torchbricks /usr/local/bin/
 RUN useradd --system --uid 10001 serve
 USER serve
 EXPOSE 8001

@@ -51,17 +51,14 @@ class MarkdownTable {
   std::vector<std::vector<std::string>> rows_;
 };
 
-std::string Fixed(double value, int digits = 0) {
-  return absl::StrFormat("%.*f", digits, value);
-}
+std::string Fixed(double value, int digits = 0) { return absl::StrFormat("%.*f", digits, value); }
 
 std::string InProcessSection(const WorkloadResult& result) {
   std::string out = "In-process (`LoadedCollection::Run`, one caller thread):\n\n";
   if (!result.inprocess_error.empty()) {
     return out + "**not measured**: " + result.inprocess_error + "\n\n";
   }
-  MarkdownTable table({"batch", "images/s", "calls", "p50 µs/call", "p99 µs/call",
-                       "p50 µs/image"});
+  MarkdownTable table({"batch", "images/s", "calls", "p50 µs/call", "p99 µs/call", "p50 µs/image"});
   for (const BatchPoint& point : result.inprocess) {
     table.AddRow({absl::StrCat(point.batch_size), Fixed(point.images_per_second),
                   absl::StrCat(point.calls), Fixed(point.call_latency.p50_us),
@@ -70,8 +67,8 @@ std::string InProcessSection(const WorkloadResult& result) {
   }
   out += table.Render() + "\n";
   if (const BatchPoint* best = BestBatch(result.inprocess)) {
-    out += absl::StrCat("Best batch: ", best->batch_size, " → ",
-                        Fixed(best->images_per_second), " images/s.");
+    out += absl::StrCat("Best batch: ", best->batch_size, " → ", Fixed(best->images_per_second),
+                        " images/s.");
   }
   if (const BatchPoint* one = BatchOfOne(result.inprocess)) {
     out += absl::StrCat(" Batch-1 p50: ", Fixed(one->call_latency.p50_us), " µs.");
@@ -94,8 +91,7 @@ std::string ServerSection(const WorkloadResult& result) {
          best != nullptr ? Fixed(load.requests_per_second / best->images_per_second, 2) : "-",
          counted ? Fixed(point.counters.AverageBatch(), 2) : "?",
          counted ? Fixed(point.counters.QueueUsPerRequest()) : "?",
-         counted ? Fixed(point.counters.InferUsPerExecution()) : "?",
-         absl::StrCat(load.errors)});
+         counted ? Fixed(point.counters.InferUsPerExecution()) : "?", absl::StrCat(load.errors)});
     if (load.errors > 0) {
       notes += absl::StrCat("- **C=", point.concurrency, ": ", load.errors,
                             " failed request(s)**, first: ", load.first_error, "\n");

@@ -64,8 +64,8 @@ void RunClientThread(const ClosedLoopOptions& options, int slots, size_t first_r
   arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
   arguments.SetMaxReceiveMessageSize(-1);
   arguments.SetMaxSendMessageSize(-1);
-  const auto channel = grpc::CreateCustomChannel(
-      options.address, grpc::InsecureChannelCredentials(), arguments);
+  const auto channel =
+      grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), arguments);
   grpc::GenericStub stub(channel);
   grpc::CompletionQueue queue;
   const std::vector<grpc::ByteBuffer> requests = options.requests;  // this thread's copies
@@ -113,8 +113,8 @@ void RunClientThread(const ClosedLoopOptions& options, int slots, size_t first_r
 
 absl::StatusOr<ClosedLoopResult> RunClosedLoop(const ClosedLoopOptions& options) {
   if (options.address.empty() || options.requests.empty() || options.concurrency < 1 ||
-      options.client_threads < 1 || options.warmup_seconds < 0 ||
-      options.measure_seconds <= 0 || options.request_deadline_seconds <= 0) {
+      options.client_threads < 1 || options.warmup_seconds < 0 || options.measure_seconds <= 0 ||
+      options.request_deadline_seconds <= 0) {
     return absl::InvalidArgumentError(
         "closed loop needs an address, requests, concurrency >= 1, client threads >= 1, "
         "warm-up >= 0 s and a measuring window > 0 s");
@@ -131,8 +131,8 @@ absl::StatusOr<ClosedLoopResult> RunClosedLoop(const ClosedLoopOptions& options)
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
     const int slots = options.concurrency / threads + (t < options.concurrency % threads);
-    workers.emplace_back(RunClientThread, std::cref(options), slots,
-                         static_cast<size_t>(t), window, &tallies[t]);
+    workers.emplace_back(RunClientThread, std::cref(options), slots, static_cast<size_t>(t), window,
+                         &tallies[t]);
   }
   for (std::thread& worker : workers) worker.join();
 

@@ -41,8 +41,7 @@ absl::StatusOr<double> RunFor(const LoadedCollection& collection,
 absl::StatusOr<std::vector<BatchPoint>> RunInProcessSweep(const LoadedCollection& collection,
                                                           const Workload& workload,
                                                           const InProcessOptions& options) {
-  if (options.batch_sizes.empty() || options.warmup_seconds < 0 ||
-      options.measure_seconds <= 0) {
+  if (options.batch_sizes.empty() || options.warmup_seconds < 0 || options.measure_seconds <= 0) {
     return absl::InvalidArgumentError(
         "the in-process sweep needs batch sizes, warm-up >= 0 s and a window > 0 s");
   }
@@ -55,8 +54,8 @@ absl::StatusOr<std::vector<BatchPoint>> RunInProcessSweep(const LoadedCollection
     }
     absl::StatusOr<double> warmed = RunFor(collection, inputs, options.warmup_seconds, nullptr);
     if (!warmed.ok()) {
-      return absl::Status(warmed.status().code(), absl::StrCat("batch ", batch, ": ",
-                                                               warmed.status().message()));
+      return absl::Status(warmed.status().code(),
+                          absl::StrCat("batch ", batch, ": ", warmed.status().message()));
     }
     std::vector<int64_t> latencies;
     absl::StatusOr<double> elapsed =

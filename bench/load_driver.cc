@@ -26,12 +26,12 @@
 #include "bench/closed_loop_client.h"
 #include "bench/inprocess_sweep.h"
 #include "bench/model_counters.h"
-#include "server/command_line.h"
 #include "bench/workload.h"
 #include "core/loaded_collection.h"
 #include "core/status_macros.h"
 #include "grpcpp/create_channel.h"
 #include "tests/server_process.h"
+#include "tools/command_line.h"
 
 namespace torchbricks::bench {
 namespace {
@@ -86,8 +86,7 @@ absl::StatusOr<std::vector<int64_t>> ParsePositiveList(const std::string& flag,
 
 absl::StatusOr<DriverFlags> ParseFlags(const std::vector<std::string>& args) {
   DriverFlags flags;
-  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> pairs =
-      server::SplitFlagValues(args);
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> pairs = SplitFlagValues(args);
   if (!pairs.ok()) return pairs.status();
   for (const auto& [flag, value] : *pairs) {
     const auto bad = [&] {
@@ -198,13 +197,12 @@ void MeasureServer(const DriverFlags& flags, const std::string& address,
     ServerPoint point;
     point.concurrency = static_cast<int>(concurrency);
     absl::StatusOr<ModelCounters> before = FetchModelCounters(control, result->workload.model);
-    absl::StatusOr<ClosedLoopResult> load =
-        RunClosedLoop({.address = address,
-                       .requests = requests,
-                       .concurrency = point.concurrency,
-                       .client_threads = flags.client_threads,
-                       .warmup_seconds = flags.warmup_seconds,
-                       .measure_seconds = flags.seconds});
+    absl::StatusOr<ClosedLoopResult> load = RunClosedLoop({.address = address,
+                                                           .requests = requests,
+                                                           .concurrency = point.concurrency,
+                                                           .client_threads = flags.client_threads,
+                                                           .warmup_seconds = flags.warmup_seconds,
+                                                           .measure_seconds = flags.seconds});
     if (!load.ok()) {
       result->server_error = load.status().ToString();
       return;
@@ -248,11 +246,10 @@ int Main(const std::vector<std::string>& args) {
       {"machine", MachineDescription()},
       {"libtorch intra-op threads (in-process)", absl::StrCat(at::get_num_threads())},
       {"repository", flags.repository},
-      {"in-process", absl::StrCat("batches ", absl::StrJoin(flags.inprocess_batches, ","),
-                                  "; ", flags.seconds, " s per batch after ",
-                                  flags.warmup_seconds, " s warm-up; measured ",
-                                  flags.address.empty() ? "before the server starts"
-                                                        : "while the server idles")},
+      {"in-process",
+       absl::StrCat("batches ", absl::StrJoin(flags.inprocess_batches, ","), "; ", flags.seconds,
+                    " s per batch after ", flags.warmup_seconds, " s warm-up; measured ",
+                    flags.address.empty() ? "before the server starts" : "while the server idles")},
       {"load", absl::StrCat("closed loop, async gRPC (GenericStub), ", flags.client_threads,
                             " client thread(s), ", kDistinctRequests,
                             " pre-serialized requests round robin; ", flags.seconds,
@@ -265,8 +262,8 @@ int Main(const std::vector<std::string>& args) {
   std::string address = flags.address;
   if (address.empty()) {
     setenv("TORCHBRICKS_SERVER", flags.server_binary.c_str(), /*overwrite=*/1);
-    std::vector<std::string> command = {flags.server_binary, "--model-repository",
-                                        flags.repository, "--grpc-port 0",
+    std::vector<std::string> command = {flags.server_binary,        "--model-repository",
+                                        flags.repository,           "--grpc-port 0",
                                         "--grpc-address 127.0.0.1", "--log-level warning"};
     command.insert(command.end(), flags.server_flags.begin(), flags.server_flags.end());
     facts.emplace_back("server", absl::StrJoin(command, " "));

@@ -31,8 +31,8 @@ ModelCounters operator-(const ModelCounters& later, const ModelCounters& earlier
   return delta;
 }
 
-absl::StatusOr<ModelCounters> FetchModelCounters(
-    const std::shared_ptr<grpc::Channel>& channel, const std::string& model) {
+absl::StatusOr<ModelCounters> FetchModelCounters(const std::shared_ptr<grpc::Channel>& channel,
+                                                 const std::string& model) {
   auto stub = inference::GRPCInferenceService::NewStub(channel);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));

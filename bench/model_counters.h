@@ -34,8 +34,8 @@ ModelCounters operator-(const ModelCounters& later, const ModelCounters& earlier
 
 // Calls ModelStatistics for every version of `model` over `channel` and sums them.
 // The RPC's status on failure (e.g. NotFound for an unknown model).
-absl::StatusOr<ModelCounters> FetchModelCounters(
-    const std::shared_ptr<grpc::Channel>& channel, const std::string& model);
+absl::StatusOr<ModelCounters> FetchModelCounters(const std::shared_ptr<grpc::Channel>& channel,
+                                                 const std::string& model);
 
 }  // namespace torchbricks::bench
 

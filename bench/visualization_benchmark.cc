@@ -21,8 +21,8 @@ cv::Mat Picture(int rows, int cols) {
   cv::Mat image(rows, cols, CV_8UC3);
   for (int r = 0; r < rows; ++r) {
     for (int c = 0; c < cols; ++c) {
-      const bool disc = (r - rows / 2) * (r - rows / 2) + (c - cols / 3) * (c - cols / 3) <
-                        rows * rows / 16;
+      const bool disc =
+          (r - rows / 2) * (r - rows / 2) + (c - cols / 3) * (c - cols / 3) < rows * rows / 16;
       image.at<cv::Vec3b>(r, c) = disc ? cv::Vec3b(240, 200, 40)
                                        : cv::Vec3b(static_cast<uchar>(c * 255 / cols),
                                                    static_cast<uchar>(r * 255 / rows), 120);
@@ -40,8 +40,8 @@ void BM_DecodeImages(benchmark::State& state, const std::string& extension) {
   cv::imencode(extension, Picture(rows, cols), file);
   const std::vector<std::string> files(batch, std::string(file.begin(), file.end()));
   const at::Tensor rows_tensor = PackBytes(files);
-  const InputSpec spec{.name = "image", .data_type = package::TYPE_STRING, .dims = {-1},
-                       .encoded_image = true};
+  const InputSpec spec{
+      .name = "image", .data_type = package::TYPE_STRING, .dims = {-1}, .encoded_image = true};
   for (auto _ : state) {
     auto decoded = DecodeImages(spec, rows_tensor);
     if (!decoded.ok()) {
@@ -64,15 +64,18 @@ Case MakeCase(const std::string& renderer, int64_t batch) {
   if (renderer == "classification") return {renderer, {at::softmax(at::rand({batch, 5}), 1)}};
   // Masks and heat maps with regions, as models produce, not per-pixel noise.
   if (renderer == "segmentation") {
-    return {renderer, {at::randint(0, 5, {batch, 7, 7}).repeat_interleave(8, 1).repeat_interleave(8, 2)}};
+    return {renderer,
+            {at::randint(0, 5, {batch, 7, 7}).repeat_interleave(8, 1).repeat_interleave(8, 2)}};
   }
   if (renderer == "detection") {
     at::Tensor boxes = at::rand({batch, 10, 4}) * 100;
     boxes.narrow(2, 2, 2).add_(100);
     return {renderer, {boxes, at::rand({batch, 10}), at::randint(0, 5, {batch, 10})}};
   }
-  if (renderer == "keypoints") return {renderer, {at::cat({at::rand({batch, 17, 2}) * 224, at::ones({batch, 17, 1})}, 2)}};
-  return {renderer, {at::upsample_bilinear2d(at::rand({batch, 1, 7, 7}), {56, 56}, false).squeeze(1)}};
+  if (renderer == "keypoints")
+    return {renderer, {at::cat({at::rand({batch, 17, 2}) * 224, at::ones({batch, 17, 1})}, 2)}};
+  return {renderer,
+          {at::upsample_bilinear2d(at::rand({batch, 1, 7, 7}), {56, 56}, false).squeeze(1)}};
 }
 
 // Arguments: batch size, intra-op threads (images of a batch are drawn in parallel).
@@ -86,7 +89,8 @@ void BM_Visualize(benchmark::State& state, const std::string& renderer) {
   brick.renderer_parameters = {{"min_side", "0"}};
   const Case values = MakeCase(renderer, batch);
   brick.input_names = {"image"};
-  for (size_t i = 0; i < values.values.size(); ++i) brick.input_names.push_back("v" + std::to_string(i));
+  for (size_t i = 0; i < values.values.size(); ++i)
+    brick.input_names.push_back("v" + std::to_string(i));
   brick.output_names = {"drawing"};
   auto visualization = VisualizationBrick::Create(brick, ".");
   if (!visualization.ok()) {
@@ -122,21 +126,42 @@ void BM_EncodePng(benchmark::State& state) {
 BENCHMARK(BM_EncodePng)->Unit(benchmark::kMicrosecond);
 // Arguments: rows (224: 224x224, 480: 640x480), batch size, intra-op threads.
 BENCHMARK_CAPTURE(BM_DecodeImages, jpeg, std::string(".jpg"))
-    ->Args({224, 1, 1})->Args({224, 8, 1})->Args({224, 8, 2})->Args({480, 1, 1})
+    ->Args({224, 1, 1})
+    ->Args({224, 8, 1})
+    ->Args({224, 8, 2})
+    ->Args({480, 1, 1})
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_DecodeImages, png, std::string(".png"))
-    ->Args({224, 1, 1})->Args({224, 8, 1})->Args({224, 8, 2})->Args({480, 1, 1})
+    ->Args({224, 1, 1})
+    ->Args({224, 8, 1})
+    ->Args({224, 8, 2})
+    ->Args({480, 1, 1})
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Visualize, classification, std::string("classification"))
-    ->Args({1, 1})->Args({8, 1})->Args({8, 2})->Unit(benchmark::kMicrosecond);
+    ->Args({1, 1})
+    ->Args({8, 1})
+    ->Args({8, 2})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Visualize, segmentation, std::string("segmentation"))
-    ->Args({1, 1})->Args({8, 1})->Args({8, 2})->Unit(benchmark::kMicrosecond);
+    ->Args({1, 1})
+    ->Args({8, 1})
+    ->Args({8, 2})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Visualize, detection, std::string("detection"))
-    ->Args({1, 1})->Args({8, 1})->Args({8, 2})->Unit(benchmark::kMicrosecond);
+    ->Args({1, 1})
+    ->Args({8, 1})
+    ->Args({8, 2})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Visualize, keypoints, std::string("keypoints"))
-    ->Args({1, 1})->Args({8, 1})->Args({8, 2})->Unit(benchmark::kMicrosecond);
+    ->Args({1, 1})
+    ->Args({8, 1})
+    ->Args({8, 2})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Visualize, heatmap, std::string("heatmap"))
-    ->Args({1, 1})->Args({8, 1})->Args({8, 2})->Unit(benchmark::kMicrosecond);
+    ->Args({1, 1})
+    ->Args({8, 1})
+    ->Args({8, 2})
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace torchbricks

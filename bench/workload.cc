@@ -3,11 +3,11 @@
 
 #include <system_error>
 
+#include "ATen/CPUGeneratorImpl.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "proto/grpc_service.grpc.pb.h"
-#include "ATen/CPUGeneratorImpl.h"
 
 namespace torchbricks::bench {
 
@@ -45,8 +45,8 @@ std::vector<grpc::ByteBuffer> SerializedInferRequests(const Workload& workload,
     input->set_name(workload.input);
     input->set_datatype("FP32");
     for (int64_t dim : data.sizes()) input->add_shape(dim);
-    request.add_raw_input_contents(std::string(static_cast<const char*>(data.data_ptr()),
-                                               data.numel() * data.element_size()));
+    request.add_raw_input_contents(
+        std::string(static_cast<const char*>(data.data_ptr()), data.numel() * data.element_size()));
     grpc::ByteBuffer buffer;
     bool own_buffer = false;
     grpc::SerializationTraits<inference::ModelInferRequest>::Serialize(request, &buffer,

@@ -8,12 +8,18 @@ function(torchbricks_warnings target)
   endif()
 endfunction()
 
-# torchbricks_library(NAME SRCS ... DEPS ...)
+# torchbricks_library(NAME SRCS ... DEPS ... [PRIVATE_DEPS ...])
+# DEPS are part of the library's interface (their headers appear in its headers);
+# PRIVATE_DEPS are used only by its sources: their include paths do not reach dependants,
+# so a layer can hide libtorch behind a torch-free header.
 function(torchbricks_library name)
-  cmake_parse_arguments(ARG "" "" "SRCS;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "SRCS;DEPS;PRIVATE_DEPS" ${ARGN})
   add_library(${name} STATIC ${ARG_SRCS})
   target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+  if(ARG_PRIVATE_DEPS)
+    target_link_libraries(${name} PRIVATE ${ARG_PRIVATE_DEPS})
+  endif()
   torchbricks_warnings(${name})
 endfunction()
 

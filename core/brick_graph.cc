@@ -30,6 +30,12 @@ class CollectingErrorPrinter : public google::protobuf::io::ErrorCollector {
   std::string errors_;
 };
 
+// True for TRAIN..EXPORT; false for STAGE_UNSPECIFIED and numbers the enum does not name
+// (text format accepts any integer for an open enum).
+bool IsNamedStage(int stage) {
+  return package::Stage_IsValid(stage) && stage != package::STAGE_UNSPECIFIED;
+}
+
 Stage ToStage(package::Stage stage) {
   switch (stage) {
     case package::TRAIN:
@@ -60,9 +66,9 @@ class Flattener {
         return absl::InvalidArgumentError(absl::StrCat("a node of ", where, " has no name"));
       }
       if (node.name().find('/') != std::string::npos || node.name().front() == '.') {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "node name '", node.name(), "' in ", where,
-            " may not contain '/' or start with '.'; nest a collection instead"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("node name '", node.name(), "' in ", where,
+                         " may not contain '/' or start with '.'; nest a collection instead"));
       }
       if (!seen.insert(node.name()).second) {
         return absl::InvalidArgumentError(
@@ -91,8 +97,7 @@ class Flattener {
     BrickSpec spec;
     spec.name = full;
     spec.collection_path = path;
-    spec.kind = brick.kind() == package::BRICK_KIND_UNSPECIFIED ? package::TRAINABLE
-                                                                 : brick.kind();
+    spec.kind = brick.kind() == package::BRICK_KIND_UNSPECIFIED ? package::TRAINABLE : brick.kind();
     for (const std::string& name : brick.input_names()) {
       if (name == kStageInputName || name == kAllInputName) {
         spec.input_names.push_back(name);
@@ -128,9 +133,9 @@ class Flattener {
       spec.alive = DefaultAliveStages(spec.kind);
     } else {
       for (int stage : brick.alive_stages()) {
-        if (stage == package::STAGE_UNSPECIFIED) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("brick '", full, "' lists STAGE_UNSPECIFIED as an alive stage"));
+        if (!IsNamedStage(stage)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "brick '", full, "' lists ", stage, " as an alive stage; expected TRAIN..EXPORT"));
         }
         spec.alive[static_cast<int>(ToStage(static_cast<package::Stage>(stage)))] = true;
       }
@@ -142,8 +147,7 @@ class Flattener {
                                     brick.visualizer().parameters().end());
     spec.module_file = brick.module_file();
     spec.module_type = brick.module_type();
-    spec.brick_type =
-        brick.brick_type().empty() ? DefaultBrickType(spec.kind) : brick.brick_type();
+    spec.brick_type = brick.brick_type().empty() ? DefaultBrickType(spec.kind) : brick.brick_type();
     bricks_->push_back(std::move(spec));
     return absl::OkStatus();
   }
@@ -154,9 +158,9 @@ class Flattener {
                                            BrickSpec* spec) {
     if (!brick.input_arguments().empty()) {
       if (brick.input_arguments_size() != brick.input_names_size()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "brick '", full, "' has ", brick.input_arguments_size(), " input_arguments for ",
-            brick.input_names_size(), " input_names"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("brick '", full, "' has ", brick.input_arguments_size(),
+                         " input_arguments for ", brick.input_names_size(), " input_names"));
       }
       absl::flat_hash_set<std::string> seen;
       for (const std::string& argument : brick.input_arguments()) {
@@ -180,15 +184,15 @@ class Flattener {
           "brick '", full, "' has stage_modules but does not take the input \"stage\""));
     }
     for (const package::StageModule& module : brick.stage_modules()) {
-      if (module.stage() == package::STAGE_UNSPECIFIED || module.module_file().empty()) {
+      if (!IsNamedStage(module.stage()) || module.module_file().empty()) {
         return absl::InvalidArgumentError(absl::StrCat(
             "brick '", full, "': each of its stage_modules needs a stage and a module_file"));
       }
       std::string& file = spec->stage_module_files[static_cast<int>(ToStage(module.stage()))];
       if (!file.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "brick '", full, "' lists stage ", StageName(ToStage(module.stage())),
-            " twice in its stage_modules"));
+        return absl::InvalidArgumentError(absl::StrCat("brick '", full, "' lists stage ",
+                                                       StageName(ToStage(module.stage())),
+                                                       " twice in its stage_modules"));
       }
       file = module.module_file();
     }
@@ -207,8 +211,8 @@ class Flattener {
       return absl::OkStatus();
     }
     if (spec.kind != package::VISUALIZATION) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "brick '", full, "' has a visualizer but is not a VISUALIZATION brick"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("brick '", full, "' has a visualizer but is not a VISUALIZATION brick"));
     }
     if (spec.output_names.size() != 1) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -225,10 +229,10 @@ class Flattener {
           "visualization brick '", full, "' uses the torchscript renderer but has no module_file"));
     }
     if (renderer != kTorchScriptRenderer && !brick.module_file().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "visualization brick '", full, "' names both the built-in renderer '", renderer,
-          "' and a module_file; use renderer \"", kTorchScriptRenderer,
-          "\" to render with the module"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("visualization brick '", full, "' names both the built-in renderer '",
+                       renderer, "' and a module_file; use renderer \"", kTorchScriptRenderer,
+                       "\" to render with the module"));
     }
     return absl::OkStatus();
   }
@@ -311,8 +315,8 @@ absl::StatusOr<BrickGraph> BrickGraph::Create(const package::BrickCollection& ma
       }
       const auto& image = input.encoded_image();
       if ((image.height() > 0) != (image.width() > 0)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "encoded image input '", spec.name, "' gives only one of height and width"));
+        return absl::InvalidArgumentError(absl::StrCat("encoded image input '", spec.name,
+                                                       "' gives only one of height and width"));
       }
       spec.data_type = package::TYPE_STRING;
       spec.encoded_image = true;
@@ -348,8 +352,7 @@ std::string DataTypeName(package::DataType type) {
 absl::Status CheckAgainstSpec(const InputSpec& spec, package::DataType data_type,
                               absl::Span<const int64_t> shape) {
   if (spec.data_type != package::TYPE_INVALID && data_type != spec.data_type) {
-    return absl::InvalidArgumentError(absl::StrCat("input '", spec.name,
-                                                   "' must have data type ",
+    return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "' must have data type ",
                                                    DataTypeName(spec.data_type), ", got ",
                                                    DataTypeName(data_type)));
   }

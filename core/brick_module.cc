@@ -26,10 +26,10 @@ absl::Status LayOutArguments(const BrickSpec& brick, const std::string& file,
       if (!args[i].default_value().has_value()) ++required;
     }
     if (given < required || given > declared) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "brick '", brick.name, "' (", file, "): forward() takes ", required,
-          required == declared ? "" : absl::StrCat(" to ", declared), " inputs but the brick has ",
-          given, " input names"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("brick '", brick.name, "' (", file, "): forward() takes ", required,
+                       required == declared ? "" : absl::StrCat(" to ", declared),
+                       " inputs but the brick has ", given, " input names"));
     }
   } else {
     callee->arguments.resize(declared);
@@ -40,9 +40,9 @@ absl::Status LayOutArguments(const BrickSpec& brick, const std::string& file,
       if (found == args.end()) {
         std::vector<std::string> names;
         for (size_t i = 1; i < args.size(); ++i) names.push_back(args[i].name());
-        return absl::InvalidArgumentError(absl::StrCat(
-            "brick '", brick.name, "' (", file, "): forward() has no parameter '", keyword,
-            "'; it takes (", absl::StrJoin(names, ", "), ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("brick '", brick.name, "' (", file, "): forward() has no parameter '",
+                         keyword, "'; it takes (", absl::StrJoin(names, ", "), ")"));
       }
       const size_t position = found - args.begin() - 1;
       covered[position] = true;
@@ -60,13 +60,11 @@ absl::Status LayOutArguments(const BrickSpec& brick, const std::string& file,
   }
   for (size_t i = 0; i < given; ++i) {
     const size_t position = callee->positions.empty() ? i : callee->positions[i];
-    const c10::TypePtr& type = args[position + 1].type();
-    c10::TypePtr value_type;
-    if (type->kind() == c10::TypeKind::DictType) {
-      const c10::TypePtr& declared_value = type->expectRef<c10::DictType>().getValueType();
-      if (declared_value->kind() != c10::TypeKind::TensorType) value_type = declared_value;
+    c10::TypePtr type = args[position + 1].type();
+    if (type->kind() == c10::TypeKind::OptionalType) {
+      type = type->expectRef<c10::OptionalType>().getElementType();
     }
-    callee->dict_value_types.push_back(std::move(value_type));
+    callee->dict_types.push_back(type->kind() == c10::TypeKind::DictType ? type : nullptr);
   }
   return absl::OkStatus();
 }
@@ -86,14 +84,14 @@ absl::Status CheckReturn(const BrickSpec& brick, const std::string& file,
     // A metric brick without output names keeps its result to itself, as in torchbricks.
   } else if (type->kind() == c10::TypeKind::NoneType) {
     if (!brick.output_names.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("brick '", brick.name, "' (", file, "): forward() returns None but the brick has ",
-                       brick.output_names.size(), " output names"));
+      return absl::InvalidArgumentError(absl::StrCat("brick '", brick.name, "' (", file,
+                                                     "): forward() returns None but the brick has ",
+                                                     brick.output_names.size(), " output names"));
     }
   } else if (brick.output_names.size() != 1 && type->kind() != c10::TypeKind::AnyType) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "brick '", brick.name, "' (", file, "): forward() returns one ", type->str(),
-        " but the brick has ", brick.output_names.size(), " output names"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("brick '", brick.name, "' (", file, "): forward() returns one ", type->str(),
+                     " but the brick has ", brick.output_names.size(), " output names"));
   }
   return absl::OkStatus();
 }
@@ -131,8 +129,7 @@ absl::StatusOr<BrickModule::Callee> LoadCallee(const BrickSpec& brick,
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<BrickModule>> BrickModule::Load(
-    const BrickSpec& brick, const std::filesystem::path& version_dir,
-    const c10::Device& device) {
+    const BrickSpec& brick, const std::filesystem::path& version_dir, const c10::Device& device) {
   std::unique_ptr<BrickModule> loaded(new BrickModule(brick));
   if (!brick.stage_bound()) {
     ASSIGN_OR_RETURN(loaded->callee_,
@@ -146,8 +143,9 @@ absl::StatusOr<std::unique_ptr<BrickModule>> BrickModule::Load(
   for (Stage stage : kAllStages) {
     const std::string& file = brick.stage_module_files[static_cast<int>(stage)];
     if (file.empty()) continue;
-    ASSIGN_OR_RETURN(loaded->stage_callees_[static_cast<int>(stage)],
-                     LoadCallee(brick, version_dir, file, brick.input_names.size() - 1, {}, device));
+    ASSIGN_OR_RETURN(
+        loaded->stage_callees_[static_cast<int>(stage)],
+        LoadCallee(brick, version_dir, file, brick.input_names.size() - 1, {}, device));
   }
   return loaded;
 }
@@ -160,20 +158,27 @@ absl::StatusOr<const BrickModule::Callee*> BrickModule::CalleeFor(
   absl::StatusOr<Stage> stage = ParseStage(stage_name.isString() ? stage_name.toStringRef() : "");
   if (!stage.ok() || !stage_callees_[static_cast<int>(*stage)].has_value()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "brick '", brick_name_, "' was traced once per stage at export and has no module for stage ",
+        "brick '", brick_name_,
+        "' was traced once per stage at export and has no module for stage ",
         stage.ok() ? StageName(*stage) : "?", "; export it with example inputs for that stage"));
   }
   return &*stage_callees_[static_cast<int>(*stage)];
 }
 
-absl::StatusOr<std::vector<c10::IValue>> BrickModule::Run(
-    std::vector<c10::IValue> inputs) const {
+absl::StatusOr<std::vector<c10::IValue>> BrickModule::Run(std::vector<c10::IValue> inputs) const {
   ASSIGN_OR_RETURN(const Callee* callee, CalleeFor(inputs));
   c10::IValue result;
   RETURN_IF_ERROR(CallTorch(absl::StrCat("brick '", brick_name_, "'"), [&] {
-    for (size_t i = 0; i < inputs.size() && i < callee->dict_value_types.size(); ++i) {
-      if (callee->dict_value_types[i] == nullptr || !inputs[i].isGenericDict()) continue;
-      c10::impl::GenericDict retyped(c10::StringType::get(), callee->dict_value_types[i]);
+    // A dict (`__all__`) whose type is not the declared parameter's, e.g. Dict(str, Tensor)
+    // for Dict(str, Any): the same entries, in a dict of the declared type.
+    for (size_t i = 0; i < inputs.size() && i < callee->dict_types.size(); ++i) {
+      const c10::TypePtr& declared = callee->dict_types[i];
+      if (declared == nullptr || !inputs[i].isGenericDict() ||
+          inputs[i].type()->isSubtypeOf(*declared)) {
+        continue;
+      }
+      const auto& dict_type = declared->expectRef<c10::DictType>();
+      c10::impl::GenericDict retyped(dict_type.getKeyType(), dict_type.getValueType());
       for (const auto& entry : inputs[i].toGenericDict()) {
         retyped.insert(entry.key(), entry.value());
       }
@@ -196,9 +201,8 @@ absl::StatusOr<std::vector<c10::IValue>> BrickModule::Run(
     return outputs;
   }
   if (!result.isTuple() || result.toTupleRef().elements().size() != num_outputs_) {
-    return absl::InternalError(absl::StrCat("brick '", brick_name_, "' returned ",
-                                            result.tagKind(), " but has ", num_outputs_,
-                                            " output names"));
+    return absl::InternalError(absl::StrCat("brick '", brick_name_, "' returned ", result.tagKind(),
+                                            " but has ", num_outputs_, " output names"));
   }
   for (const c10::IValue& element : result.toTupleRef().elements()) {
     outputs.push_back(element);

@@ -38,9 +38,9 @@ class BrickModule : public BrickCallable {
   // exactly as many elements as there are output names. Errors name the brick and the
   // file: NotFound for a missing file, InvalidArgument for a file that is not TorchScript
   // or a signature that does not fit.
-  static absl::StatusOr<std::unique_ptr<BrickModule>> Load(
-      const BrickSpec& brick, const std::filesystem::path& version_dir,
-      const c10::Device& device);
+  static absl::StatusOr<std::unique_ptr<BrickModule>> Load(const BrickSpec& brick,
+                                                           const std::filesystem::path& version_dir,
+                                                           const c10::Device& device);
 
   BrickModule(const BrickModule&) = delete;
   BrickModule& operator=(const BrickModule&) = delete;
@@ -62,13 +62,14 @@ class BrickModule : public BrickCallable {
     // index (self excluded) of each input, and `arguments` holds every parameter's default.
     std::vector<size_t> positions;
     std::vector<c10::IValue> arguments;
-    // Per input: the value type of a Dict(str, V) parameter with V other than Tensor (so a
-    // `__all__` dict is retyped to match), else null.
-    std::vector<c10::TypePtr> dict_value_types;
+    // Per input: the declared type of a Dict (or Optional[Dict]) parameter, so that a
+    // `__all__` dict of another type is retyped to it; else null.
+    std::vector<c10::TypePtr> dict_types;
   };
 
  private:
-  BrickModule(const BrickSpec& brick) : brick_name_(brick.name), num_outputs_(brick.output_names.size()) {}
+  BrickModule(const BrickSpec& brick)
+      : brick_name_(brick.name), num_outputs_(brick.output_names.size()) {}
 
   absl::StatusOr<const Callee*> CalleeFor(std::vector<c10::IValue>& inputs) const;
 

@@ -21,9 +21,9 @@ absl::StatusOr<std::vector<absl::string_view>> SplitBytesElements(absl::string_v
         GetBytesLength(reinterpret_cast<const unsigned char*>(data.data() + offset));
     offset += 4;
     if (length > data.size() - offset) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "BYTES tensor '", tensor_name, "': element ", elements.size(), " claims ", length,
-          " bytes but only ", data.size() - offset, " remain"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("BYTES tensor '", tensor_name, "': element ", elements.size(), " claims ",
+                       length, " bytes but only ", data.size() - offset, " remain"));
     }
     elements.push_back(data.substr(offset, length));
     offset += length;

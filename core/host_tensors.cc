@@ -13,6 +13,12 @@
 
 namespace torchbricks {
 
+// Declared in servable_model.h (torch-free); defined here, beside the conversions that use it.
+int64_t ElementSize(package::DataType type) {
+  const std::optional<at::ScalarType> scalar = ToScalarType(type);
+  return scalar.has_value() ? static_cast<int64_t>(c10::elementSize(*scalar)) : 0;
+}
+
 int64_t NumElements(const HostTensorView& view) {
   int64_t elements = 1;
   for (int64_t dim : view.shape) elements *= dim;
@@ -38,9 +44,9 @@ absl::StatusOr<std::vector<absl::string_view>> BytesElements(const HostTensorVie
   ASSIGN_OR_RETURN(std::vector<absl::string_view> elements,
                    SplitBytesElements(view.data, view.name));
   if (static_cast<int64_t>(elements.size()) != NumElements(view)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input '", view.name, "' has ", elements.size(), " BYTES elements but shape [",
-        absl::StrJoin(view.shape, ","), "] needs ", NumElements(view)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("input '", view.name, "' has ", elements.size(), " BYTES elements but shape [",
+                     absl::StrJoin(view.shape, ","), "] needs ", NumElements(view)));
   }
   return elements;
 }
@@ -55,10 +61,10 @@ absl::Status CheckByteSize(const HostTensorView& view) {
   }
   const int64_t expected = NumElements(view) * ElementSize(view.data_type);
   if (static_cast<int64_t>(view.data.size()) != expected) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input '", view.name, "' has ", view.data.size(), " bytes but shape [",
-        absl::StrJoin(view.shape, ","), "] of ", DataTypeName(view.data_type), " needs ",
-        expected));
+    return absl::InvalidArgumentError(
+        absl::StrCat("input '", view.name, "' has ", view.data.size(), " bytes but shape [",
+                     absl::StrJoin(view.shape, ","), "] of ", DataTypeName(view.data_type),
+                     " needs ", expected));
   }
   return absl::OkStatus();
 }
@@ -68,8 +74,8 @@ absl::StatusOr<at::Tensor> ToTensor(const HostTensorView& view, bool borrow) {
   if (view.data_type == package::TYPE_STRING) {
     ASSIGN_OR_RETURN(std::vector<absl::string_view> elements, BytesElements(view));
     RETURN_IF_ERROR(CheckBytesPadding(elements, view.name));
-    RETURN_IF_ERROR(CallTorch(absl::StrCat("input '", view.name, "'"),
-                              [&] { tensor = PackBytes(elements); }));
+    RETURN_IF_ERROR(
+        CallTorch(absl::StrCat("input '", view.name, "'"), [&] { tensor = PackBytes(elements); }));
     return tensor;
   }
   RETURN_IF_ERROR(CheckByteSize(view));

@@ -38,7 +38,9 @@ TEST(HostTensorsTest, BytesElementsMustNumberAsTheShapeSays) {
 
 TEST(HostTensorsTest, BorrowedTensorsShareTheCallersBytesCopiesDoNot) {
   alignas(64) float values[4] = {1, 2, 3, 4};
-  const HostTensorView view{"x", package::TYPE_FP32, {2, 2},
+  const HostTensorView view{"x",
+                            package::TYPE_FP32,
+                            {2, 2},
                             absl::string_view(reinterpret_cast<const char*>(values), 16)};
   auto borrowed = ToTensor(view, /*borrow=*/true);
   auto copied = ToTensor(view, /*borrow=*/false);

@@ -24,9 +24,8 @@ template <typename Element>
 at::Tensor PackRows(absl::Span<const Element> elements) {
   size_t longest = 0;
   for (const auto& element : elements) longest = std::max(longest, element.size());
-  at::Tensor rows = at::zeros({static_cast<int64_t>(elements.size()),
-                               kPrefix + static_cast<int64_t>(longest)},
-                              at::kByte);
+  at::Tensor rows = at::zeros(
+      {static_cast<int64_t>(elements.size()), kPrefix + static_cast<int64_t>(longest)}, at::kByte);
   const int64_t stride = rows.size(1);
   auto* out = rows.data_ptr<uint8_t>();
   for (size_t i = 0; i < elements.size(); ++i) {
@@ -44,9 +43,7 @@ std::string Shape(const at::Tensor& tensor) {
 
 }  // namespace
 
-at::Tensor PackBytes(absl::Span<const absl::string_view> elements) {
-  return PackRows(elements);
-}
+at::Tensor PackBytes(absl::Span<const absl::string_view> elements) { return PackRows(elements); }
 
 at::Tensor PackBytes(absl::Span<const std::string> elements) { return PackRows(elements); }
 
@@ -110,8 +107,8 @@ std::optional<std::pair<int64_t, int64_t>> ImageSize(absl::string_view element) 
       continue;
     }
     const uint32_t length = BigEndian(data + offset + 2, 2);
-    const bool frame = marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 &&
-                       marker != 0xcc;
+    const bool frame =
+        marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc;
     if (frame) {
       if (offset + 9 > size) return std::nullopt;
       return std::make_pair<int64_t, int64_t>(BigEndian(data + offset + 7, 2),
@@ -128,8 +125,8 @@ std::optional<std::pair<int64_t, int64_t>> ImageSize(absl::string_view element) 
 absl::StatusOr<int64_t> CheckImageFile(absl::string_view input, size_t index,
                                        absl::string_view element) {
   auto refuse = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("input '", input, "' element ", index, " (",
-                                                   element.size(), " bytes) ", why));
+    return absl::InvalidArgumentError(
+        absl::StrCat("input '", input, "' element ", index, " (", element.size(), " bytes) ", why));
   };
   if (!LooksLikeJpegOrPng(element)) return refuse("is not a JPEG or PNG file");
   const std::optional<std::pair<int64_t, int64_t>> size = ImageSize(element);
@@ -184,14 +181,13 @@ absl::StatusOr<cv::Mat> DecodeOne(const InputSpec& spec, const std::string& elem
                                                    element.size(), " bytes) ", why));
   };
   try {
-    const cv::Mat bgr = cv::imdecode(cv::Mat(1, static_cast<int>(element.size()), CV_8UC1,
-                                             const_cast<char*>(element.data())),
-                                     cv::IMREAD_COLOR);
+    const cv::Mat bgr = cv::imdecode(
+        cv::Mat(1, static_cast<int>(element.size()), CV_8UC1, const_cast<char*>(element.data())),
+        cv::IMREAD_COLOR);
     if (bgr.empty()) return undecodable("cannot be decoded (truncated or corrupt)");
     cv::Mat rgb;
     cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-    if (spec.image_height > 0 &&
-        (rgb.rows != spec.image_height || rgb.cols != spec.image_width)) {
+    if (spec.image_height > 0 && (rgb.rows != spec.image_height || rgb.cols != spec.image_width)) {
       const bool shrinking = rgb.rows > spec.image_height || rgb.cols > spec.image_width;
       cv::Mat resized;
       cv::resize(rgb, resized,
@@ -255,18 +251,19 @@ absl::StatusOr<cv::Mat> ToRgbImage(const at::Tensor& image, bool channels_last) 
   }
   at::Tensor hwc = channels_last ? image : image.permute({1, 2, 0});
   if (hwc.size(0) == 0 || hwc.size(1) == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("an image must not be empty, got ", Shape(image)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("an image must not be empty, got ", Shape(image)));
   }
   const int64_t channels = hwc.size(2);
   if (channels != 1 && channels != 3) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "an image must have 1 or 3 channels, got ", channels, " in ", Shape(image)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("an image must have 1 or 3 channels, got ", channels, " in ", Shape(image)));
   }
   if (hwc.is_floating_point()) {
     hwc = (hwc.to(at::kFloat).nan_to_num(0.0) * 255.0f).round().clamp(0, 255);
   } else if (hwc.scalar_type() != at::kByte) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "an image must be uint8 or floating point, got ", c10::toString(hwc.scalar_type())));
+    return absl::InvalidArgumentError(absl::StrCat("an image must be uint8 or floating point, got ",
+                                                   c10::toString(hwc.scalar_type())));
   }
   hwc = hwc.to(at::kCPU, at::kByte).contiguous();
   const int rows = static_cast<int>(hwc.size(0));

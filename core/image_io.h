@@ -50,8 +50,7 @@ absl::StatusOr<int64_t> CheckImageFile(absl::string_view input, size_t index,
                                        absl::string_view element);
 
 // CheckImageFile() for every element, and their pixels together at most kMaxRequestPixels.
-absl::Status CheckImageFiles(absl::string_view input,
-                             absl::Span<const absl::string_view> elements);
+absl::Status CheckImageFiles(absl::string_view input, absl::Span<const absl::string_view> elements);
 
 // OK when `elements` fit a rows tensor without padding blowing up (at most four times
 // their bytes, or kPaddingAllowance); InvalidArgument naming the tensor otherwise.

@@ -9,13 +9,13 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "c10/core/InferenceMode.h"
 #include "core/dtypes.h"
 #include "core/image_io.h"
 #include "core/mermaid.h"
 #include "core/status_macros.h"
 #include "core/torch_errors.h"
 #include "core/visualization_brick.h"
-#include "c10/core/InferenceMode.h"
 
 namespace torchbricks {
 namespace {
@@ -35,8 +35,8 @@ absl::Status AddOutput(const std::string& name, const c10::IValue& value, NamedT
   if (value.isGenericDict()) {
     for (const auto& entry : value.toGenericDict()) {
       if (!entry.key().isString() || !entry.value().isTensor()) {
-        return absl::InternalError(absl::StrCat(
-            "output '", name, "' is a dict that does not map strings to tensors"));
+        return absl::InternalError(
+            absl::StrCat("output '", name, "' is a dict that does not map strings to tensors"));
       }
       (*result)[absl::StrCat(name, "/", entry.key().toStringRef())] = entry.value().toTensor();
     }
@@ -60,9 +60,8 @@ std::vector<std::vector<int>> Levels(const StagePlan& plan, const std::vector<in
   int floor = 0;  // no step may join a group before an `__all__` step
   for (int step : steps) {
     const PlanStep& spec = plan.steps()[step];
-    const bool reads_all =
-        std::find(spec.input_slots.begin(), spec.input_slots.end(), kAllSlot) !=
-        spec.input_slots.end();
+    const bool reads_all = std::find(spec.input_slots.begin(), spec.input_slots.end(), kAllSlot) !=
+                           spec.input_slots.end();
     int level = floor;
     for (int dependency : spec.depends_on) level = std::max(level, level_of[dependency] + 1);
     if (reads_all) level = std::max(level, static_cast<int>(levels.size()));
@@ -88,9 +87,9 @@ absl::StatusOr<std::unique_ptr<LoadedCollection>> LoadedCollection::Load(
                      StagePlan::Create(collection->graph_, stage));
   }
   c10::Device device(c10::kCPU);
-  RETURN_IF_ERROR(CallTorch(absl::StrCat("device '", options.device, "'"),
-                            [&] { device = c10::Device(options.device); },
-                            absl::StatusCode::kInvalidArgument));
+  RETURN_IF_ERROR(CallTorch(
+      absl::StrCat("device '", options.device, "'"), [&] { device = c10::Device(options.device); },
+      absl::StatusCode::kInvalidArgument));
   for (const BrickSpec& brick : collection->graph_.bricks()) {
     if (brick.renders()) {
       ASSIGN_OR_RETURN(std::unique_ptr<VisualizationBrick> visualization,
@@ -231,9 +230,9 @@ absl::Status LoadedCollection::Check(Stage stage, absl::Span<const TensorSignatu
   for (const TensorSignature& input : inputs) {
     const int index = graph_.FindInput(input.name);
     if (index < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown input '", input.name,
-                                                     "'; the model's inputs are: ",
-                                                     DeclaredInputNames(graph_)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown input '", input.name,
+                       "'; the model's inputs are: ", DeclaredInputNames(graph_)));
     }
     const int slot = plan.FindSlot(input.name);
     if (given[slot]) {
@@ -244,11 +243,17 @@ absl::Status LoadedCollection::Check(Stage stage, absl::Span<const TensorSignatu
     RETURN_IF_ERROR(CheckAgainstSpec(graph_.inputs()[index], input.data_type, input.shape));
   }
   for (int step : steps) {
+    const BrickSpec& brick = graph_.bricks()[plan.steps()[step].brick];
+    if (brick.stage_bound() && brick.stage_module_files[static_cast<int>(stage)].empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("brick '", brick.name,
+                       "' was traced once per stage at export and has no module for stage ",
+                       StageName(stage), "; export it with example inputs for that stage"));
+    }
     for (int slot : plan.steps()[step].input_slots) {
       if (slot >= 0 && plan.InputIndexOfSlot(slot) >= 0 && !given[slot]) {
         return absl::InvalidArgumentError(absl::StrCat("missing input '", plan.slot_name(slot),
-                                                       "', required in stage ",
-                                                       StageName(stage)));
+                                                       "', required in stage ", StageName(stage)));
       }
     }
   }

@@ -21,9 +21,9 @@
 #include "absl/types/span.h"
 #include "core/brick_graph.h"
 #include "core/brick_module.h"
-#include "core/execution_plan.h"
 #include "core/run_trace.h"
 #include "core/stage.h"
+#include "core/stage_plan.h"
 #include "torch/types.h"
 
 namespace torchbricks {

@@ -177,8 +177,15 @@ TEST(LoadedCollectionTest, LibtorchFailureInsideABrickIsInternalNamingTheBrick) 
   {
     std::ofstream out(dir / "bricks.pbtxt");
     out << R"pb(inputs { name: "raw_images" }
-      nodes { name: "backbone" brick { input_names: "raw_images" output_names: "embedding"
-              module_file: "modules/backbone.pt" module_type: "TinyModel" } })pb";
+                nodes {
+                  name: "backbone"
+                  brick {
+                    input_names: "raw_images"
+                    output_names: "embedding"
+                    module_file: "modules/backbone.pt"
+                    module_type: "TinyModel"
+                  }
+                })pb";
   }
   auto c = LoadedCollection::Load({.version_dir = dir});
   ASSERT_TRUE(c.ok()) << c.status();

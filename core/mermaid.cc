@@ -48,8 +48,7 @@ class MermaidWriter {
       const BrickSpec& brick = graph_.bricks()[step.brick];
       const std::string module = brick.module_type.empty() ? "?" : brick.module_type;
       absl::StrAppend(&out_, kIndent, brick.name, "(<strong>'", brick.name, "': ", module,
-                      "</strong><br><i>", brick.brick_type, "</i>):::", brick.brick_type,
-                      "\n");
+                      "</strong><br><i>", brick.brick_type, "</i>):::", brick.brick_type, "\n");
       if (!class_colors_.count(brick.brick_type)) {
         class_colors_[brick.brick_type] = KindColor(brick.kind);
         class_order_.push_back(brick.brick_type);
@@ -76,8 +75,8 @@ class MermaidWriter {
     for (int input : plan_.required_inputs()) {
       const int slot = plan_.FindSlot(graph_.inputs()[input].name);
       for (int c : consumers[slot]) {
-        input_edges_.push_back(absl::StrCat(graph_.inputs()[input].name, ":::input --> ",
-                                            BrickOf(c).name));
+        input_edges_.push_back(
+            absl::StrCat(graph_.inputs()[input].name, ":::input --> ", BrickOf(c).name));
       }
     }
     for (size_t s = 0; s < plan_.steps().size(); ++s) {
@@ -91,8 +90,8 @@ class MermaidWriter {
         }
         for (int c : consumers[slot]) {
           const BrickSpec& consumer = BrickOf(c);
-          edges_[CommonCollection(producer.collection_path, consumer.collection_path)]
-              .push_back(absl::StrCat(producer.name, " --> |", name, "| ", consumer.name));
+          edges_[CommonCollection(producer.collection_path, consumer.collection_path)].push_back(
+              absl::StrCat(producer.name, " --> |", name, "| ", consumer.name));
         }
       }
     }
@@ -105,8 +104,7 @@ class MermaidWriter {
     for (const std::string& child : graph_.collections()) {
       const bool direct = path.empty() ? child.find('/') == std::string::npos
                                        : child.rfind(path + "/", 0) == 0 &&
-                                             child.find('/', path.size() + 1) ==
-                                                 std::string::npos;
+                                             child.find('/', path.size() + 1) == std::string::npos;
       if (!direct || !HasContent(child)) continue;
       absl::StrAppend(&out_, indent, "subgraph ", child, "\n");
       WriteCollection(child, depth + 1);
@@ -131,17 +129,15 @@ class MermaidWriter {
     absl::StrAppend(&out_, kIndent,
                     "classDef output stroke-width:0px,fill-opacity:0.3,fill:#F2BE22\n");
     for (const std::string& type : class_order_) {
-      absl::StrAppend(&out_, kIndent, "classDef ", type, " stroke-width:0px,fill:",
-                      class_colors_[type], "\n");
+      absl::StrAppend(&out_, kIndent, "classDef ", type,
+                      " stroke-width:0px,fill:", class_colors_[type], "\n");
     }
     absl::StrAppend(&out_, kIndent, "\n", kIndent, "%% Add legends\n", kIndent,
                     "subgraph Legends\n", kIndent, kIndent, "input(input):::input\n", kIndent,
                     kIndent, "output(output):::output\n", kIndent, "end\n");
   }
 
-  const BrickSpec& BrickOf(int step) const {
-    return graph_.bricks()[plan_.steps()[step].brick];
-  }
+  const BrickSpec& BrickOf(int step) const { return graph_.bricks()[plan_.steps()[step].brick]; }
 
   const BrickGraph& graph_;
   const StagePlan& plan_;

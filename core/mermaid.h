@@ -8,7 +8,7 @@
 #include <string>
 
 #include "core/brick_graph.h"
-#include "core/execution_plan.h"
+#include "core/stage_plan.h"
 
 namespace torchbricks {
 

@@ -14,8 +14,7 @@ std::string JoinPath(absl::string_view collection_path, absl::string_view child)
   return absl::StrCat(collection_path, "/", child);
 }
 
-absl::StatusOr<std::string> ResolveName(absl::string_view collection_path,
-                                        absl::string_view name) {
+absl::StatusOr<std::string> ResolveName(absl::string_view collection_path, absl::string_view name) {
   if (name.empty()) return absl::InvalidArgumentError("empty tensor name");
   if (name.front() != '.') return std::string(name);
 
@@ -29,9 +28,8 @@ absl::StatusOr<std::string> ResolveName(absl::string_view collection_path,
       if (parts.empty()) {
         return absl::InvalidArgumentError(
             absl::StrCat("relative name '", name, "' climbs above the root collection",
-                         collection_path.empty()
-                             ? std::string()
-                             : absl::StrCat(" from '", collection_path, "'")));
+                         collection_path.empty() ? std::string()
+                                                 : absl::StrCat(" from '", collection_path, "'")));
       }
       parts.pop_back();
       continue;

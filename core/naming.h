@@ -22,8 +22,7 @@ inline constexpr absl::string_view kAllInputName = "__all__";
 // Resolves `name` as written inside the collection at `collection_path` ("" for the root,
 // "head1/nested" for a nested one). Absolute names are returned unchanged.
 // Returns InvalidArgument when a relative name climbs above the root or resolves to "".
-absl::StatusOr<std::string> ResolveName(absl::string_view collection_path,
-                                        absl::string_view name);
+absl::StatusOr<std::string> ResolveName(absl::string_view collection_path, absl::string_view name);
 
 // Joins a collection path and a child name: JoinPath("head0", "loss") == "head0/loss".
 std::string JoinPath(absl::string_view collection_path, absl::string_view child);

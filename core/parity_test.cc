@@ -30,8 +30,7 @@ TEST_P(ParityTest, CppOutputsEqualPythonReference) {
     EXPECT_FALSE(stage.outputs.empty()) << StageName(stage.stage);
     for (const OutputComparison& output : stage.outputs) {
       EXPECT_TRUE(output.matches) << StageName(stage.stage) << " " << output.name << ": "
-                                  << output.problem << " (max diff " << output.max_abs_diff
-                                  << ")";
+                                  << output.problem << " (max diff " << output.max_abs_diff << ")";
     }
   }
   for (Stage stage : c.stages) {

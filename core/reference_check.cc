@@ -35,15 +35,15 @@ OutputComparison Compare(const std::string& name, const at::Tensor& reference,
   }
   const at::Tensor& got = it->second;
   if (got.sizes() != reference.sizes()) {
-    comparison.problem = absl::StrCat("shape [", absl::StrJoin(got.sizes(), ","),
-                                      "] differs from reference [",
-                                      absl::StrJoin(reference.sizes(), ","), "]");
+    comparison.problem =
+        absl::StrCat("shape [", absl::StrJoin(got.sizes(), ","), "] differs from reference [",
+                     absl::StrJoin(reference.sizes(), ","), "]");
     return comparison;
   }
   if (got.scalar_type() != reference.scalar_type()) {
-    comparison.problem = absl::StrCat("dtype ", c10::toString(got.scalar_type()),
-                                      " differs from reference ",
-                                      c10::toString(reference.scalar_type()));
+    comparison.problem =
+        absl::StrCat("dtype ", c10::toString(got.scalar_type()), " differs from reference ",
+                     c10::toString(reference.scalar_type()));
     return comparison;
   }
   const at::Tensor a = got.to(at::kDouble);
@@ -64,17 +64,17 @@ bool StageComparison::matches() const {
   return true;
 }
 
-absl::StatusOr<std::optional<ReferenceData>> ReadReference(
-    const std::filesystem::path& version_dir, Stage stage) {
+absl::StatusOr<std::optional<ReferenceData>> ReadReference(const std::filesystem::path& version_dir,
+                                                           Stage stage) {
   const std::filesystem::path path =
       version_dir / "reference" / absl::StrCat(StageName(stage), ".pt");
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return std::nullopt;
   const std::string file = path.lexically_relative(version_dir).string();
   torch::jit::Module module;
-  RETURN_IF_ERROR(CallTorch(absl::StrCat("cannot load reference file '", file, "'"),
-                            [&] { module = torch::jit::load(path.string()); },
-                            absl::StatusCode::kInvalidArgument));
+  RETURN_IF_ERROR(CallTorch(
+      absl::StrCat("cannot load reference file '", file, "'"),
+      [&] { module = torch::jit::load(path.string()); }, absl::StatusCode::kInvalidArgument));
   ReferenceData data;
   ASSIGN_OR_RETURN(data.inputs, ReadTensorDict(module, "inputs", file));
   ASSIGN_OR_RETURN(data.outputs, ReadTensorDict(module, "outputs", file));

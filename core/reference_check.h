@@ -43,8 +43,8 @@ struct StageComparison {
 
 // Reads reference/<STAGE>.pt under `version_dir`. Returns nullopt when the exporter saved
 // none for `stage`, InvalidArgument when the file is not a reference file.
-absl::StatusOr<std::optional<ReferenceData>> ReadReference(
-    const std::filesystem::path& version_dir, Stage stage);
+absl::StatusOr<std::optional<ReferenceData>> ReadReference(const std::filesystem::path& version_dir,
+                                                           Stage stage);
 
 // Runs every stage that has reference data on its inputs, asking for every reference
 // output, and compares. Returns one entry per stage with reference data, in stage order;

@@ -80,8 +80,7 @@ class TorchServableModel : public ServableModel {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::vector<HostTensor>> Run(Stage stage,
-                                              absl::Span<const HostTensorView> inputs,
+  absl::StatusOr<std::vector<HostTensor>> Run(Stage stage, absl::Span<const HostTensorView> inputs,
                                               absl::Span<const std::string> outputs,
                                               RunTrace* trace) const override {
     NamedTensors tensors;
@@ -106,8 +105,9 @@ class TorchServableModel : public ServableModel {
     return result;
   }
 
-  std::vector<absl::StatusOr<std::vector<HostTensor>>> RunBatch(
-      Stage stage, absl::Span<const BatchItem> items, RunTrace* trace) const override {
+  std::vector<absl::StatusOr<std::vector<HostTensor>>> RunBatch(Stage stage,
+                                                                absl::Span<const BatchItem> items,
+                                                                RunTrace* trace) const override {
     std::vector<absl::StatusOr<std::vector<HostTensor>>> results;
     results.reserve(items.size());
     if (items.size() > 1) {
@@ -184,10 +184,10 @@ class TorchServableModel : public ServableModel {
     absl::flat_hash_set<std::string> seen;
     std::vector<std::vector<std::string>> wants(items.size());
     for (size_t i = 0; i < items.size(); ++i) {
-      const auto& names = items[i].outputs.empty() ? collection_->plan(stage).terminal_outputs()
-                                                   : std::vector<std::string>(
-                                                         items[i].outputs.begin(),
-                                                         items[i].outputs.end());
+      const auto& names =
+          items[i].outputs.empty()
+              ? collection_->plan(stage).terminal_outputs()
+              : std::vector<std::string>(items[i].outputs.begin(), items[i].outputs.end());
       wants[i] = names;
       for (const std::string& name : names) {
         if (seen.insert(name).second) wanted.push_back(name);
@@ -200,7 +200,8 @@ class TorchServableModel : public ServableModel {
       if (tensors.size() != items.size()) {
         return absl::FailedPreconditionError("items have different inputs");
       }
-      RETURN_IF_ERROR(CallTorch("concatenating inputs", [&] { batched[name] = at::cat(tensors, 0); }));
+      RETURN_IF_ERROR(
+          CallTorch("concatenating inputs", [&] { batched[name] = at::cat(tensors, 0); }));
       if (batched[name].size(0) != total) {
         return absl::FailedPreconditionError("inputs disagree on the batch size");
       }
@@ -221,8 +222,8 @@ class TorchServableModel : public ServableModel {
         return absl::FailedPreconditionError(
             absl::StrCat("output '", name, "' has no batch dimension to split"));
       }
-      RETURN_IF_ERROR(CallTorch("splitting outputs",
-                                [&] { split[name] = tensor.split_with_sizes(rows, 0); }));
+      RETURN_IF_ERROR(
+          CallTorch("splitting outputs", [&] { split[name] = tensor.split_with_sizes(rows, 0); }));
     }
     std::vector<std::vector<HostTensor>> members(items.size());
     for (size_t i = 0; i < items.size(); ++i) {
@@ -236,7 +237,8 @@ class TorchServableModel : public ServableModel {
       }
     }
     if (trace != nullptr) {
-      trace->bricks.insert(trace->bricks.end(), batch_trace.bricks.begin(), batch_trace.bricks.end());
+      trace->bricks.insert(trace->bricks.end(), batch_trace.bricks.begin(),
+                           batch_trace.bricks.end());
       trace->brick_nanoseconds.insert(trace->brick_nanoseconds.end(),
                                       batch_trace.brick_nanoseconds.begin(),
                                       batch_trace.brick_nanoseconds.end());
@@ -251,11 +253,6 @@ class TorchServableModel : public ServableModel {
 
 }  // namespace
 
-int64_t ElementSize(package::DataType type) {
-  const std::optional<at::ScalarType> scalar = ToScalarType(type);
-  return scalar.has_value() ? static_cast<int64_t>(c10::elementSize(*scalar)) : 0;
-}
-
 bool CudaAvailable() {
 #ifdef TORCHBRICKS_WITH_CUDA
   return torch::cuda::is_available();
@@ -268,10 +265,13 @@ absl::Status PrepareWorkerThread(int intra_op_threads, const std::string& device
   if (intra_op_threads > 0) at::set_num_threads(intra_op_threads);
   if (device.rfind("cuda", 0) != 0) return absl::OkStatus();
 #ifdef TORCHBRICKS_WITH_CUDA
-  return CallTorch(absl::StrCat("device '", device, "'"), [&] {
-    const c10::Device cuda(device);
-    c10::cuda::setCurrentCUDAStream(c10::cuda::getStreamFromPool(false, cuda.index()));
-  }, absl::StatusCode::kInvalidArgument);
+  return CallTorch(
+      absl::StrCat("device '", device, "'"),
+      [&] {
+        const c10::Device cuda(device);
+        c10::cuda::setCurrentCUDAStream(c10::cuda::getStreamFromPool(false, cuda.index()));
+      },
+      absl::StatusCode::kInvalidArgument);
 #else
   return absl::InvalidArgumentError(
       absl::StrCat("device '", device, "': this build of libtorch has no CUDA"));
@@ -285,8 +285,8 @@ absl::StatusOr<std::unique_ptr<ServableModel>> LoadServableModel(
                                            .device = options.device,
                                            .parallel_branches = options.parallel_branches}));
   c10::Device device(c10::kCPU);
-  RETURN_IF_ERROR(CallTorch("device", [&] { device = c10::Device(options.device); },
-                            absl::StatusCode::kInvalidArgument));
+  RETURN_IF_ERROR(CallTorch(
+      "device", [&] { device = c10::Device(options.device); }, absl::StatusCode::kInvalidArgument));
   auto model = std::make_unique<TorchServableModel>(std::move(loaded), device);
   const LoadedCollection* collection = model->collection();
   for (Stage stage : {Stage::kInference, Stage::kExport}) {

@@ -19,9 +19,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "core/brick_graph.h"
-#include "core/execution_plan.h"
 #include "core/run_trace.h"
 #include "core/stage.h"
+#include "core/stage_plan.h"
 #include "proto/bricks.pb.h"
 
 namespace torchbricks {

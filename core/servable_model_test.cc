@@ -23,7 +23,8 @@ struct OwnedInput {
   HostTensorView view;
 };
 
-std::unique_ptr<OwnedInput> Floats(const std::string& name, std::vector<int64_t> shape, float seed) {
+std::unique_ptr<OwnedInput> Floats(const std::string& name, std::vector<int64_t> shape,
+                                   float seed) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   std::vector<float> values(n);
@@ -81,7 +82,8 @@ TEST(ServableModelTest, BatchMembersGetExactlyTheirOwnRowsAndOutputs) {
       const std::vector<float> a = AsFloats(got.at(name));
       const std::vector<float> b = AsFloats(tensor);
       ASSERT_EQ(a.size(), b.size());
-      for (size_t k = 0; k < a.size(); ++k) ASSERT_NEAR(a[k], b[k], 1e-5) << name << "[" << k << "]";
+      for (size_t k = 0; k < a.size(); ++k)
+        ASSERT_NEAR(a[k], b[k], 1e-5) << name << "[" << k << "]";
     }
   }
   EXPECT_EQ(ByName(*batched[1]).at("logits").shape, (std::vector<int64_t>{2, 3}));

@@ -12,10 +12,10 @@
 #define TB_STATUS_CONCAT_(a, b) TB_STATUS_CONCAT_INNER_(a, b)
 
 // Evaluates `expr` (an absl::Status) and returns it from the enclosing function when not OK.
-#define RETURN_IF_ERROR(expr)                                   \
-  do {                                                          \
-    const ::absl::Status tb_status_ = (expr);                   \
-    if (!tb_status_.ok()) return tb_status_;                    \
+#define RETURN_IF_ERROR(expr)                 \
+  do {                                        \
+    const ::absl::Status tb_status_ = (expr); \
+    if (!tb_status_.ok()) return tb_status_;  \
   } while (0)
 
 // Evaluates `rexpr` (an absl::StatusOr<T>); returns its status when not OK, otherwise

@@ -29,15 +29,14 @@ absl::Status Prefixed(const absl::Status& status, absl::string_view context) {
 
 absl::StatusOr<std::unique_ptr<VisualizationBrick>> VisualizationBrick::Create(
     const BrickSpec& brick, const std::filesystem::path& version_dir) {
-  render::Parameters parameters(brick.renderer_parameters.begin(),
-                                brick.renderer_parameters.end());
+  render::Parameters parameters(brick.renderer_parameters.begin(), brick.renderer_parameters.end());
   int min_side = kDefaultMinSide;
   auto it = parameters.find("min_side");
   if (it != parameters.end() && brick.renderer != kTorchScriptRenderer) {
     if (!absl::SimpleAtoi(it->second, &min_side) || min_side < 0 || min_side > 8192) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "visualization brick '", brick.name, "': min_side must be an integer in 0..8192, got '",
-          it->second, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("visualization brick '", brick.name,
+                       "': min_side must be an integer in 0..8192, got '", it->second, "'"));
     }
     parameters.erase(it);
   }
@@ -49,7 +48,8 @@ absl::StatusOr<std::unique_ptr<VisualizationBrick>> VisualizationBrick::Create(
           parameters.begin()->first, "'"));
     }
     // The renderer gets its values on the CPU, so its module lives there too.
-    ASSIGN_OR_RETURN(result->module_, BrickModule::Load(brick, version_dir, c10::Device(c10::kCPU)));
+    ASSIGN_OR_RETURN(result->module_,
+                     BrickModule::Load(brick, version_dir, c10::Device(c10::kCPU)));
     return result;
   }
   auto renderer = render::MakeRenderer(brick.renderer, parameters,
@@ -110,28 +110,29 @@ absl::StatusOr<std::string> VisualizationBrick::RenderOne(const std::vector<c10:
   RETURN_IF_ERROR(CallTorch(context, [&] {
     for (size_t i = 1; i < inputs.size(); ++i) {
       const bool batched = inputs[i].isTensor() && inputs[i].toTensor().dim() > 0;
-      values.push_back(batched ? c10::IValue(inputs[i].toTensor()[index].contiguous())
-                               : inputs[i]);
+      values.push_back(batched ? c10::IValue(inputs[i].toTensor()[index].contiguous()) : inputs[i]);
     }
   }));
   const at::Tensor& images = inputs[0].toTensor();
   cv::Mat drawing;
   if (module_ != nullptr) {
     std::vector<c10::IValue> args;
-    RETURN_IF_ERROR(CallTorch(context, [&] { args.emplace_back(images[index].permute({1, 2, 0})); }));
+    RETURN_IF_ERROR(CallTorch(context, [&] {
+      args.emplace_back(images[index].permute({1, 2, 0}));
+    }));
     args.insert(args.end(), values.begin(), values.end());
     ASSIGN_OR_RETURN(std::vector<c10::IValue> produced, module_->Run(std::move(args)));
     const bool fits = produced.size() == 1 && produced[0].isTensor() &&
                       produced[0].toTensor().scalar_type() == at::kByte &&
                       produced[0].toTensor().dim() == 3 && produced[0].toTensor().size(2) == 3;
     if (!fits) {
-      return absl::InternalError(absl::StrCat(
-          context, ": the renderer module returned ",
-          produced.size() == 1 && produced[0].isTensor()
-              ? absl::StrCat(c10::toString(produced[0].toTensor().scalar_type()), " ",
-                             Shape(produced[0].toTensor()))
-              : std::string(produced.empty() ? "nothing" : produced[0].tagKind()),
-          "; it must return uint8 [H, W, 3]"));
+      return absl::InternalError(
+          absl::StrCat(context, ": the renderer module returned ",
+                       produced.size() == 1 && produced[0].isTensor()
+                           ? absl::StrCat(c10::toString(produced[0].toTensor().scalar_type()), " ",
+                                          Shape(produced[0].toTensor()))
+                           : std::string(produced.empty() ? "nothing" : produced[0].tagKind()),
+                       "; it must return uint8 [H, W, 3]"));
     }
     absl::StatusOr<cv::Mat> rgb(absl::UnknownError(""));
     RETURN_IF_ERROR(CallTorch(context, [&] { rgb = ToRgbImage(produced[0].toTensor(), true); }));
@@ -141,9 +142,9 @@ absl::StatusOr<std::string> VisualizationBrick::RenderOne(const std::vector<c10:
     std::vector<at::Tensor> tensors;
     for (size_t i = 0; i < values.size(); ++i) {
       if (!values[i].isTensor()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            context, ": input '", input_names_[i + 1], "' is a ", values[i].tagKind(),
-            "; built-in renderers take tensors"));
+        return absl::InvalidArgumentError(absl::StrCat(context, ": input '", input_names_[i + 1],
+                                                       "' is a ", values[i].tagKind(),
+                                                       "; built-in renderers take tensors"));
       }
       tensors.push_back(values[i].toTensor());
     }

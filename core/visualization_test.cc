@@ -40,10 +40,10 @@ NamedTensors GalleryInputs(int64_t batch, int64_t height = 120, int64_t width = 
   at::Tensor boxes = at::tensor({4.0f, 4.0f, 40.0f, 30.0f, 0.0f, 0.0f, 0.0f, 0.0f})
                          .view({1, 2, 4})
                          .repeat({batch, 1, 1});
-  at::Tensor keypoints = at::tensor({10.0f, 10.0f, 1.0f, 20.0f, 12.0f, 1.0f, 30.0f, 16.0f, 1.0f,
-                                     36.0f, 24.0f, 1.0f})
-                             .view({1, 4, 3})
-                             .repeat({batch, 1, 1});
+  at::Tensor keypoints =
+      at::tensor({10.0f, 10.0f, 1.0f, 20.0f, 12.0f, 1.0f, 30.0f, 16.0f, 1.0f, 36.0f, 24.0f, 1.0f})
+          .view({1, 4, 3})
+          .repeat({batch, 1, 1});
   return {{"image", image},
           {"class_scores", scores},
           {"mask", mask},
@@ -144,11 +144,11 @@ TEST_F(GalleryTest, DetectionDrawsTheBoxAndSkipsPaddingRows) {
   cv::Mat image = Draw("draw/detection");
   ASSERT_FALSE(image.empty());
   // The right edge of the box (x = 40 model pixels), halfway down it.
-  EXPECT_TRUE(ChangedNear(image, static_cast<int>(40 * kScale), static_cast<int>(17 * kScale), 3,
-                          kGrey));
+  EXPECT_TRUE(
+      ChangedNear(image, static_cast<int>(40 * kScale), static_cast<int>(17 * kScale), 3, kGrey));
   // Inside the box, away from edges and label, and far away: untouched.
-  EXPECT_TRUE(IsGrey(image.at<cv::Vec3b>(static_cast<int>(24 * kScale), static_cast<int>(22 * kScale)),
-                     kGrey));
+  EXPECT_TRUE(IsGrey(
+      image.at<cv::Vec3b>(static_cast<int>(24 * kScale), static_cast<int>(22 * kScale)), kGrey));
   EXPECT_TRUE(IsGrey(Pixel(image, 0.9, 0.9), kGrey));
   // The padding row (label -1, box at the origin) draws nothing there.
   EXPECT_TRUE(IsGrey(image.at<cv::Vec3b>(image.rows - 1, 0), kGrey));
@@ -166,10 +166,10 @@ TEST_F(GalleryTest, SegmentationTintsTheMaskedQuarterOnly) {
 TEST_F(GalleryTest, KeypointsAreDrawnWhereTheyAre) {
   cv::Mat image = Draw("draw/keypoints");
   ASSERT_FALSE(image.empty());
-  EXPECT_TRUE(ChangedNear(image, static_cast<int>(10 * kScale), static_cast<int>(10 * kScale), 1,
-                          kGrey));
-  EXPECT_TRUE(ChangedNear(image, static_cast<int>(36 * kScale), static_cast<int>(24 * kScale), 1,
-                          kGrey));
+  EXPECT_TRUE(
+      ChangedNear(image, static_cast<int>(10 * kScale), static_cast<int>(10 * kScale), 1, kGrey));
+  EXPECT_TRUE(
+      ChangedNear(image, static_cast<int>(36 * kScale), static_cast<int>(24 * kScale), 1, kGrey));
   EXPECT_TRUE(IsGrey(Pixel(image, 0.9, 0.9), kGrey));
 }
 
@@ -208,7 +208,8 @@ TEST_F(GalleryTest, BatchOfThreeGivesThreeDistinctImagesPerRenderer) {
     std::vector<cv::Mat> images = DecodePngs(out->at(name));
     if (name == "draw/heatmap") continue;  // blended everywhere
     for (int b = 0; b < 3; ++b) {
-      EXPECT_TRUE(IsGrey(Pixel(images[b], 0.9, 0.9), static_cast<int>(std::lround((0.3 + 0.2 * b) * 255))))
+      EXPECT_TRUE(
+          IsGrey(Pixel(images[b], 0.9, 0.9), static_cast<int>(std::lround((0.3 + 0.2 * b) * 255))))
           << name << " image " << b;
     }
   }
@@ -270,24 +271,24 @@ absl::Status LoadManifest(const std::string& manifest) {
       ("visualization_test_" + std::to_string(::getpid()) + "_" +
        ::testing::UnitTest::GetInstance()->current_test_info()->name());
   std::filesystem::create_directories(dir);
-  {
-    std::ofstream(dir / "bricks.pbtxt") << manifest;
-  }
+  { std::ofstream(dir / "bricks.pbtxt") << manifest; }
   absl::Status status = LoadedCollection::Load({.version_dir = dir}).status();
   std::filesystem::remove_all(dir);
   return status;
 }
 
-std::string VisualizationManifest(const std::string& brick_body,
-                                  const std::string& input = R"(inputs { name: "image" data_type: TYPE_FP32 })") {
+std::string VisualizationManifest(
+    const std::string& brick_body,
+    const std::string& input = R"(inputs { name: "image" data_type: TYPE_FP32 })") {
   return input + R"(
 inputs { name: "scores" data_type: TYPE_FP32 }
-nodes { name: "painter" brick { )" + brick_body + " } }\n";
+nodes { name: "painter" brick { )" +
+         brick_body + " } }\n";
 }
 
 TEST(VisualizationManifestTest, ABuiltInRendererLoadsWithoutModuleFile) {
   EXPECT_TRUE(LoadManifest(VisualizationManifest(
-                  R"(kind: VISUALIZATION input_names: "image" input_names: "scores"
+                               R"(kind: VISUALIZATION input_names: "image" input_names: "scores"
                      output_names: "drawing" visualizer { renderer: "classification" })"))
                   .ok());
 }
@@ -349,8 +350,8 @@ cv::Mat Gradient(int rows, int cols) {
   cv::Mat image(rows, cols, CV_8UC3);
   for (int r = 0; r < rows; ++r) {
     for (int c = 0; c < cols; ++c) {
-      image.at<cv::Vec3b>(r, c) = cv::Vec3b(static_cast<uchar>(c * 255 / cols),
-                                            static_cast<uchar>(r * 255 / rows), 200);
+      image.at<cv::Vec3b>(r, c) =
+          cv::Vec3b(static_cast<uchar>(c * 255 / cols), static_cast<uchar>(r * 255 / rows), 200);
     }
   }
   return image;
@@ -402,8 +403,8 @@ TEST(EncodedImageTest, UndecodableElementIsRefusedNamingInputAndIndex) {
 }
 
 TEST(EncodedImageTest, ImagesOfDifferentSizesNeedADeclaredResize) {
-  InputSpec spec{.name = "photo", .data_type = package::TYPE_STRING, .dims = {-1},
-                 .encoded_image = true};
+  InputSpec spec{
+      .name = "photo", .data_type = package::TYPE_STRING, .dims = {-1}, .encoded_image = true};
   const std::vector<std::string> files = {Encode(Gradient(10, 20), ".png"),
                                           Encode(Gradient(20, 10), ".png")};
   auto decoded = DecodeImages(spec, PackBytes(files));
@@ -446,8 +447,8 @@ TEST(EncodedImageTest, SizesAreReadFromHeadersAndHugeImagesRefusedBeforeDecoding
   const std::vector<absl::string_view> nine(9, big);
   EXPECT_THAT(std::string(CheckImageFiles("image", nine).message()), HasSubstr("per run"));
   // Through the decoder, nothing is allocated for the bomb.
-  InputSpec spec{.name = "image", .data_type = package::TYPE_STRING, .dims = {-1},
-                 .encoded_image = true};
+  InputSpec spec{
+      .name = "image", .data_type = package::TYPE_STRING, .dims = {-1}, .encoded_image = true};
   auto decoded = DecodeImages(spec, PackBytes(std::vector<std::string>{PngHeader(40000, 40000)}));
   EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
 }

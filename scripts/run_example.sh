@@ -10,7 +10,7 @@ rm -rf examples/repository
 /usr/bin/python3 examples/build_example_repository.py examples/repository
 for version_dir in examples/repository/*/1; do
   echo "== torchbricks verify $version_dir"
-  build/server/torchbricks verify "$version_dir" | tail -n 1
+  build/tools/torchbricks verify "$version_dir" | tail -n 1
 done
 echo
 echo "== serving examples/repository on 127.0.0.1:${GRPC_PORT:-8001}; call it with:"

@@ -11,7 +11,7 @@ PACKAGES=(
   libopencv-dev libcpp-httplib-dev
   python3-torch python3-torchvision python3-grpcio python3-protobuf python3-pytest python3-numpy
   python3-pil
-  prometheus
+  prometheus clang-format
 )
 
 missing=()

@@ -8,7 +8,7 @@ bash scripts/build.sh
 status=0
 (cd build && ctest --output-on-failure --timeout 900) || status=1
 
-export TORCHBRICKS_CLI="$PWD/build/server/torchbricks"
+export TORCHBRICKS_CLI="$PWD/build/tools/torchbricks"
 export PYTHONPATH="$PWD/clients/python:$PWD/tests/python${PYTHONPATH:+:$PYTHONPATH}"
 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python || status=1
 exit $status

@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "server/inference_server.h"
-#include "server/logging.h"
+#include "server/observability/logging.h"
 #include "server/server_options.h"
+#include "server/torchbricks_server.h"
 
 int main(int argc, char** argv) {
   using namespace torchbricks::server;
@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  absl::StatusOr<std::unique_ptr<InferenceServer>> server = InferenceServer::Create(*options);
+  absl::StatusOr<std::unique_ptr<TorchBricksServer>> server = TorchBricksServer::Create(*options);
   if (!server.ok()) {
     Log(LogLevel::kError, server.status().ToString());
     return 1;
@@ -54,8 +54,8 @@ int main(int argc, char** argv) {
 
   int received = 0;
   sigwait(&signals, &received);
-  Log(LogLevel::kInfo, absl::StrCat("received ", received == SIGTERM ? "SIGTERM" : "SIGINT",
-                                    ", shutting down"));
+  Log(LogLevel::kInfo,
+      absl::StrCat("received ", received == SIGTERM ? "SIGTERM" : "SIGINT", ", shutting down"));
   (*server)->Shutdown();
   return 0;
 }

@@ -9,7 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "server/metrics_exposition.h"
+#include "server/observability/metrics_exposition.h"
 
 namespace torchbricks::server {
 namespace {
@@ -26,9 +26,9 @@ const char* CodeName(int code) {
 }
 
 void AddVersionMetrics(const ModelVersion& version, MetricsExposition* out) {
-  const ModelStatistics& stats = *version.statistics;
+  const VersionStats& stats = *version.statistics;
   const MetricLabels model = {{"model", version.model_name}, {"version", version.version_string}};
-  for (int stage = 0; stage < kServedStages; ++stage) {
+  for (int stage = 0; stage < kStageSlots; ++stage) {
     MetricLabels labels = model;
     labels.emplace_back("stage", ServedStageLabel(stage));
     for (int code = 0; code < kStatusCodes; ++code) {
@@ -41,7 +41,7 @@ void AddVersionMetrics(const ModelVersion& version, MetricsExposition* out) {
                      "counter", with_code, static_cast<double>(count));
     }
     const Histogram::Snapshot request = stats.request_seconds[stage].Read();
-    if (request.count == 0 && stage == kServedStages - 1) continue;
+    if (request.count == 0 && stage == kStageSlots - 1) continue;
     out->AddHistogram("torchbricks_request_duration_seconds",
                       "Whole-request latency in the server, from receipt to response.", labels,
                       request);
@@ -52,8 +52,8 @@ void AddVersionMetrics(const ModelVersion& version, MetricsExposition* out) {
                       "Run time of the batch a request was part of.", labels,
                       stats.compute_seconds[stage].Read());
   }
-  out->AddHistogram("torchbricks_batch_size", "Rows per batch run (count: runs; sum: rows).",
-                    model, stats.batch_rows.Read());
+  out->AddHistogram("torchbricks_batch_size", "Rows per batch run (count: runs; sum: rows).", model,
+                    stats.batch_rows.Read());
   if (version.batcher != nullptr) {
     out->AddSample("torchbricks_queued_requests", "Requests waiting in the batcher's queue.",
                    "gauge", model, static_cast<double>(version.batcher->queued()));
@@ -65,11 +65,10 @@ void AddVersionMetrics(const ModelVersion& version, MetricsExposition* out) {
   for (int b = 0; b < stats.num_bricks(); ++b) {
     MetricLabels labels = model;
     labels.emplace_back("brick", bricks[b].name);
-    out->AddSample("torchbricks_brick_executions_total", "Times each brick ran.", "counter",
-                   labels, static_cast<double>(stats.brick_executions(b)));
-    out->AddSample("torchbricks_brick_compute_seconds_total",
-                   "Time spent inside each brick.", "counter", labels,
-                   static_cast<double>(stats.brick_ns(b)) / 1e9);
+    out->AddSample("torchbricks_brick_executions_total", "Times each brick ran.", "counter", labels,
+                   static_cast<double>(stats.brick_executions(b)));
+    out->AddSample("torchbricks_brick_compute_seconds_total", "Time spent inside each brick.",
+                   "counter", labels, static_cast<double>(stats.brick_ns(b)) / 1e9);
   }
 }
 
@@ -89,12 +88,12 @@ void AddProcessMetrics(MetricsExposition* out) {
     return value;
   };
   const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
-  out->AddSample("process_cpu_seconds_total", "User and system CPU time of the process.",
-                 "counter", {}, (field(14) + field(15)) / ticks);
-  out->AddSample("process_virtual_memory_bytes", "Virtual memory size of the process.", "gauge",
-                 {}, field(23));
-  out->AddSample("process_resident_memory_bytes", "Resident memory size of the process.",
-                 "gauge", {}, field(24) * static_cast<double>(sysconf(_SC_PAGESIZE)));
+  out->AddSample("process_cpu_seconds_total", "User and system CPU time of the process.", "counter",
+                 {}, (field(14) + field(15)) / ticks);
+  out->AddSample("process_virtual_memory_bytes", "Virtual memory size of the process.", "gauge", {},
+                 field(23));
+  out->AddSample("process_resident_memory_bytes", "Resident memory size of the process.", "gauge",
+                 {}, field(24) * static_cast<double>(sysconf(_SC_PAGESIZE)));
   std::ifstream proc_stat("/proc/stat");
   std::string line;
   while (std::getline(proc_stat, line)) {
@@ -112,8 +111,7 @@ void AddProcessMetrics(MetricsExposition* out) {
 std::string ScrapeMetrics(ServerState& state) {
   MetricsExposition out;
   out.Declare("torchbricks_requests_total",
-              "Inference requests that reached a model version, by final status code.",
-              "counter");
+              "Inference requests that reached a model version, by final status code.", "counter");
   for (int code = 0; code < kStatusCodes; ++code) {
     const uint64_t count = state.refused[code].load(std::memory_order_relaxed);
     if (count == 0) continue;
@@ -126,8 +124,8 @@ std::string ScrapeMetrics(ServerState& state) {
               "Inference requests refused before reaching a model version (unknown or unready "
               "model, server draining), by status code.",
               "counter");
-  out.AddSample("torchbricks_requests_in_flight", "Inference requests being served now.",
-                "gauge", {}, static_cast<double>(state.gate.in_flight()));
+  out.AddSample("torchbricks_requests_in_flight", "Inference requests being served now.", "gauge",
+                {}, static_cast<double>(state.gate.in_flight()));
   if (ModelRepository* repository = state.repository.load()) {
     for (const IndexEntry& entry : repository->Index(/*ready_only=*/false)) {
       if (entry.version.empty()) continue;

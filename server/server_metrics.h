@@ -1,12 +1,12 @@
 // The server's Prometheus metrics, gathered at scrape time from the counters the serving
-// path keeps anyway (ModelStatistics per version, the request gate, the repository) and
+// path keeps anyway (VersionStats per version, the request gate, the repository) and
 // from /proc for the process. Nothing here is on the request path. Thread-safe.
 #ifndef TORCHBRICKS_SERVER_SERVER_METRICS_H_
 #define TORCHBRICKS_SERVER_SERVER_METRICS_H_
 
 #include <string>
 
-#include "server/server_state.h"
+#include "server/grpc/server_state.h"
 
 namespace torchbricks::server {
 

@@ -3,7 +3,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
-#include "server/command_line.h"
+#include "tools/command_line.h"
 
 namespace torchbricks::server {
 namespace {
@@ -25,7 +25,8 @@ const char* ServerUsage() {
          "  --log-level LEVEL              error | warning | info | verbose (default info)\n"
          "  --log-format FORMAT            text | json (default text)\n"
          "  --allow-metrics BOOL           serve Prometheus metrics (default true)\n"
-         "  --metrics-port N               HTTP port of /metrics, 0 = any free port (default 8002)\n"
+         "  --metrics-port N               HTTP port of /metrics, 0 = any free port (default "
+         "8002)\n"
          "  --shutdown-timeout-secs S      grace for in-flight requests on SIGTERM (default 30)\n"
          "  --warmup-runs N                warm-up runs per stage at load (default 3)\n";
 }
@@ -60,8 +61,7 @@ absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> arg
     } else if (flag == "--load-model") {
       options.startup_models.push_back(value);
     } else if (flag == "--grpc-max-message-size") {
-      if (!absl::SimpleAtoi(value, &options.max_message_bytes) ||
-          options.max_message_bytes <= 0) {
+      if (!absl::SimpleAtoi(value, &options.max_message_bytes) || options.max_message_bytes <= 0) {
         return BadValue(flag, value);
       }
     } else if (flag == "--log-level") {

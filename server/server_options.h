@@ -9,16 +9,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "server/logging.h"
+#include "server/observability/logging.h"
+#include "server/repository/model_control_mode.h"
 
 namespace torchbricks::server {
-
-// How the set of loaded models changes after start-up (Triton's --model-control-mode).
-enum class ModelControlMode {
-  kNone,      // load every model at start; never change; load/unload RPCs are refused
-  kPoll,      // load every model at start; re-scan the repository periodically
-  kExplicit,  // load only --load-model models at start; change through load/unload RPCs
-};
 
 struct ServerOptions {
   // --model-repository: the folder of model folders. Required.

@@ -19,8 +19,8 @@ TEST(ServerOptionsTest, ParsesEveryFlagInBothSpellings) {
   auto options = ParseServerFlags(
       {"--model-repository=/m", "--grpc-port", "0", "--grpc-address=127.0.0.1",
        "--model-control-mode", "explicit", "--load-model", "a", "--load-model=b",
-       "--repository-poll-secs", "0.5", "--grpc-max-message-size", "1024", "--log-level",
-       "verbose", "--shutdown-timeout-secs", "2", "--warmup-runs", "0"});
+       "--repository-poll-secs", "0.5", "--grpc-max-message-size", "1024", "--log-level", "verbose",
+       "--shutdown-timeout-secs", "2", "--warmup-runs", "0"});
   ASSERT_TRUE(options.ok()) << options.status();
   EXPECT_EQ(options->grpc_port, 0);
   EXPECT_EQ(options->grpc_address, "127.0.0.1");

@@ -21,13 +21,32 @@ using ::torchbricks::testing::ServerProcess;
 
 // readme_dummy's modules with a manifest that accepts any image size.
 constexpr char kVariableSizeManifest[] = R"pb(
-  inputs { name: "raw_images" data_type: TYPE_FP32 dims: [ -1, 3, -1, -1 ] }
-  nodes { name: "preprocessor" brick { kind: NOT_TRAINABLE input_names: "raw_images"
-          output_names: "processed" module_file: "modules/preprocessor.pt" } }
-  nodes { name: "backbone" brick { input_names: "processed" output_names: "embedding"
-          module_file: "modules/backbone.pt" } }
-  nodes { name: "head" brick { input_names: "embedding" output_names: [ "logits", "softmaxed" ]
-          module_file: "modules/head.pt" } }
+  inputs {
+    name: "raw_images"
+    data_type: TYPE_FP32
+    dims: [ -1, 3, -1, -1 ]
+  }
+  nodes {
+    name: "preprocessor"
+    brick {
+      kind: NOT_TRAINABLE
+      input_names: "raw_images"
+      output_names: "processed"
+      module_file: "modules/preprocessor.pt"
+    }
+  }
+  nodes {
+    name: "backbone"
+    brick { input_names: "processed" output_names: "embedding" module_file: "modules/backbone.pt" }
+  }
+  nodes {
+    name: "head"
+    brick {
+      input_names: "embedding"
+      output_names: [ "logits", "softmaxed" ]
+      module_file: "modules/head.pt"
+    }
+  }
 )pb";
 
 void AddModel(const fs::path& repository, const std::string& name, const std::string& config,
@@ -75,9 +94,9 @@ class BatchingEndToEndTest : public ::testing::Test {
              /*variable_size=*/true);
     AddModel(*repository_, "tiny_queue",
              "max_batch_size: 2 dynamic_batching { max_queue_size: 1 " + slow + " }");
-    AddModel(*repository_, "timeout",
-             "max_batch_size: 8 dynamic_batching { default_timeout_microseconds: 100000 " + slow +
-                 " }");
+    AddModel(
+        *repository_, "timeout",
+        "max_batch_size: 8 dynamic_batching { default_timeout_microseconds: 100000 " + slow + " }");
     server_ = new ServerProcess(repository_->string(), {"--warmup-runs", "1"});
   }
   static void TearDownTestSuite() {
@@ -143,8 +162,8 @@ TEST_F(BatchingEndToEndTest, BatchClosesAtMaxSizeLongBeforeTheDelay) {
 
 TEST_F(BatchingEndToEndTest, PreferredSizeClosesTheBatch) {
   const auto before = Counts("preferred");
-  auto results = SendTogether({Request("preferred", 1, 100, 200, 0.2f),
-                               Request("preferred", 1, 100, 200, 0.4f)});
+  auto results = SendTogether(
+      {Request("preferred", 1, 100, 200, 0.2f), Request("preferred", 1, 100, 200, 0.4f)});
   for (const auto& [status, response] : results) EXPECT_TRUE(status.ok()) << status.error_message();
   const auto after = Counts("preferred");
   EXPECT_EQ(after.first - before.first, 1u);
@@ -160,7 +179,8 @@ TEST_F(BatchingEndToEndTest, RequestsArrivingWithinTheDelayShareOneBatch) {
       std::this_thread::sleep_for(std::chrono::milliseconds(40 * i));
       grpc::ClientContext context;
       inference::ModelInferResponse response;
-      statuses[i] = stub_->ModelInfer(&context, Request("delayed", 1, 100, 200, 0.3f * i), &response);
+      statuses[i] =
+          stub_->ModelInfer(&context, Request("delayed", 1, 100, 200, 0.3f * i), &response);
     });
   }
   for (std::thread& thread : threads) thread.join();
@@ -203,7 +223,8 @@ TEST_F(BatchingEndToEndTest, FullQueueAnswersResourceExhaustedAtOnce) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let it sit in the queue
   grpc::ClientContext context;
   inference::ModelInferResponse response;
-  grpc::Status refused = stub_->ModelInfer(&context, Request("tiny_queue", 1, 100, 200, 0.2f), &response);
+  grpc::Status refused =
+      stub_->ModelInfer(&context, Request("tiny_queue", 1, 100, 200, 0.2f), &response);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
   EXPECT_NE(refused.error_message().find("queue is full"), std::string::npos);
   waiting_context.TryCancel();  // frees the queue without waiting out the delay
@@ -216,7 +237,8 @@ TEST_F(BatchingEndToEndTest, ClientDeadlinePassingInTheQueueNeverRuns) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
   inference::ModelInferResponse response;
-  grpc::Status status = stub_->ModelInfer(&context, Request("preferred", 1, 100, 200, 0.5f), &response);
+  grpc::Status status =
+      stub_->ModelInfer(&context, Request("preferred", 1, 100, 200, 0.5f), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(Counts("preferred").first, before.first) << "an expired request ran";
@@ -226,9 +248,11 @@ TEST_F(BatchingEndToEndTest, DefaultTimeoutAnswersDeadlineExceededFromTheServer)
   const auto before = Counts("timeout");
   grpc::ClientContext context;  // no client deadline: the server's queue policy decides
   inference::ModelInferResponse response;
-  grpc::Status status = stub_->ModelInfer(&context, Request("timeout", 1, 100, 200, 0.5f), &response);
+  grpc::Status status =
+      stub_->ModelInfer(&context, Request("timeout", 1, 100, 200, 0.5f), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
-  EXPECT_NE(status.error_message().find("did not run"), std::string::npos) << status.error_message();
+  EXPECT_NE(status.error_message().find("did not run"), std::string::npos)
+      << status.error_message();
   EXPECT_EQ(Counts("timeout").first, before.first);
 }
 
@@ -247,8 +271,8 @@ TEST_F(BatchingEndToEndTest, CancelledRequestIsDroppedWithoutRunning) {
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(Counts("preferred").first, before.first) << "a cancelled request ran";
   // The server still serves that model.
-  auto results = SendTogether({Request("preferred", 1, 100, 200, 0.2f),
-                               Request("preferred", 1, 100, 200, 0.4f)});
+  auto results = SendTogether(
+      {Request("preferred", 1, 100, 200, 0.2f), Request("preferred", 1, 100, 200, 0.4f)});
   for (const auto& [ok, unused] : results) EXPECT_TRUE(ok.ok()) << ok.error_message();
 }
 

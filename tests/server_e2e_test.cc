@@ -28,8 +28,8 @@ inference::ModelInferRequest MakeRequest(const std::string& model, const NamedTe
     input->set_name(name);
     input->set_datatype(data.scalar_type() == at::kLong ? "INT64" : "FP32");
     for (int64_t dim : data.sizes()) input->add_shape(dim);
-    request.add_raw_input_contents(std::string(static_cast<const char*>(data.data_ptr()),
-                                               data.numel() * data.element_size()));
+    request.add_raw_input_contents(
+        std::string(static_cast<const char*>(data.data_ptr()), data.numel() * data.element_size()));
   }
   for (const std::string& name : outputs) request.add_outputs()->set_name(name);
   return request;
@@ -130,8 +130,8 @@ TEST_F(ServerEndToEndTest, OutputsEqualTheInProcessCore) {
 TEST_F(ServerEndToEndTest, AskingForEmbeddingDoesNotRunTheHead) {
   const uint64_t head_before = Executions("readme_dummy", "head");
   const uint64_t backbone_before = Executions("readme_dummy", "backbone");
-  auto served = Infer(MakeRequest("readme_dummy", {{"raw_images", at::rand({1, 3, 100, 200})}},
-                                  {"embedding"}));
+  auto served = Infer(
+      MakeRequest("readme_dummy", {{"raw_images", at::rand({1, 3, 100, 200})}}, {"embedding"}));
   ASSERT_TRUE(served.ok()) << served.status();
   ASSERT_EQ(served->size(), 1u);
   EXPECT_EQ(served->at("embedding").sizes(), (std::vector<int64_t>{1, 10, 100, 200}));
@@ -158,8 +158,10 @@ TEST_F(ServerEndToEndTest, ThirtyTwoClientsTwoHundredRequestsEachAllCorrect) {
         grpc::ClientContext context;
         context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
         inference::ModelInferResponse response;
-        if (!stub->ModelInfer(&context, MakeRequest("readme_dummy", {{"raw_images", image}}, {"logits"}),
-                              &response).ok()) {
+        if (!stub->ModelInfer(&context,
+                              MakeRequest("readme_dummy", {{"raw_images", image}}, {"logits"}),
+                              &response)
+                 .ok()) {
           ++failed;
           continue;
         }

@@ -34,9 +34,16 @@ class ServerProcess {
     const char* fallback = "build/server/torchbricks-server";
 #endif
     std::vector<std::string> args = {binary != nullptr ? binary : fallback,
-                                     "--model-repository", repository, "--grpc-port", "0",
-                                     "--grpc-address", "127.0.0.1", "--log-level", "warning",
-                                     "--metrics-port", "0"};
+                                     "--model-repository",
+                                     repository,
+                                     "--grpc-port",
+                                     "0",
+                                     "--grpc-address",
+                                     "127.0.0.1",
+                                     "--log-level",
+                                     "warning",
+                                     "--metrics-port",
+                                     "0"};
     args.insert(args.end(), flags.begin(), flags.end());
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());

@@ -54,7 +54,8 @@ cv::Rect DrawLabel(cv::Mat& image, const Label& label, cv::Point corner, const S
 
 void DrawLabelColumn(cv::Mat& image, const std::vector<Label>& labels) {
   const Style style = StyleFor(image);
-  const int margin = std::max(4, static_cast<int>(std::lround(std::min(image.rows, image.cols) / 60.0)));
+  const int margin =
+      std::max(4, static_cast<int>(std::lround(std::min(image.rows, image.cols) / 60.0)));
   const int gap = std::max(1, style.padding / 2);
   int y = margin;
   for (const Label& label : labels) {

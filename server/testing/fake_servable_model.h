@@ -17,8 +17,9 @@ class FakeServableModel : public ServableModel {
                         absl::Span<const std::string>) const override {
     return absl::OkStatus();
   }
-  std::vector<absl::StatusOr<std::vector<HostTensor>>> RunBatch(
-      Stage stage, absl::Span<const BatchItem> items, RunTrace* trace) const override {
+  std::vector<absl::StatusOr<std::vector<HostTensor>>> RunBatch(Stage stage,
+                                                                absl::Span<const BatchItem> items,
+                                                                RunTrace* trace) const override {
     std::vector<absl::StatusOr<std::vector<HostTensor>>> results;
     for (const BatchItem& item : items) {
       results.push_back(Run(stage, item.inputs, item.outputs, trace));

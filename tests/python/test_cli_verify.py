@@ -1,7 +1,7 @@
 """End to end: README models exported here are verified by the C++ CLI against their reference
 files, a tampered reference is caught, and the graph command prints mermaid.
 
-The CLI is `$TORCHBRICKS_CLI`, by default `<repo>/build/server/torchbricks` (build it first).
+The CLI is `$TORCHBRICKS_CLI`, by default `<repo>/build/tools/torchbricks` (build it first).
 """
 import os
 import subprocess
@@ -15,7 +15,7 @@ from torchbricks_serve import Stage, export_brick_collection, load_reference
 from torchbricks_serve.reference import save_reference
 
 REPO = Path(__file__).resolve().parents[2]
-CLI = Path(os.environ.get("TORCHBRICKS_CLI", REPO / "build" / "server" / "torchbricks"))
+CLI = Path(os.environ.get("TORCHBRICKS_CLI", REPO / "build" / "tools" / "torchbricks"))
 
 
 def run_cli(*args):

@@ -181,3 +181,28 @@ def test_exported_module_must_match_eager(tmp_path):
     with pytest.raises(ExportError, match=r"'two_faced'.*output 'y'.*differs from the eager"):
         export_brick_collection(collection, tmp_path / "m" / "1", example_inputs={"raw": torch.rand(2, 3)})
     export_brick_collection(collection, tmp_path / "n" / "1")  # without examples nothing is compared
+
+
+def test_stage_module_file_cannot_collide_with_another_brick(tmp_path):
+    collection = with_brick("stage_user", brick(UnscriptableWithStage(), ["x", "stage"], ["y"]),
+                            extra={"stage_user.EXPORT": brick(nn.Identity(), ["x"], ["z"])})
+    with pytest.raises(ExportError, match=r"'stage_user' and 'stage_user.EXPORT'.*modules/stage_user.EXPORT.pt"):
+        export_brick_collection(collection, tmp_path / "m" / "1", example_inputs={"raw": torch.rand(2, 3)})
+
+
+@pytest.mark.parametrize("stage_tags,message", [
+    ({"PREDICT": {"MODEL"}}, r"stage_tags: unknown stage 'PREDICT'"),
+    ({"INFERENCE": 5}, r"stage_tags\['INFERENCE'\] must be a tag or a set of tags"),
+    ({"INFERENCE": None}, r"stage_tags\['INFERENCE'\] must be a tag or a set of tags"),
+    (["INFERENCE"], r"stage_tags must be a dict"),
+])
+def test_stage_tags_are_checked_up_front(tmp_path, stage_tags, message):
+    with pytest.raises(ExportError, match=message):
+        export_brick_collection(with_brick("b", brick(nn.Identity(), ["x"], ["y"])), tmp_path / "m" / "1",
+                                stage_tags=stage_tags)
+
+
+def test_stage_tags_without_tagged_bricks_warn(tmp_path):
+    with pytest.warns(UserWarning, match="stage_tags has no effect"):
+        export_brick_collection(with_brick("b", brick(nn.Identity(), ["x"], ["y"])), tmp_path / "m" / "1",
+                                stage_tags={"INFERENCE": {"MODEL"}})

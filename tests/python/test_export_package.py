@@ -74,6 +74,32 @@ def test_v01_explicit_stage_list_and_metric_left_out(tmp_path, parse_bricks):
     assert "metric" not in bricks
 
 
+def test_v01_loss_taking_the_stage_enum_is_traced_per_stage(tmp_path, parse_bricks):
+    with real_torchbricks.release("0.1.0"):
+        from torchbricks.bricks import BrickCollection, BrickLoss, BrickTrainable, Stage as LibraryStage
+
+        class StagedLoss(nn.Module):
+            def forward(self, y: torch.Tensor, stage: LibraryStage) -> torch.Tensor:
+                scale = 2.0 if stage == LibraryStage.TRAIN else 1.0
+                return y.abs().mean() * scale
+
+        collection = BrickCollection({
+            "model": BrickTrainable(readme_models.PreprocessorDummy(), ["x"], ["y"]),
+            "loss": BrickLoss(StagedLoss(), ["y", "stage"], ["loss"]),
+        })
+        x = torch.rand(2, 3)
+        version = export_brick_collection(collection, tmp_path / "m" / "1",
+                                          example_inputs={"TRAIN": {"x": x}, "TEST": {"x": x}})
+        with torch.no_grad():
+            expected = {stage: collection(named_inputs={"x": x}, stage=LibraryStage[stage])["loss"]
+                        for stage in ("TRAIN", "TEST")}
+    loss = flat_bricks(parse_bricks(version))["loss"]
+    assert {m.module_file for m in loss.stage_modules} == {"modules/loss.TRAIN.pt", "modules/loss.TEST.pt"}
+    for stage, want in expected.items():
+        traced = torch.jit.load(str(version / "modules" / f"loss.{stage}.pt"))
+        assert torch.allclose(traced(x / 2), want)
+
+
 def test_tags_map_to_stages_by_the_library_mapping(tmp_path, parse_bricks):
     with real_torchbricks.release("0.4.2"):
         from torchbricks.brick_collection import BrickCollection

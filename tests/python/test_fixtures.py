@@ -16,7 +16,8 @@ INVALID = {"invalid_cycle": "ping", "invalid_duplicate_producer": "second_writer
            "invalid_climb_above_root": "outer/climber", "invalid_missing_input": "orphan_consumer",
            "invalid_missing_module": "ghost", "invalid_corrupt_module": "garbled", "invalid_tuple_arity": "two_headed",
            "invalid_unknown_keyword": "mislabeled", "invalid_keyword_without_default": "half_named",
-           "invalid_stage_modules_without_stage": "unstaged"}
+           "invalid_stage_modules_without_stage": "unstaged", "invalid_argument_count": "miscounted",
+           "invalid_unknown_stage_number": "staged", "invalid_stage_listed_twice": "twice"}
 
 
 def test_make_fixtures(tmp_path, parse_bricks):

@@ -9,6 +9,7 @@ leaves are brick dicts:
 `input_names` may be a list (the module is called with positional arguments) or, as in
 torchbricks, a dict `{argument_name: value_name}` (the module is called with keywords).
 """
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, FrozenSet, List, Mapping as MappingType, Optional, Tuple
@@ -50,6 +51,8 @@ class BrickSpec:
     stage_enum: Any = None
     # Why the brick has no TorchScript form (a torchmetrics collection), or "".
     unexportable: str = ""
+    # True when its stages came from torchbricks >= 0.3 tags.
+    tagged: bool = False
 
     def stage_value(self, stage: str) -> Any:
         """The value this brick's module receives for the special input "stage" in `stage`."""
@@ -153,8 +156,9 @@ def _spec_from_object(brick: Any, full: str, path: Tuple[str, ...],
     if draw is None:
         draw = getattr(module, "callable", None)
     stage_enum = library_stage_enum(brick) if alive_stages is not None else None
-    return _make_spec(full, path, module, brick.input_names, brick.output_names, kind, alive, brick_type,
+    spec = _make_spec(full, path, module, brick.input_names, brick.output_names, kind, alive, brick_type,
                       draw if kind == "VISUALIZATION" else None, stage_enum=stage_enum, unexportable=unexportable)
+    return dataclasses.replace(spec, tagged=alive_stages is None and tags is not None)
 
 
 def _spec_from_dict(brick: Mapping, full: str, path: Tuple[str, ...]) -> BrickSpec:

@@ -22,7 +22,7 @@ from .examples import build_input_specs, examples_per_stage
 from .graph import validate_stages
 from .pbtxt import format_brick_collection
 from .reference import encode_png_rows, execute, flatten_value, output_tensors, save_reference
-from .stages import STAGE_NAMES
+from .stages import STAGE_NAMES, check_stage_tags
 
 EXPORTER_VERSION = "0.1.0"
 DEFAULT_RTOL = 1e-4
@@ -57,7 +57,11 @@ def export_brick_collection(collection: Any, version_dir: Any, example_inputs: O
         warnings.warn(f"version directory '{version_dir.name}' is not a positive integer; "
                       "the server only loads integer versions", stacklevel=2)
     # A brick alive in no stage (torchbricks' alive_stages="none", or tags no stage runs) is left out.
-    specs = [spec for spec in flatten_collection(collection, stage_tags) if spec.alive]
+    flat = flatten_collection(collection, check_stage_tags(stage_tags))
+    if stage_tags is not None and not any(spec.tagged for spec in flat):
+        warnings.warn("stage_tags has no effect: no brick of the collection has tags (torchbricks 0.1 bricks "
+                      "and plain dicts use alive_stages)", stacklevel=2)
+    specs = [spec for spec in flat if spec.alive]
     if not specs:
         raise ExportError("the collection holds no bricks")
     _check_module_files_unique(specs)
@@ -84,7 +88,8 @@ def _export_modules(specs: List[BrickSpec], examples: Mapping[str, Mapping[str, 
                     ) -> Tuple[List[BrickSpec], Dict[str, module_export.ExportedModule], List[str]]:
     """Scripts (or traces) every brick; returns the bricks kept, their modules and the traced names."""
     exported: Dict[str, module_export.ExportedModule] = {}
-    failures: Dict[str, str] = {}
+    failures: Dict[str, str] = {}  # bricks that do not script
+    to_bind: Dict[str, str] = {}   # bricks that script but must be traced per stage
     for spec in specs:
         if spec.renderer:
             if spec.has_module_file:
@@ -94,11 +99,14 @@ def _export_modules(specs: List[BrickSpec], examples: Mapping[str, Mapping[str, 
             failures[spec.name] = spec.unexportable
             continue
         module, error = module_export.try_script(spec)
-        if module is not None and not module_export.needs_stage_binding(spec, module):
-            exported[spec.name] = module
+        if module is None:
+            failures[spec.name] = error
+        elif module_export.needs_stage_binding(spec, module):
+            to_bind[spec.name] = "it takes torchbricks' Stage enum, which the server cannot pass"
         else:
-            failures[spec.name] = error or "it takes torchbricks' Stage enum, which the server cannot pass"
+            exported[spec.name] = module
     specs = _leave_out_unscriptable_scoring(specs, failures)
+    failures.update(to_bind)  # scripted, but traced per stage all the same
     to_trace = [spec for spec in specs if spec.name in failures]
     for spec in to_trace:
         module_export.check_traceable(spec, failures[spec.name])
@@ -236,12 +244,18 @@ def _check_parity(specs: Sequence[BrickSpec], stage: str, eager: Mapping[str, An
 
 
 def _check_module_files_unique(specs: Sequence[BrickSpec]) -> None:
+    """Raises ExportError when two bricks would write one file (a brick traced per stage
+    may write `<name>.<STAGE>.pt` beside its `<name>.pt`)."""
     seen: Dict[str, str] = {}
     for spec in specs:
-        if spec.module_file in seen:
-            raise ExportError(f"bricks '{seen[spec.module_file]}' and '{spec.name}' would both be saved as "
-                              f"'{spec.module_file}'; rename one of them")
-        seen[spec.module_file] = spec.name
+        files = [spec.module_file]
+        if spec.takes_stage:
+            files += [spec.stage_module_file(stage) for stage in STAGE_NAMES]
+        for file in files:
+            if seen.get(file, spec.name) != spec.name:
+                raise ExportError(f"bricks '{seen[file]}' and '{spec.name}' would both be saved as "
+                                  f"'{file}'; rename one of them")
+            seen[file] = spec.name
 
 
 def _staging_dir(version_dir: Path) -> Path:

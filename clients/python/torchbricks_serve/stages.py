@@ -116,6 +116,27 @@ def library_stage_enum(brick: Any) -> Any:
     return stage_enum if isinstance(stage_enum, type) and issubclass(stage_enum, Enum) else None
 
 
+def check_stage_tags(stage_tags: Any) -> Optional[Dict[str, FrozenSet[str]]]:
+    """Validates export_brick_collection's `stage_tags` ({stage: tag or tags}) once and
+    returns it normalised; raises ExportError naming the bad entry."""
+    if stage_tags is None:
+        return None
+    if not isinstance(stage_tags, Mapping):
+        raise ExportError(f"stage_tags must be a dict {{stage: tags}}, got {type(stage_tags).__name__}")
+    normalised = {}
+    for stage, tags in stage_tags.items():
+        try:
+            name = stage_name(stage)
+        except ExportError:
+            raise ExportError(f"stage_tags: unknown stage {stage!r}; expected one of {', '.join(STAGE_NAMES)}") from None
+        if isinstance(tags, str):
+            tags = {tags}
+        if not isinstance(tags, (set, frozenset, list, tuple)) or not all(isinstance(tag, str) for tag in tags):
+            raise ExportError(f"stage_tags[{stage!r}] must be a tag or a set of tags (strings), got {tags!r}")
+        normalised[name] = frozenset(tags)
+    return normalised
+
+
 def stages_from_tags(tags: Iterable[str], brick: Any, where: str,
                      stage_tags: Optional[Mapping[str, Iterable[str]]] = None) -> FrozenSet[str]:
     """The stages whose tag set shares a tag with `tags` (torchbricks >= 0.3).
@@ -128,8 +149,7 @@ def stages_from_tags(tags: Iterable[str], brick: Any, where: str,
         tags = {tags}
     tags = {str(tag) for tag in tags}
     mapping = library_stage_tags(brick)
-    for stage, selected in (stage_tags or {}).items():
-        mapping[stage_name(stage)] = frozenset({selected} if isinstance(selected, str) else map(str, selected))
+    mapping.update(stage_tags or {})
     alive = frozenset(stage for stage in STAGE_NAMES if tags & mapping.get(stage, frozenset()))
     known = frozenset().union(*mapping.values()) if mapping else frozenset()
     unknown = sorted(tags - known)

@@ -1,0 +1,334 @@
+#include "server/grpc/inference_service.h"
+
+#include <chrono>
+#include <deque>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/status_macros.h"
+#include "server/grpc/grpc_status.h"
+#include "server/grpc/infer_codec.h"
+#include "server/observability/logging.h"
+#include "server/scheduling/dynamic_batcher.h"
+
+namespace torchbricks::server {
+namespace {
+
+constexpr char kServerName[] = "torchbricks-serve";
+constexpr char kServerVersion[] = "0.1.0";
+constexpr char kStageMetadataKey[] = "torchbricks-stage";
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t NanosSince(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
+}
+
+grpc::Status Unavailable(const char* why) {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE, why);
+}
+
+void FillStatistics(const ModelVersion& version, inference::ModelStatistics* out) {
+  const server::VersionStats& s = *version.statistics;
+  out->set_name(version.model_name);
+  out->set_version(version.version_string);
+  out->set_last_inference(s.last_inference_ms.load());
+  out->set_inference_count(s.inference_count.load());
+  out->set_execution_count(s.execution_count.load());
+  auto copy = [](const DurationCounter& from, inference::StatisticDuration* to) {
+    to->set_count(from.count.load());
+    to->set_ns(from.ns.load());
+  };
+  inference::InferStatistics* infer = out->mutable_inference_stats();
+  copy(s.success, infer->mutable_success());
+  copy(s.fail, infer->mutable_fail());
+  copy(s.queue, infer->mutable_queue());
+  copy(s.compute_input, infer->mutable_compute_input());
+  copy(s.compute_infer, infer->mutable_compute_infer());
+  copy(s.compute_output, infer->mutable_compute_output());
+}
+
+}  // namespace
+
+grpc::Status InferenceService::ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
+                                          inference::ServerLiveResponse* response) {
+  response->set_live(true);
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ServerReady(grpc::ServerContext*,
+                                           const inference::ServerReadyRequest*,
+                                           inference::ServerReadyResponse* response) {
+  response->set_ready(state_->ready.load() && !state_->gate.draining());
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ModelReady(grpc::ServerContext*,
+                                          const inference::ModelReadyRequest* request,
+                                          inference::ModelReadyResponse* response) {
+  absl::StatusOr<ModelRepository*> repository = state_->Repository();
+  if (!repository.ok()) return ToGrpcStatus(repository.status());
+  auto version = (*repository)->Find(request->name(), request->version());
+  if (!version.ok() && version.status().code() == absl::StatusCode::kNotFound) {
+    return ToGrpcStatus(version.status());
+  }
+  response->set_ready(version.ok() && !state_->gate.draining());
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ServerMetadata(grpc::ServerContext*,
+                                              const inference::ServerMetadataRequest*,
+                                              inference::ServerMetadataResponse* response) {
+  response->set_name(kServerName);
+  response->set_version(kServerVersion);
+  for (const char* extension : {"model_repository", "statistics", "torchbricks_graph"}) {
+    response->add_extensions(extension);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ModelMetadata(grpc::ServerContext* context,
+                                             const inference::ModelMetadataRequest* request,
+                                             inference::ModelMetadataResponse* response) {
+  absl::StatusOr<ModelRepository*> repository = state_->Repository();
+  if (!repository.ok()) return ToGrpcStatus(repository.status());
+  auto version = (*repository)->Find(request->name(), request->version());
+  if (!version.ok()) return ToGrpcStatus(version.status());
+  Stage stage = Stage::kInference;
+  auto asked = context->client_metadata().find(kStageMetadataKey);
+  if (asked != context->client_metadata().end()) {
+    absl::StatusOr<Stage> parsed =
+        ParseStage(absl::string_view(asked->second.data(), asked->second.size()));
+    if (!parsed.ok()) return ToGrpcStatus(parsed.status());
+    stage = *parsed;
+  }
+  context->AddInitialMetadata(kStageMetadataKey, std::string(StageName(stage)));
+
+  response->set_name(request->name());
+  response->set_platform("torchbricks");
+  for (const auto& ready : (*repository)->ReadyVersions(request->name())) {
+    response->add_versions(ready->version_string);
+  }
+  const ServableModel& model = *(*version)->servable;
+  for (int index : model.plan(stage).required_inputs()) {
+    const InputSpec& spec = model.graph().inputs()[index];
+    auto* input = response->add_inputs();
+    input->set_name(spec.name);
+    input->set_datatype(ProtocolDataType(spec.data_type));
+    for (int64_t dim : spec.dims) input->add_shape(dim);
+  }
+  for (const InputSpec& spec : model.OutputInfo(stage)) {
+    auto* output = response->add_outputs();
+    output->set_name(spec.name);
+    output->set_datatype(ProtocolDataType(spec.data_type));
+    for (int64_t dim : spec.dims) output->add_shape(dim);
+  }
+  return grpc::Status::OK;
+}
+
+absl::Status InferenceService::Infer(grpc::ServerContext* context,
+                                     const inference::ModelInferRequest& request,
+                                     inference::ModelInferResponse* response) {
+  const Clock::time_point start = Clock::now();
+  absl::StatusOr<ModelRepository*> repository = state_->Repository();
+  absl::StatusOr<std::shared_ptr<const ModelVersion>> version =
+      repository.ok() ? (*repository)->Find(request.model_name(), request.model_version())
+                      : repository.status();
+  if (!version.ok()) {
+    state_->CountRefused(version.status().code());
+    LogRefused(request, version.status());
+    return version.status();
+  }
+  int stage_index = kStageSlots - 1;
+  absl::Status status = InferOnVersion(context, request, **version, response, &stage_index);
+  server::VersionStats& stats = *(*version)->statistics;
+  stats.CountOutcome(stage_index, status.code());
+  stats.ObserveRequest(stage_index, std::chrono::duration<double>(Clock::now() - start).count());
+  if (!status.ok()) LogRefused(request, status);
+  return status;
+}
+
+void InferenceService::LogRefused(const inference::ModelInferRequest& request,
+                                  const absl::Status& status) {
+  const std::string id =
+      request.id().empty()
+          ? absl::StrCat("auto-", next_request_id_.fetch_add(1, std::memory_order_relaxed))
+          : request.id();
+  LogEvent(LogLevel::kInfo, "request refused",
+           {{"request_id", id},
+            {"model", request.model_name()},
+            {"version", request.model_version()},
+            {"code", absl::StatusCodeToString(status.code())},
+            {"error", std::string(status.message())}});
+}
+
+absl::Status InferenceService::InferOnVersion(grpc::ServerContext* context,
+                                              const inference::ModelInferRequest& request,
+                                              const ModelVersion& model_version,
+                                              inference::ModelInferResponse* response,
+                                              int* stage_index) {
+  const Clock::time_point start = Clock::now();
+  const ModelVersion* version = &model_version;
+  server::VersionStats& stats = *version->statistics;
+  auto fail = [&](absl::Status status) {
+    stats.fail.Add(NanosSince(start));
+    return status;
+  };
+
+  absl::StatusOr<Stage> stage = StageOfRequest(request);
+  if (!stage.ok()) return fail(stage.status());
+  *stage_index = ServedStageIndex(*stage);
+  std::deque<std::string> scratch;
+  absl::StatusOr<std::vector<HostTensorView>> inputs = DecodeInputs(request, &scratch);
+  if (!inputs.ok()) return fail(inputs.status());
+  const std::vector<std::string> outputs = RequestedOutputs(request);
+  const Clock::time_point decoded = Clock::now();
+  if (context != nullptr && context->IsCancelled()) {
+    return fail(absl::CancelledError("the client cancelled the request"));
+  }
+
+  if (absl::Status valid = version->servable->Validate(*stage, *inputs, outputs); !valid.ok()) {
+    return fail(absl::Status(valid.code(),
+                             absl::StrCat("model '", version->model_name, "': ", valid.message())));
+  }
+  PendingRequest pending;
+  pending.stage = *stage;
+  pending.inputs = *std::move(inputs);
+  pending.outputs = outputs;
+  if (context != nullptr) {
+    const auto deadline = context->deadline();
+    if (deadline < std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
+      pending.deadline = absl::FromChrono(deadline);
+    }
+    pending.cancelled = [context] { return context->IsCancelled(); };
+  }
+  if (absl::Status queued = version->batcher->Enqueue(&pending); !queued.ok()) {
+    return fail(absl::Status(
+        queued.code(), absl::StrCat("model '", version->model_name, "': ", queued.message())));
+  }
+  pending.done.WaitForNotification();
+  if (!pending.result.ok()) {
+    const absl::Status& error = pending.result.status();
+    return fail(
+        absl::Status(error.code(), absl::StrCat("model '", version->model_name, "' version ",
+                                                version->version, ": ", error.message())));
+  }
+  const Clock::time_point inferred = Clock::now();
+
+  response->set_model_name(version->model_name);
+  response->set_model_version(version->version_string);
+  response->set_id(request.id());
+  EncodeOutputs(*std::move(pending.result), response);
+
+  stats.compute_input.Add(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(decoded - start).count());
+  stats.queue.Add(absl::ToInt64Nanoseconds(pending.queue_time));
+  stats.compute_infer.Add(absl::ToInt64Nanoseconds(pending.compute_time));
+  stats.compute_output.Add(NanosSince(inferred));
+  stats.last_inference_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count());
+  stats.success.Add(NanosSince(start));
+  return absl::OkStatus();
+}
+
+grpc::Status InferenceService::ModelInfer(grpc::ServerContext* context,
+                                          const inference::ModelInferRequest* request,
+                                          inference::ModelInferResponse* response) {
+  GatePass pass(&state_->gate);
+  if (!pass.admitted()) {
+    state_->CountRefused(absl::StatusCode::kUnavailable);
+    return Unavailable("the server is shutting down");
+  }
+  return ToGrpcStatus(Infer(context, *request, response));
+}
+
+grpc::Status InferenceService::ModelStreamInfer(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>*
+        stream) {
+  inference::ModelInferRequest request;
+  while (stream->Read(&request)) {
+    inference::ModelStreamInferResponse reply;
+    GatePass pass(&state_->gate);
+    if (!pass.admitted()) {
+      state_->CountRefused(absl::StatusCode::kUnavailable);
+      return Unavailable("the server is shutting down");
+    }
+    absl::Status status = Infer(context, request, reply.mutable_infer_response());
+    if (!status.ok()) {
+      reply.Clear();
+      reply.set_error_message(status.ToString());
+      reply.mutable_infer_response()->set_model_name(request.model_name());
+      reply.mutable_infer_response()->set_id(request.id());
+    }
+    if (!stream->Write(reply)) break;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ModelStatistics(grpc::ServerContext*,
+                                               const inference::ModelStatisticsRequest* request,
+                                               inference::ModelStatisticsResponse* response) {
+  absl::StatusOr<ModelRepository*> repository = state_->Repository();
+  if (!repository.ok()) return ToGrpcStatus(repository.status());
+  std::vector<std::string> names;
+  if (request->name().empty()) {
+    for (const IndexEntry& entry : (*repository)->Index(/*ready_only=*/true)) {
+      if (names.empty() || names.back() != entry.model_name) names.push_back(entry.model_name);
+    }
+  } else {
+    names.push_back(request->name());
+  }
+  for (const std::string& name : names) {
+    if (!request->version().empty()) {
+      auto version = (*repository)->Find(name, request->version());
+      if (!version.ok()) return ToGrpcStatus(version.status());
+      FillStatistics(**version, response->add_model_stats());
+      continue;
+    }
+    auto versions = (*repository)->ReadyVersions(name);
+    if (versions.empty() && !request->name().empty()) {
+      return ToGrpcStatus((*repository)->Find(name, "").status());
+    }
+    for (const auto& version : versions) FillStatistics(*version, response->add_model_stats());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::RepositoryIndex(grpc::ServerContext*,
+                                               const inference::RepositoryIndexRequest* request,
+                                               inference::RepositoryIndexResponse* response) {
+  absl::StatusOr<ModelRepository*> repository = state_->Repository();
+  if (!repository.ok()) return ToGrpcStatus(repository.status());
+  for (const IndexEntry& entry : (*repository)->Index(request->ready())) {
+    auto* model = response->add_models();
+    model->set_name(entry.model_name);
+    model->set_version(entry.version);
+    model->set_state(entry.state);
+    model->set_reason(entry.reason);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::RepositoryModelLoad(
+    grpc::ServerContext*, const inference::RepositoryModelLoadRequest* request,
+    inference::RepositoryModelLoadResponse*) {
+  absl::StatusOr<ModelRepository*> repository = state_->Repository();
+  if (!repository.ok()) return ToGrpcStatus(repository.status());
+  if (!request->parameters().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "load parameters (config or file overrides) are not supported");
+  }
+  return ToGrpcStatus((*repository)->LoadModel(request->model_name()));
+}
+
+grpc::Status InferenceService::RepositoryModelUnload(
+    grpc::ServerContext*, const inference::RepositoryModelUnloadRequest* request,
+    inference::RepositoryModelUnloadResponse*) {
+  absl::StatusOr<ModelRepository*> repository = state_->Repository();
+  if (!repository.ok()) return ToGrpcStatus(repository.status());
+  return ToGrpcStatus((*repository)->UnloadModel(request->model_name()));
+}
+
+}  // namespace torchbricks::server

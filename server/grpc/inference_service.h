@@ -1,0 +1,75 @@
+// InferenceService: inference.GRPCInferenceService, the Open Inference Protocol (KServe
+// v2) over gRPC, as Triton defines it. It borrows the ServerState for its lifetime and is
+// called concurrently by gRPC's threads; it keeps no state of its own.
+#ifndef TORCHBRICKS_SERVER_GRPC_INFERENCE_SERVICE_H_
+#define TORCHBRICKS_SERVER_GRPC_INFERENCE_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "proto/grpc_service.grpc.pb.h"
+#include "server/grpc/server_state.h"
+
+namespace torchbricks::server {
+
+class InferenceService final : public inference::GRPCInferenceService::Service {
+ public:
+  // `state` must outlive the service.
+  explicit InferenceService(ServerState* state) : state_(state) {}
+
+  grpc::Status ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
+                          inference::ServerLiveResponse* response) override;
+  grpc::Status ServerReady(grpc::ServerContext*, const inference::ServerReadyRequest*,
+                           inference::ServerReadyResponse* response) override;
+  grpc::Status ModelReady(grpc::ServerContext*, const inference::ModelReadyRequest* request,
+                          inference::ModelReadyResponse* response) override;
+  grpc::Status ServerMetadata(grpc::ServerContext*, const inference::ServerMetadataRequest*,
+                              inference::ServerMetadataResponse* response) override;
+  // Describes the INFERENCE stage, or the stage named by the request metadata key
+  // "torchbricks-stage"; the response metadata "torchbricks-stage" says which.
+  grpc::Status ModelMetadata(grpc::ServerContext* context,
+                             const inference::ModelMetadataRequest* request,
+                             inference::ModelMetadataResponse* response) override;
+  grpc::Status ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* request,
+                          inference::ModelInferResponse* response) override;
+  // One response per request, in order; a failed request answers with error_message and
+  // the stream goes on.
+  grpc::Status ModelStreamInfer(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>*
+          stream) override;
+  grpc::Status ModelStatistics(grpc::ServerContext*,
+                               const inference::ModelStatisticsRequest* request,
+                               inference::ModelStatisticsResponse* response) override;
+  grpc::Status RepositoryIndex(grpc::ServerContext*,
+                               const inference::RepositoryIndexRequest* request,
+                               inference::RepositoryIndexResponse* response) override;
+  grpc::Status RepositoryModelLoad(grpc::ServerContext*,
+                                   const inference::RepositoryModelLoadRequest* request,
+                                   inference::RepositoryModelLoadResponse*) override;
+  grpc::Status RepositoryModelUnload(grpc::ServerContext*,
+                                     const inference::RepositoryModelUnloadRequest* request,
+                                     inference::RepositoryModelUnloadResponse*) override;
+
+ private:
+  // Runs one request on a ready version; fills `response`. Errors carry their code.
+  // Counts the outcome and logs a refused request.
+  absl::Status Infer(grpc::ServerContext* context, const inference::ModelInferRequest& request,
+                     inference::ModelInferResponse* response);
+  // Infer() once the version is found; sets `stage_index` once the stage is known.
+  absl::Status InferOnVersion(grpc::ServerContext* context,
+                              const inference::ModelInferRequest& request,
+                              const ModelVersion& version, inference::ModelInferResponse* response,
+                              int* stage_index);
+  // One log line per refused request, without payloads, with the request's id (or one
+  // made up when the client gave none).
+  void LogRefused(const inference::ModelInferRequest& request, const absl::Status& status);
+
+  ServerState* state_;
+  std::atomic<uint64_t> next_request_id_{1};
+};
+
+}  // namespace torchbricks::server
+
+#endif  // TORCHBRICKS_SERVER_GRPC_INFERENCE_SERVICE_H_

@@ -1,0 +1,39 @@
+// ServerState: what the gRPC services share — the repository once start-up has loaded
+// it, the request gate that drains on shutdown, and readiness. Owned by TorchBricksServer;
+// services borrow it for their whole life. Thread-safe.
+#ifndef TORCHBRICKS_SERVER_GRPC_SERVER_STATE_H_
+#define TORCHBRICKS_SERVER_GRPC_SERVER_STATE_H_
+
+#include <atomic>
+
+#include "absl/status/statusor.h"
+
+#include "server/observability/version_stats.h"
+#include "server/repository/model_repository.h"
+#include "server/scheduling/request_gate.h"
+
+namespace torchbricks::server {
+
+struct ServerState {
+  // Null until start-up has loaded the models; set once, then stable.
+  std::atomic<ModelRepository*> repository{nullptr};
+  RequestGate gate;
+  // True once start-up is done, false again when shutdown begins.
+  std::atomic<bool> ready{false};
+  // Inference requests refused before reaching a model version, by status code.
+  std::atomic<uint64_t> refused[kStatusCodes] = {};
+  // The repository, or Unavailable while the server is still starting.
+  absl::StatusOr<ModelRepository*> Repository() const {
+    ModelRepository* loaded = repository.load();
+    if (loaded == nullptr) return absl::UnavailableError("the server is still starting");
+    return loaded;
+  }
+  void CountRefused(absl::StatusCode code) {
+    const int c = static_cast<int>(code);
+    if (c >= 0 && c < kStatusCodes) refused[c].fetch_add(1, std::memory_order_relaxed);
+  }
+};
+
+}  // namespace torchbricks::server
+
+#endif  // TORCHBRICKS_SERVER_GRPC_SERVER_STATE_H_

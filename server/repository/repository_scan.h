@@ -1,0 +1,42 @@
+// What a model repository folder holds right now: its model folders, each model's
+// config.pbtxt and version folders, and which versions a version policy selects.
+// Reads the file system only; keeps no state. Thread-safe.
+#ifndef TORCHBRICKS_SERVER_REPOSITORY_REPOSITORY_SCAN_H_
+#define TORCHBRICKS_SERVER_REPOSITORY_REPOSITORY_SCAN_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "proto/model_config.pb.h"
+
+namespace torchbricks::server {
+
+struct ModelOnDisk {
+  std::string name;
+  std::filesystem::path dir;
+  config::ModelConfig config;     // defaults when config.pbtxt is absent
+  std::vector<int64_t> versions;  // positive integer subfolders, ascending
+};
+
+// Names of the model folders under `root`, sorted. Hidden folders are skipped.
+// NotFound when `root` is not a folder.
+absl::StatusOr<std::vector<std::string>> ListModels(const std::filesystem::path& root);
+
+// Reads model `name` under `root`. NotFound when its folder is missing; InvalidArgument
+// when config.pbtxt is malformed or names another model.
+absl::StatusOr<ModelOnDisk> ScanModel(const std::filesystem::path& root, const std::string& name);
+
+// The versions `policy` selects from `available` (ascending): by default the latest one.
+std::vector<int64_t> SelectVersions(const config::ModelVersionPolicy& policy,
+                                    const std::vector<int64_t>& available);
+
+// The newest modification time of the files under a version folder, used to notice that a
+// version that failed to load was rewritten. 0 when the folder is empty or unreadable.
+int64_t VersionStamp(const std::filesystem::path& version_dir);
+
+}  // namespace torchbricks::server
+
+#endif  // TORCHBRICKS_SERVER_REPOSITORY_REPOSITORY_SCAN_H_

@@ -1,0 +1,238 @@
+#include "server/scheduling/dynamic_batcher.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/observability/logging.h"
+
+namespace torchbricks::server {
+namespace {
+
+// While requests wait for batch-mates, how often cancelled ones are looked for.
+constexpr absl::Duration kCancellationPollInterval = absl::Milliseconds(20);
+
+}  // namespace
+
+std::string BatchKey(Stage stage, const std::vector<HostTensorView>& inputs) {
+  std::vector<const HostTensorView*> sorted;
+  for (const HostTensorView& view : inputs) sorted.push_back(&view);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const HostTensorView* a, const HostTensorView* b) { return a->name < b->name; });
+  std::string key(StageName(stage));
+  for (const HostTensorView* view : sorted) {
+    absl::StrAppend(&key, "|", view->name, ":", static_cast<int>(view->data_type), ":",
+                    view->shape.size());
+    for (size_t d = 1; d < view->shape.size(); ++d) absl::StrAppend(&key, ",", view->shape[d]);
+  }
+  return key;
+}
+
+absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(BatcherOptions options,
+                                                                       VersionStats* statistics) {
+  if (options.instances.empty()) {
+    return absl::InvalidArgumentError("a batcher needs at least one model instance");
+  }
+  for (const auto& instance : options.instances) {
+    if (instance.model == nullptr) return absl::InvalidArgumentError("null model instance");
+  }
+  std::unique_ptr<DynamicBatcher> batcher(new DynamicBatcher(std::move(options), statistics));
+  batcher->direct_allowed_ = batcher->options_.run_on_caller_when_idle &&
+                             batcher->options_.batching.max_queue_delay == absl::ZeroDuration();
+  for (const auto& instance : batcher->options_.instances) {
+    batcher->direct_allowed_ = batcher->direct_allowed_ && instance.device == "cpu";
+    batcher->workers_.emplace_back([b = batcher.get(), &instance] { b->Worker(instance); });
+  }
+  return batcher;
+}
+
+DynamicBatcher::~DynamicBatcher() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  for (std::thread& worker : workers_) worker.join();
+}
+
+size_t DynamicBatcher::queued() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.size();
+}
+
+absl::Status DynamicBatcher::Enqueue(PendingRequest* request) {
+  request->rows = 1;
+  if (options_.batching.max_batch_size > 0) {
+    request->rows = request->inputs.empty() || request->inputs[0].shape.empty()
+                        ? 1
+                        : request->inputs[0].shape[0];
+    if (request->rows > options_.batching.max_batch_size) {
+      return absl::InvalidArgumentError(absl::StrCat("the request has ", request->rows,
+                                                     " rows but the model's max_batch_size is ",
+                                                     options_.batching.max_batch_size));
+    }
+  }
+  request->key = BatchKey(request->stage, request->inputs);
+  request->enqueued = absl::Now();
+  if (options_.batching.default_timeout > absl::ZeroDuration()) {
+    request->deadline =
+        std::min(request->deadline, request->enqueued + options_.batching.default_timeout);
+  }
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("the model version is being unloaded");
+  if (direct_allowed_ && queue_.empty() && busy_ < static_cast<int>(options_.instances.size())) {
+    ++busy_;
+    mu_.Unlock();
+    RunOnCallingThread(request);
+    mu_.Lock();
+    --busy_;
+    return absl::OkStatus();
+  }
+  if (queue_.size() >= options_.batching.max_queue_size) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the model's queue is full (", options_.batching.max_queue_size, " requests waiting)"));
+  }
+  queue_.push_back(request);
+  ++generation_;
+  return absl::OkStatus();
+}
+
+void DynamicBatcher::DropDeadRequests() {
+  const absl::Time now = absl::Now();
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    PendingRequest* request = *it;
+    absl::Status why;
+    if (now >= request->deadline) {
+      why = absl::DeadlineExceededError(absl::StrCat("the request's deadline passed after ",
+                                                     absl::FormatDuration(now - request->enqueued),
+                                                     " in the queue; it did not run"));
+    } else if (request->cancelled && request->cancelled()) {
+      why = absl::CancelledError("the client cancelled the request; it did not run");
+    }
+    if (why.ok()) {
+      ++it;
+      continue;
+    }
+    it = queue_.erase(it);
+    request->result = why;
+    request->queue_time = now - request->enqueued;
+    statistics_->ObserveQueue(ServedStageIndex(request->stage),
+                              absl::ToDoubleSeconds(request->queue_time));
+    request->done.Notify();
+  }
+}
+
+std::vector<PendingRequest*> DynamicBatcher::NextBatch() {
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return stopping_ || (!queue_.empty() && busy_ < static_cast<int>(options_.instances.size()));
+    };
+    mu_.Await(absl::Condition(&has_work));
+    DropDeadRequests();
+    if (queue_.empty()) {
+      if (stopping_) return {};
+      continue;
+    }
+    // The oldest request and the queued requests that can share its batch, in order.
+    const PendingRequest* oldest = queue_.front();
+    std::vector<std::list<PendingRequest*>::iterator> mates;
+    int64_t rows = 0;
+    const int64_t max_rows =
+        options_.batching.max_batch_size > 0 ? options_.batching.max_batch_size : 1;
+    for (auto it = queue_.begin(); it != queue_.end() && rows < max_rows; ++it) {
+      if ((*it)->key != oldest->key || rows + (*it)->rows > max_rows) continue;
+      mates.push_back(it);
+      rows += (*it)->rows;
+    }
+    const bool full = rows >= max_rows || options_.batching.max_batch_size == 0;
+    const absl::Time oldest_due = oldest->enqueued + options_.batching.max_queue_delay;
+    const bool due = absl::Now() >= oldest_due || stopping_;
+    // With preferred sizes, send the longest prefix whose rows make one.
+    size_t take = 0;
+    if (!options_.batching.preferred_batch_sizes.empty()) {
+      int64_t prefix = 0;
+      for (size_t i = 0; i < mates.size(); ++i) {
+        prefix += (*mates[i])->rows;
+        if (std::find(options_.batching.preferred_batch_sizes.begin(),
+                      options_.batching.preferred_batch_sizes.end(),
+                      prefix) != options_.batching.preferred_batch_sizes.end()) {
+          take = i + 1;
+        }
+      }
+    }
+    if (take == 0 && (full || due)) take = mates.size();
+    if (take > 0) {
+      std::vector<PendingRequest*> batch;
+      for (size_t i = 0; i < take; ++i) {
+        batch.push_back(*mates[i]);
+        queue_.erase(mates[i]);
+      }
+      ++busy_;
+      return batch;
+    }
+    // Wait for batch-mates until the oldest request is due, waking early for a queued
+    // request's deadline and now and then to notice clients that went away.
+    absl::Time wake = std::min(oldest_due, absl::Now() + kCancellationPollInterval);
+    for (const PendingRequest* request : queue_) wake = std::min(wake, request->deadline);
+    const uint64_t seen = generation_;
+    auto changed = [this, seen]()
+                       ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || generation_ != seen; };
+    mu_.AwaitWithDeadline(absl::Condition(&changed), wake);
+  }
+}
+
+void DynamicBatcher::Worker(const BatcherOptions::Instance& instance) {
+  absl::Status prepared = PrepareWorkerThread(instance.intra_op_threads, instance.device);
+  if (!prepared.ok()) Log(LogLevel::kError, prepared.ToString());
+  while (true) {
+    std::vector<PendingRequest*> batch = NextBatch();
+    if (batch.empty()) return;
+    Execute(instance, std::move(batch));
+    absl::MutexLock lock(&mu_);
+    --busy_;
+  }
+}
+
+void DynamicBatcher::RunOnCallingThread(PendingRequest* request) {
+  // The first CPU instance's settings; every instance runs the same CPU model.
+  const BatcherOptions::Instance& instance = options_.instances.front();
+  thread_local int prepared_threads = -1;
+  if (prepared_threads != instance.intra_op_threads) {
+    absl::Status prepared = PrepareWorkerThread(instance.intra_op_threads, instance.device);
+    if (!prepared.ok()) Log(LogLevel::kError, prepared.ToString());
+    prepared_threads = instance.intra_op_threads;
+  }
+  Execute(instance, {request});
+}
+
+void DynamicBatcher::Execute(const BatcherOptions::Instance& instance,
+                             std::vector<PendingRequest*> batch) {
+  const absl::Time start = absl::Now();
+  std::vector<BatchItem> items;
+  int64_t rows = 0;
+  for (PendingRequest* request : batch) {
+    items.push_back({request->inputs, request->outputs});
+    rows += request->rows;
+  }
+  RunTrace trace;
+  std::vector<absl::StatusOr<std::vector<HostTensor>>> results =
+      instance.model->RunBatch(batch.front()->stage, items, &trace);
+  const absl::Duration compute = absl::Now() - start;
+  statistics_->AddTrace(trace);
+  statistics_->execution_count.fetch_add(1, std::memory_order_relaxed);
+  statistics_->inference_count.fetch_add(rows, std::memory_order_relaxed);
+  statistics_->ObserveBatch(rows);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    PendingRequest* request = batch[i];
+    request->result = std::move(results[i]);
+    request->queue_time = start - request->enqueued;
+    request->compute_time = compute;
+    request->batch_rows = rows;
+    const int stage = ServedStageIndex(request->stage);
+    statistics_->ObserveQueue(stage, absl::ToDoubleSeconds(request->queue_time));
+    statistics_->ObserveCompute(stage, absl::ToDoubleSeconds(compute));
+    request->done.Notify();  // the request may be gone after this
+  }
+}
+
+}  // namespace torchbricks::server

@@ -1,0 +1,117 @@
+// DynamicBatcher: the scheduler of one model version. Requests wait in one bounded queue;
+// worker threads (one per model instance) take the oldest request and the queued requests
+// that can share its batch (same stage, input names, dtypes and sizes past dimension 0),
+// run them as one, and hand each its own rows. A batch closes when it reaches
+// max_batch_size rows, when its rows make a preferred size, or when the oldest request
+// has waited max_queue_delay. Requests whose deadline passed or whose client went away
+// are answered without running. Thread-safe.
+//
+// Ownership: Enqueue() borrows the PendingRequest; on OK the batcher notifies its `done`
+// exactly once, after which it no longer touches it. On error nothing was queued.
+#ifndef TORCHBRICKS_SERVER_SCHEDULING_DYNAMIC_BATCHER_H_
+#define TORCHBRICKS_SERVER_SCHEDULING_DYNAMIC_BATCHER_H_
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "core/servable_model.h"
+#include "server/observability/version_stats.h"
+#include "server/scheduling/scheduling_plan.h"
+
+namespace torchbricks::server {
+
+struct PendingRequest {
+  // Filled by the caller. The views must stay valid until `done`.
+  Stage stage = Stage::kInference;
+  std::vector<HostTensorView> inputs;
+  std::vector<std::string> outputs;
+  absl::Time deadline = absl::InfiniteFuture();
+  std::function<bool()> cancelled;  // may be empty
+
+  // Filled by the batcher before `done` is notified.
+  absl::StatusOr<std::vector<HostTensor>> result;
+  absl::Duration queue_time;
+  absl::Duration compute_time;
+  int64_t batch_rows = 0;  // rows of the batch it ran in
+  absl::Notification done;
+
+  // The batcher's own bookkeeping.
+  std::string key;
+  int64_t rows = 0;
+  absl::Time enqueued;
+};
+
+struct BatcherOptions {
+  BatchPolicy batching;
+  // Allows Enqueue()'s fast path (see there).
+  bool run_on_caller_when_idle = true;
+
+  struct Instance {
+    const ServableModel* model = nullptr;  // borrowed; must outlive the batcher
+    std::string device = "cpu";
+    int intra_op_threads = 0;
+  };
+  std::vector<Instance> instances;  // at least one
+};
+
+class DynamicBatcher {
+ public:
+  // Starts one worker per instance. InvalidArgument for no instances or a null model.
+  static absl::StatusOr<std::unique_ptr<DynamicBatcher>> Create(BatcherOptions options,
+                                                                VersionStats* statistics);
+  // Runs what is queued, then stops the workers.
+  ~DynamicBatcher();
+  DynamicBatcher(const DynamicBatcher&) = delete;
+  DynamicBatcher& operator=(const DynamicBatcher&) = delete;
+
+  // Queues `request` (see the ownership note above). ResourceExhausted when the queue is
+  // full; InvalidArgument when the request has more rows than max_batch_size.
+  // When nothing is queued, an instance is idle, the instances run on the CPU and there is
+  // no queue delay to wait out, the request runs at once on the calling thread (a batch of
+  // one either way) and `done` is notified before Enqueue returns: this saves two thread
+  // hand-offs on a lightly loaded server.
+  absl::Status Enqueue(PendingRequest* request);
+
+  size_t queued() const;
+
+ private:
+  DynamicBatcher(BatcherOptions options, VersionStats* statistics)
+      : options_(std::move(options)), statistics_(statistics) {}
+
+  void Worker(const BatcherOptions::Instance& instance);
+  // Takes the next batch, waiting as the rules say. Empty when stopping with an empty queue.
+  std::vector<PendingRequest*> NextBatch();
+  // Answers queued requests that expired or were cancelled. Must hold mu_.
+  void DropDeadRequests() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Execute(const BatcherOptions::Instance& instance, std::vector<PendingRequest*> batch);
+  // Enqueue()'s fast path: runs `request` alone on this thread.
+  void RunOnCallingThread(PendingRequest* request);
+
+  const BatcherOptions options_;
+  bool direct_allowed_ = false;     // set once in Create()
+  VersionStats* const statistics_;  // borrowed; outlives the batcher
+  mutable absl::Mutex mu_;
+  std::list<PendingRequest*> queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on every enqueue
+  // Batches running now, on workers or on callers' threads; at most instances.size().
+  int busy_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_;
+};
+
+// A key that is equal exactly for requests that may share a batch.
+std::string BatchKey(Stage stage, const std::vector<HostTensorView>& inputs);
+
+}  // namespace torchbricks::server
+
+#endif  // TORCHBRICKS_SERVER_SCHEDULING_DYNAMIC_BATCHER_H_

@@ -1,0 +1,80 @@
+#include "server/scheduling/scheduling_plan.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace torchbricks::server {
+
+std::vector<std::string> SchedulingPlan::devices() const {
+  std::vector<std::string> result;
+  for (const Instance& instance : instances) {
+    if (std::find(result.begin(), result.end(), instance.device) == result.end()) {
+      result.push_back(instance.device);
+    }
+  }
+  return result;
+}
+
+absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
+                                              bool cuda_available, int cores) {
+  SchedulingPlan plan;
+  if (config.has_max_batch_size()) {
+    if (config.max_batch_size() < 0) {
+      return absl::InvalidArgumentError("max_batch_size must not be negative");
+    }
+    plan.batching.max_batch_size = config.max_batch_size();
+  }
+  const config::DynamicBatching& batching = config.dynamic_batching();
+  for (int size : batching.preferred_batch_size()) {
+    if (size <= 0 || (plan.batching.max_batch_size > 0 && size > plan.batching.max_batch_size)) {
+      return absl::InvalidArgumentError(absl::StrCat("preferred_batch_size ", size,
+                                                     " is not within 1..max_batch_size (",
+                                                     plan.batching.max_batch_size, ")"));
+    }
+    plan.batching.preferred_batch_sizes.push_back(size);
+  }
+  plan.batching.max_queue_delay = absl::Microseconds(batching.max_queue_delay_microseconds());
+  if (batching.max_queue_size() > 0) plan.batching.max_queue_size = batching.max_queue_size();
+  plan.batching.default_timeout = absl::Microseconds(batching.default_timeout_microseconds());
+
+  std::vector<config::InstanceGroup> groups(config.instance_group().begin(),
+                                            config.instance_group().end());
+  if (groups.empty()) groups.emplace_back();
+  int cpu_instances = 0;
+  for (const config::InstanceGroup& group : groups) {
+    if (group.count() < 0) return absl::InvalidArgumentError("instance_group count is negative");
+    const bool gpu = group.kind() == config::InstanceGroup::KIND_GPU ||
+                     (group.kind() == config::InstanceGroup::KIND_AUTO && cuda_available);
+    if (gpu && !cuda_available) {
+      return absl::InvalidArgumentError(
+          "instance_group asks for KIND_GPU but this libtorch has no CUDA or no GPU is present");
+    }
+    if (!gpu) cpu_instances += std::max(group.count(), 1);
+  }
+  // One core stays with the gRPC front end; the rest is shared by the CPU instances.
+  const int shared_threads = std::max(1, (cores - 1) / std::max(cpu_instances, 1));
+  for (const config::InstanceGroup& group : groups) {
+    const int count = std::max(group.count(), 1);
+    const bool gpu = group.kind() == config::InstanceGroup::KIND_GPU ||
+                     (group.kind() == config::InstanceGroup::KIND_AUTO && cuda_available);
+    if (gpu) {
+      std::vector<int> gpus(group.gpus().begin(), group.gpus().end());
+      if (gpus.empty()) gpus.push_back(0);
+      for (int index : gpus) {
+        for (int i = 0; i < count; ++i) {
+          plan.instances.push_back({absl::StrCat("cuda:", index),
+                                    group.intra_op_threads() > 0 ? group.intra_op_threads() : 1});
+        }
+      }
+      continue;
+    }
+    for (int i = 0; i < count; ++i) {
+      plan.instances.push_back(
+          {"cpu", group.intra_op_threads() > 0 ? group.intra_op_threads() : shared_threads});
+    }
+  }
+  return plan;
+}
+
+}  // namespace torchbricks::server

@@ -1,0 +1,52 @@
+// How a model version is scheduled, worked out from its config.pbtxt: batch limits,
+// queue policy and the model instances (device and intra-op threads each). Pure
+// function of the config and the machine; thread-safe.
+#ifndef TORCHBRICKS_SERVER_SCHEDULING_SCHEDULING_PLAN_H_
+#define TORCHBRICKS_SERVER_SCHEDULING_SCHEDULING_PLAN_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "proto/model_config.pb.h"
+
+namespace torchbricks::server {
+
+// How requests are grouped into batches and how long they may wait: the batcher's rules,
+// written once with their defaults (config.pbtxt's dynamic_batching when absent).
+struct BatchPolicy {
+  // Rows per batch at most; 0 runs every request on its own.
+  int max_batch_size = 32;
+  // Batch sizes that close a batch at once.
+  std::vector<int> preferred_batch_sizes;
+  // How long the oldest request may wait for batch-mates.
+  absl::Duration max_queue_delay = absl::ZeroDuration();
+  // Requests queued at most; more are refused RESOURCE_EXHAUSTED.
+  size_t max_queue_size = 4096;
+  // Longest wait in the queue; zero for none.
+  absl::Duration default_timeout = absl::ZeroDuration();
+};
+
+struct SchedulingPlan {
+  BatchPolicy batching;
+  struct Instance {
+    std::string device;  // "cpu" or "cuda:N"
+    int intra_op_threads = 1;
+  };
+  std::vector<Instance> instances;
+  // The distinct devices of `instances`, in first-use order.
+  std::vector<std::string> devices() const;
+};
+
+// Defaults (for an absent config.pbtxt or absent fields): max_batch_size 32, no queue
+// delay, queue of 4096, one instance on the GPU when `cuda_available`, else on the CPU,
+// CPU instances sharing `cores` - 1 intra-op threads evenly (at least one each; one core
+// is left to the gRPC front end). InvalidArgument for negative
+// sizes, a preferred size above max_batch_size, or KIND_GPU without CUDA.
+absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
+                                              bool cuda_available, int cores);
+
+}  // namespace torchbricks::server
+
+#endif  // TORCHBRICKS_SERVER_SCHEDULING_SCHEDULING_PLAN_H_

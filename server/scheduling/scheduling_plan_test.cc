@@ -1,0 +1,85 @@
+#include "server/scheduling/scheduling_plan.h"
+
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+
+namespace torchbricks::server {
+namespace {
+
+config::ModelConfig Config(const std::string& text) {
+  config::ModelConfig config;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &config)) << text;
+  return config;
+}
+
+TEST(SchedulingPlanTest, AbsentConfigBatchesOnOneCpuInstanceLeavingACoreToGrpc) {
+  auto plan = PlanScheduling(config::ModelConfig(), /*cuda_available=*/false, /*cores=*/8);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->batching.max_batch_size, 32);
+  EXPECT_EQ(plan->batching.max_queue_delay, absl::ZeroDuration());
+  EXPECT_EQ(plan->batching.max_queue_size, 4096u);
+  ASSERT_EQ(plan->instances.size(), 1u);
+  EXPECT_EQ(plan->instances[0].device, "cpu");
+  EXPECT_EQ(plan->instances[0].intra_op_threads, 7);
+}
+
+TEST(SchedulingPlanTest, ExplicitZeroDisablesBatching) {
+  auto plan = PlanScheduling(Config("max_batch_size: 0"), false, 2);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->batching.max_batch_size, 0);
+}
+
+TEST(SchedulingPlanTest, DynamicBatchingFieldsAndCpuThreadsSplitEvenly) {
+  auto plan = PlanScheduling(Config(R"pb(
+                               max_batch_size: 16
+                               dynamic_batching {
+                                 preferred_batch_size: [ 4, 8 ]
+                                 max_queue_delay_microseconds: 500
+                                 max_queue_size: 10
+                                 default_timeout_microseconds: 2000
+                               }
+                               instance_group { kind: KIND_CPU count: 2 }
+                             )pb"),
+                             false, 5);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->batching.preferred_batch_sizes, (std::vector<int>{4, 8}));
+  EXPECT_EQ(plan->batching.max_queue_delay, absl::Microseconds(500));
+  EXPECT_EQ(plan->batching.max_queue_size, 10u);
+  EXPECT_EQ(plan->batching.default_timeout, absl::Milliseconds(2));
+  ASSERT_EQ(plan->instances.size(), 2u);
+  EXPECT_EQ(plan->instances[0].intra_op_threads, 2);
+  EXPECT_EQ(plan->instances[1].intra_op_threads, 2);
+}
+
+TEST(SchedulingPlanTest, ExplicitThreadsAreKept) {
+  auto plan = PlanScheduling(
+      Config("instance_group { kind: KIND_CPU count: 3 intra_op_threads: 1 }"), false, 2);
+  ASSERT_TRUE(plan.ok());
+  ASSERT_EQ(plan->instances.size(), 3u);
+  for (const auto& instance : plan->instances) EXPECT_EQ(instance.intra_op_threads, 1);
+}
+
+TEST(SchedulingPlanTest, GpuGroupsNeedCudaAndSpreadOverGpus) {
+  const config::ModelConfig gpu = Config("instance_group { kind: KIND_GPU count: 2 gpus: [0, 1] }");
+  auto refused = PlanScheduling(gpu, /*cuda_available=*/false, 2);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("KIND_GPU"), std::string::npos);
+  auto plan = PlanScheduling(gpu, /*cuda_available=*/true, 2);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->instances.size(), 4u);
+  EXPECT_EQ(plan->devices(), (std::vector<std::string>{"cuda:0", "cuda:1"}));
+  auto automatic = PlanScheduling(config::ModelConfig(), /*cuda_available=*/true, 2);
+  ASSERT_TRUE(automatic.ok());
+  EXPECT_EQ(automatic->instances[0].device, "cuda:0");
+}
+
+TEST(SchedulingPlanTest, BadSizesAreRefused) {
+  EXPECT_FALSE(PlanScheduling(Config("max_batch_size: -1"), false, 2).ok());
+  EXPECT_FALSE(
+      PlanScheduling(Config("max_batch_size: 4 dynamic_batching { preferred_batch_size: 8 }"),
+                     false, 2)
+          .ok());
+}
+
+}  // namespace
+}  // namespace torchbricks::server

@@ -1,0 +1,121 @@
+#include "server/torchbricks_server.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/status_macros.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "server/observability/logging.h"
+#include "server/server_metrics.h"
+
+namespace torchbricks::server {
+namespace {
+
+// After the last in-flight request, how long new requests are still refused with
+// UNAVAILABLE before the port closes.
+constexpr absl::Duration kRefusalWindow = absl::Milliseconds(250);
+
+// The health service name that reports liveness (for Kubernetes liveness probes).
+constexpr char kLivenessService[] = "liveness";
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
+    const ServerOptions& options) {
+  std::unique_ptr<TorchBricksServer> server(new TorchBricksServer(options));
+  server->inference_service_ = std::make_unique<InferenceService>(&server->state_);
+  server->brick_service_ = std::make_unique<BrickService>(&server->state_);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  const std::string address = absl::StrCat(options.grpc_address.find(':') != std::string::npos
+                                               ? "[" + options.grpc_address + "]"
+                                               : options.grpc_address,
+                                           ":", options.grpc_port);
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  builder.RegisterService(server->inference_service_.get());
+  builder.RegisterService(server->brick_service_.get());
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+  }
+  // "" (the server) is SERVING exactly when ready; "liveness" whenever the process runs.
+  server->grpc_server_->GetHealthCheckService()->SetServingStatus("", false);
+  server->grpc_server_->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
+  Log(LogLevel::kInfo, absl::StrCat("listening on ", options.grpc_address, ":", server->port_,
+                                    " (live, loading models)"));
+  if (options.allow_metrics) {
+    ASSIGN_OR_RETURN(
+        server->metrics_,
+        MetricsHttpServer::Start(options.grpc_address, options.metrics_port,
+                                 [state = &server->state_] { return ScrapeMetrics(*state); }));
+    Log(LogLevel::kInfo, absl::StrCat("metrics on http://", options.grpc_address, ":",
+                                      server->metrics_->port(), "/metrics"));
+  }
+
+  ModelRepository::Options repository_options;
+  repository_options.root = options.model_repository;
+  repository_options.control_mode = options.control_mode;
+  repository_options.poll_interval = options.poll_interval;
+  repository_options.startup_models = options.startup_models;
+  const int warmup_runs = options.warmup_runs;
+  repository_options.loader = [warmup_runs](const std::filesystem::path& dir,
+                                            const std::string& device,
+                                            const config::ModelConfig& config) {
+    auto parallel = config.parameters().find("parallel_branches");
+    return LoadServableModel(
+        {.version_dir = dir,
+         .warmup_runs = warmup_runs,
+         .device = device,
+         .parallel_branches = parallel != config.parameters().end() && parallel->second == "true"});
+  };
+  repository_options.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  repository_options.cuda_available = CudaAvailable();
+  repository_options.histograms = options.allow_metrics;
+  ASSIGN_OR_RETURN(server->repository_, ModelRepository::Create(std::move(repository_options)));
+  server->state_.repository.store(server->repository_.get());
+  server->state_.ready.store(true);
+  server->grpc_server_->GetHealthCheckService()->SetServingStatus("", true);
+  Log(LogLevel::kInfo, "ready");
+  return server;
+}
+
+TorchBricksServer::~TorchBricksServer() { Shutdown(); }
+
+void TorchBricksServer::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  state_.ready.store(false);
+  state_.gate.StartDraining();
+  if (grpc_server_ != nullptr) {
+    grpc_server_->GetHealthCheckService()->SetServingStatus("", false);
+  }
+  Log(LogLevel::kInfo, absl::StrCat("draining ", state_.gate.in_flight(), " in-flight request(s)"));
+  if (!state_.gate.WaitIdle(options_.shutdown_timeout)) {
+    Log(LogLevel::kWarning,
+        absl::StrCat("shutdown timeout: ", state_.gate.in_flight(), " request(s) still running"));
+  }
+  // Keep answering UNAVAILABLE a little longer so that clients see the refusal and go
+  // elsewhere, rather than having calls cut off in transit when the listener closes.
+  absl::SleepFor(kRefusalWindow);
+  if (grpc_server_ != nullptr) {
+    // Nothing accepted is still running, so there is nothing to wait for: idle
+    // connections and streams waiting for their next message are closed at once.
+    grpc_server_->Shutdown(std::chrono::system_clock::now());
+    grpc_server_->Wait();
+  }
+  metrics_.reset();
+  state_.repository.store(nullptr);
+  repository_.reset();
+  Log(LogLevel::kInfo, "stopped");
+}
+
+}  // namespace torchbricks::server
