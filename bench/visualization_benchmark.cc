@@ -40,7 +40,7 @@ void BM_DecodeImages(benchmark::State& state, const std::string& extension) {
   cv::imencode(extension, Picture(rows, cols), file);
   const std::vector<std::string> files(batch, std::string(file.begin(), file.end()));
   const at::Tensor rows_tensor = PackBytes(files);
-  const InputSpec spec{
+  const ValueSpec spec{
       .name = "image", .data_type = package::TYPE_STRING, .dims = {-1}, .encoded_image = true};
   for (auto _ : state) {
     auto decoded = DecodeImages(spec, rows_tensor);

@@ -300,7 +300,7 @@ absl::StatusOr<BrickGraph> BrickGraph::Create(const package::BrickCollection& ma
                                                      "' is also an output of brick '",
                                                      it->second->name, "'"));
     }
-    InputSpec spec;
+    ValueSpec spec;
     spec.name = input.name();
     spec.data_type = input.data_type();
     spec.dims.assign(input.dims().begin(), input.dims().end());
@@ -342,14 +342,7 @@ bool BrickGraph::IsBytesOutput(absl::string_view name) const {
   return std::find(bytes_outputs_.begin(), bytes_outputs_.end(), name) != bytes_outputs_.end();
 }
 
-std::string DataTypeName(package::DataType type) {
-  if (type == package::TYPE_STRING) return "BYTES";
-  std::string name = package::DataType_Name(type);
-  if (name.rfind("TYPE_", 0) == 0) name = name.substr(5);
-  return name;
-}
-
-absl::Status CheckAgainstSpec(const InputSpec& spec, package::DataType data_type,
+absl::Status CheckAgainstSpec(const ValueSpec& spec, package::DataType data_type,
                               absl::Span<const int64_t> shape) {
   if (spec.data_type != package::TYPE_INVALID && data_type != spec.data_type) {
     return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "' must have data type ",

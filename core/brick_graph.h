@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "core/data_types.h"
 #include "core/stage.h"
 #include "proto/bricks.pb.h"
 
@@ -59,8 +60,9 @@ struct BrickSpec {
 // The renderer name of a visualization brick whose module_file renders one image.
 inline constexpr char kTorchScriptRenderer[] = "torchscript";
 
-// A tensor the caller provides.
-struct InputSpec {
+// A named tensor's element type and dims: a collection input the caller provides, or an
+// output a stage produces (ServableModel::OutputSpecs).
+struct ValueSpec {
   std::string name;
   package::DataType data_type = package::TYPE_INVALID;  // TYPE_INVALID: any
   std::vector<int64_t> dims;                            // empty: unchecked; -1: variable
@@ -83,7 +85,7 @@ class BrickGraph {
 
   const std::string& name() const { return name_; }
   const std::vector<BrickSpec>& bricks() const { return bricks_; }
-  const std::vector<InputSpec>& inputs() const { return inputs_; }
+  const std::vector<ValueSpec>& inputs() const { return inputs_; }
   // Nested collection paths in manifest order ("head0", "head0/inner", ...).
   const std::vector<std::string>& collections() const { return collections_; }
 
@@ -95,18 +97,15 @@ class BrickGraph {
  private:
   std::string name_;
   std::vector<BrickSpec> bricks_;
-  std::vector<InputSpec> inputs_;
+  std::vector<ValueSpec> inputs_;
   std::vector<std::string> collections_;
   std::vector<std::string> bytes_outputs_;
 };
 
-// "FP32", "INT64", ... (the Open Inference Protocol spelling); "BYTES" for TYPE_STRING.
-std::string DataTypeName(package::DataType type);
-
 // OK when a tensor of `data_type` and `shape` fits `spec`: the spec's dtype unless it is
 // TYPE_INVALID, its dims unless empty (-1 matches any size). Otherwise InvalidArgument
 // naming the input, what was expected and what came.
-absl::Status CheckAgainstSpec(const InputSpec& spec, package::DataType data_type,
+absl::Status CheckAgainstSpec(const ValueSpec& spec, package::DataType data_type,
                               absl::Span<const int64_t> shape);
 
 // Reads a bricks.pbtxt file. Returns NotFound when the file is missing and

@@ -59,7 +59,7 @@ package::DataType FromScalarType(at::ScalarType type) {
   }
 }
 
-absl::Status CheckTensorAgainstSpec(const InputSpec& spec, const at::Tensor& tensor) {
+absl::Status CheckTensorAgainstSpec(const ValueSpec& spec, const at::Tensor& tensor) {
   const package::DataType type = FromScalarType(tensor.scalar_type());
   if (type == package::TYPE_INVALID && spec.data_type != package::TYPE_INVALID) {
     return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "' must have data type ",

@@ -1,5 +1,5 @@
 // Conversions between the package's DataType and libtorch's ScalarType, and the check of
-// a tensor against a declared InputSpec. Pure functions; thread-safe.
+// a tensor against a declared ValueSpec. Pure functions; thread-safe.
 #ifndef TORCHBRICKS_CORE_DTYPES_H_
 #define TORCHBRICKS_CORE_DTYPES_H_
 
@@ -23,7 +23,7 @@ package::DataType FromScalarType(at::ScalarType type);
 // OK when `tensor` has the spec's dtype (unless TYPE_INVALID) and shape (unless dims is
 // empty; -1 matches any size). Otherwise InvalidArgument naming the input, what was
 // expected and what came.
-absl::Status CheckTensorAgainstSpec(const InputSpec& spec, const at::Tensor& tensor);
+absl::Status CheckTensorAgainstSpec(const ValueSpec& spec, const at::Tensor& tensor);
 
 }  // namespace torchbricks
 

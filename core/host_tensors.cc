@@ -13,12 +13,6 @@
 
 namespace torchbricks {
 
-// Declared in servable_model.h (torch-free); defined here, beside the conversions that use it.
-int64_t ElementSize(package::DataType type) {
-  const std::optional<at::ScalarType> scalar = ToScalarType(type);
-  return scalar.has_value() ? static_cast<int64_t>(c10::elementSize(*scalar)) : 0;
-}
-
 int64_t NumElements(const HostTensorView& view) {
   int64_t elements = 1;
   for (int64_t dim : view.shape) elements *= dim;

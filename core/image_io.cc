@@ -175,7 +175,7 @@ absl::Status CheckBytesPadding(absl::Span<const absl::string_view> elements,
 namespace {
 
 // Decodes element `index` of input `spec` to RGB, resized to the spec's size when it has one.
-absl::StatusOr<cv::Mat> DecodeOne(const InputSpec& spec, const std::string& element, size_t index) {
+absl::StatusOr<cv::Mat> DecodeOne(const ValueSpec& spec, const std::string& element, size_t index) {
   auto undecodable = [&](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "' element ", index, " (",
                                                    element.size(), " bytes) ", why));
@@ -203,7 +203,7 @@ absl::StatusOr<cv::Mat> DecodeOne(const InputSpec& spec, const std::string& elem
 
 }  // namespace
 
-absl::StatusOr<at::Tensor> DecodeImages(const InputSpec& spec, const at::Tensor& rows) {
+absl::StatusOr<at::Tensor> DecodeImages(const ValueSpec& spec, const at::Tensor& rows) {
   absl::StatusOr<std::vector<std::string>> elements = UnpackBytes(rows, spec.name);
   if (!elements.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(

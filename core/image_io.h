@@ -62,7 +62,7 @@ absl::Status CheckBytesPadding(absl::Span<const absl::string_view> elements,
 // InvalidArgument naming the input and the element index for bytes that are not a
 // decodable JPEG or PNG or that fail CheckImageFile(), and for images of different sizes
 // without a declared resize.
-absl::StatusOr<at::Tensor> DecodeImages(const InputSpec& spec, const at::Tensor& rows);
+absl::StatusOr<at::Tensor> DecodeImages(const ValueSpec& spec, const at::Tensor& rows);
 
 // An RGB CV_8UC3 image (a copy) of one image tensor: [C, H, W] (channels first) or, with
 // `channels_last`, [H, W, C]; C is 1 (grey) or 3; uint8 as is, floating point scaled from

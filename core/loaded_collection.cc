@@ -22,7 +22,7 @@ namespace {
 
 std::string DeclaredInputNames(const BrickGraph& graph) {
   std::vector<std::string> names;
-  for (const InputSpec& input : graph.inputs()) names.push_back(input.name);
+  for (const ValueSpec& input : graph.inputs()) names.push_back(input.name);
   return names.empty() ? "none" : absl::StrJoin(names, ", ");
 }
 
@@ -134,7 +134,7 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
   std::vector<c10::IValue> slots(plan.num_slots());
   c10::InferenceMode inference_mode;
   for (const auto& [name, tensor] : inputs) {
-    const InputSpec& spec = graph_.inputs()[graph_.FindInput(name)];
+    const ValueSpec& spec = graph_.inputs()[graph_.FindInput(name)];
     if (!spec.encoded_image) {
       slots[plan.FindSlot(name)] = tensor;
       continue;

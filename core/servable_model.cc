@@ -43,7 +43,7 @@ class TorchServableModel : public ServableModel {
   // Records the dtype and shape of outputs seen while warming up `stage`.
   void Observe(Stage stage, const NamedTensors& outputs) {
     for (const auto& [name, tensor] : outputs) {
-      InputSpec& info = seen_[static_cast<int>(stage)][name];
+      ValueSpec& info = seen_[static_cast<int>(stage)][name];
       info.name = name;
       info.data_type = FromScalarType(tensor.scalar_type());
       info.dims.assign(tensor.sizes().begin(), tensor.sizes().end());
@@ -124,12 +124,12 @@ class TorchServableModel : public ServableModel {
     return results;
   }
 
-  std::vector<InputSpec> OutputInfo(Stage stage) const override {
-    std::vector<InputSpec> result;
+  std::vector<ValueSpec> OutputSpecs(Stage stage) const override {
+    std::vector<ValueSpec> result;
     const auto& seen = seen_[static_cast<int>(stage)];
     for (const std::string& name : collection_->plan(stage).terminal_outputs()) {
       auto it = seen.find(name);
-      result.push_back(it != seen.end() ? it->second : InputSpec{name, package::TYPE_INVALID, {}});
+      result.push_back(it != seen.end() ? it->second : ValueSpec{name, package::TYPE_INVALID, {}});
     }
     return result;
   }
@@ -248,7 +248,7 @@ class TorchServableModel : public ServableModel {
 
   std::unique_ptr<LoadedCollection> collection_;
   c10::Device device_;
-  std::array<std::map<std::string, InputSpec>, kNumStages> seen_;  // written before sharing
+  std::array<std::map<std::string, ValueSpec>, kNumStages> seen_;  // written before sharing
 };
 
 }  // namespace

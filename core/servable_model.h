@@ -43,10 +43,6 @@ struct HostTensor {
   std::string data;
 };
 
-// Bytes per element of `type`, or 0 for TYPE_INVALID, TYPE_STRING and types libtorch
-// cannot hold.
-int64_t ElementSize(package::DataType type);
-
 // One request of a batch: its inputs (borrowed) and the outputs it wants.
 struct BatchItem {
   absl::Span<const HostTensorView> inputs;
@@ -84,7 +80,7 @@ class ServableModel {
   // The terminal outputs of `stage` with the data type and shape seen when the model was
   // warmed up (dimension 0 reported as -1, the batch); TYPE_INVALID and empty dims for an
   // output not seen.
-  virtual std::vector<InputSpec> OutputInfo(Stage stage) const = 0;
+  virtual std::vector<ValueSpec> OutputSpecs(Stage stage) const = 0;
 
   virtual const BrickGraph& graph() const = 0;
   virtual const StagePlan& plan(Stage stage) const = 0;

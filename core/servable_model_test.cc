@@ -129,7 +129,7 @@ TEST(ServableModelTest, ValidateRefusesWhatRunWouldRefuse) {
 TEST(ServableModelTest, OutputInfoComesFromWarmUp) {
   auto model = LoadServableModel({.version_dir = FixturePackage("readme_dummy"), .warmup_runs = 1});
   ASSERT_TRUE(model.ok()) << model.status();
-  const std::vector<InputSpec> outputs = (*model)->OutputInfo(Stage::kInference);
+  const std::vector<ValueSpec> outputs = (*model)->OutputSpecs(Stage::kInference);
   ASSERT_EQ(outputs.size(), 2u);
   EXPECT_EQ(outputs[0].name, "logits");
   EXPECT_EQ(outputs[0].data_type, package::TYPE_FP32);

@@ -403,7 +403,7 @@ TEST(EncodedImageTest, UndecodableElementIsRefusedNamingInputAndIndex) {
 }
 
 TEST(EncodedImageTest, ImagesOfDifferentSizesNeedADeclaredResize) {
-  InputSpec spec{
+  ValueSpec spec{
       .name = "photo", .data_type = package::TYPE_STRING, .dims = {-1}, .encoded_image = true};
   const std::vector<std::string> files = {Encode(Gradient(10, 20), ".png"),
                                           Encode(Gradient(20, 10), ".png")};
@@ -447,7 +447,7 @@ TEST(EncodedImageTest, SizesAreReadFromHeadersAndHugeImagesRefusedBeforeDecoding
   const std::vector<absl::string_view> nine(9, big);
   EXPECT_THAT(std::string(CheckImageFiles("image", nine).message()), HasSubstr("per run"));
   // Through the decoder, nothing is allocated for the bomb.
-  InputSpec spec{
+  ValueSpec spec{
       .name = "image", .data_type = package::TYPE_STRING, .dims = {-1}, .encoded_image = true};
   auto decoded = DecodeImages(spec, PackBytes(std::vector<std::string>{PngHeader(40000, 40000)}));
   EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
@@ -518,7 +518,7 @@ TEST(ServableVisualizationTest, JpegsInPngsOutAndBatchesSplitPerRequest) {
   EXPECT_TRUE(pngs->at(0).substr(0, 4) == "\x89PNG");
   // Metadata reports the visualization as BYTES [-1].
   bool found = false;
-  for (const InputSpec& info : (*model)->OutputInfo(Stage::kInference)) {
+  for (const ValueSpec& info : (*model)->OutputSpecs(Stage::kInference)) {
     if (info.name != "visualization") continue;
     found = true;
     EXPECT_EQ(info.data_type, package::TYPE_STRING);

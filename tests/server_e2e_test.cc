@@ -107,7 +107,7 @@ TEST_F(ServerEndToEndTest, OutputsEqualTheInProcessCore) {
     ASSERT_TRUE(local.ok()) << local.status();
     NamedTensors inputs;
     for (int index : (*local)->plan(Stage::kInference).required_inputs()) {
-      const InputSpec& spec = (*local)->graph().inputs()[index];
+      const ValueSpec& spec = (*local)->graph().inputs()[index];
       std::vector<int64_t> shape = spec.dims;
       for (int64_t& dim : shape) dim = dim < 0 ? 2 : dim;
       at::manual_seed(7);

@@ -39,7 +39,7 @@ grpc::Status BrickService::ModelGraph(grpc::ServerContext*, const ModelGraphRequ
     }
   }
   for (int index : plan.required_inputs()) {
-    const InputSpec& spec = graph.inputs()[index];
+    const ValueSpec& spec = graph.inputs()[index];
     auto* input = response->add_inputs();
     input->set_name(spec.name);
     input->set_datatype(ProtocolDataType(spec.data_type));

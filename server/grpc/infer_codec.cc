@@ -6,24 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/bytes_elements.h"
+#include "core/data_types.h"
 
 namespace torchbricks::server {
 namespace {
-
-struct DataTypeRow {
-  const char* name;
-  package::DataType type;
-};
-
-constexpr DataTypeRow kDataTypes[] = {
-    {"BOOL", package::TYPE_BOOL},     {"UINT8", package::TYPE_UINT8},
-    {"UINT16", package::TYPE_UINT16}, {"UINT32", package::TYPE_UINT32},
-    {"UINT64", package::TYPE_UINT64}, {"INT8", package::TYPE_INT8},
-    {"INT16", package::TYPE_INT16},   {"INT32", package::TYPE_INT32},
-    {"INT64", package::TYPE_INT64},   {"FP16", package::TYPE_FP16},
-    {"FP32", package::TYPE_FP32},     {"FP64", package::TYPE_FP64},
-    {"BF16", package::TYPE_BF16},     {"BYTES", package::TYPE_STRING},
-};
 
 // Appends `values` converted element by element to `Target` as bytes.
 template <typename Target, typename Values>
@@ -109,17 +95,15 @@ absl::StatusOr<std::string> PackTypedContents(
 }  // namespace
 
 absl::StatusOr<package::DataType> ParseProtocolDataType(absl::string_view name) {
-  for (const DataTypeRow& row : kDataTypes) {
-    if (name == row.name) return row.type;
+  std::optional<package::DataType> type = DataTypeFromName(name);
+  if (!type.has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown datatype '", name, "'"));
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown datatype '", name, "'"));
+  return *type;
 }
 
 std::string ProtocolDataType(package::DataType type) {
-  for (const DataTypeRow& row : kDataTypes) {
-    if (type == row.type) return row.name;
-  }
-  return "";
+  return type == package::TYPE_INVALID ? "" : DataTypeName(type);
 }
 
 absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(

@@ -111,13 +111,13 @@ grpc::Status InferenceService::ModelMetadata(grpc::ServerContext* context,
   }
   const ServableModel& model = *(*version)->servable;
   for (int index : model.plan(stage).required_inputs()) {
-    const InputSpec& spec = model.graph().inputs()[index];
+    const ValueSpec& spec = model.graph().inputs()[index];
     auto* input = response->add_inputs();
     input->set_name(spec.name);
     input->set_datatype(ProtocolDataType(spec.data_type));
     for (int64_t dim : spec.dims) input->add_shape(dim);
   }
-  for (const InputSpec& spec : model.OutputInfo(stage)) {
+  for (const ValueSpec& spec : model.OutputSpecs(stage)) {
     auto* output = response->add_outputs();
     output->set_name(spec.name);
     output->set_datatype(ProtocolDataType(spec.data_type));

@@ -11,7 +11,6 @@
 #include "core/status_macros.h"
 #include "server/observability/logging.h"
 #include "server/repository/repository_scan.h"
-#include "server/scheduling/scheduling_plan.h"
 
 namespace torchbricks::server {
 
@@ -144,7 +143,11 @@ absl::Status ModelRepository::SyncModel(const std::string& model) {
     const fs::path dir = disk->dir / std::to_string(version);
     const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<std::shared_ptr<ModelVersion>> loaded =
-        LoadVersion(model, version, dir, disk->config);
+        LoadModelVersion(model, version, dir, disk->config,
+                         {.loader = options_.loader,
+                          .cores = options_.cores,
+                          .cuda_available = options_.cuda_available,
+                          .histograms = options_.histograms});
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     absl::MutexLock lock(&mu_);
@@ -196,40 +199,6 @@ absl::Status ModelRepository::SyncModel(const std::string& model) {
     }
   }
   return first_error;
-}
-
-absl::StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadVersion(
-    const std::string& model, int64_t version, const fs::path& dir,
-    const config::ModelConfig& config) {
-  ASSIGN_OR_RETURN(SchedulingPlan plan,
-                   PlanScheduling(config, options_.cuda_available, options_.cores));
-  auto loaded = std::make_shared<ModelVersion>();
-  loaded->model_name = model;
-  loaded->version = version;
-  loaded->version_string = std::to_string(version);
-  loaded->config = config;
-  const std::vector<std::string> devices = plan.devices();
-  for (const std::string& device : devices) {
-    ASSIGN_OR_RETURN(std::unique_ptr<ServableModel> servable, options_.loader(dir, device, config));
-    if (loaded->servable == nullptr) {
-      loaded->servable = std::move(servable);
-    } else {
-      loaded->other_devices[device] = std::move(servable);
-    }
-  }
-  loaded->statistics = std::make_unique<VersionStats>(
-      static_cast<int>(loaded->servable->graph().bricks().size()), options_.histograms);
-  BatcherOptions batcher;
-  batcher.batching = plan.batching;
-  for (const SchedulingPlan::Instance& instance : plan.instances) {
-    const ServableModel* servable = instance.device == devices.front()
-                                        ? loaded->servable.get()
-                                        : loaded->other_devices.at(instance.device).get();
-    batcher.instances.push_back({servable, instance.device, instance.intra_op_threads});
-  }
-  ASSIGN_OR_RETURN(loaded->batcher,
-                   DynamicBatcher::Create(std::move(batcher), loaded->statistics.get()));
-  return loaded;
 }
 
 absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRepository::Find(

@@ -29,26 +29,9 @@
 #include "proto/model_config.pb.h"
 #include "server/observability/version_stats.h"
 #include "server/repository/model_control_mode.h"
-#include "server/scheduling/dynamic_batcher.h"
+#include "server/repository/version_loader.h"
 
 namespace torchbricks::server {
-
-// One loaded model version. Immutable but for its statistics; shared by the repository
-// and the requests running on it (hence std::shared_ptr).
-struct ModelVersion {
-  std::string model_name;
-  int64_t version = 0;
-  std::string version_string;  // "3"
-  config::ModelConfig config;
-  // The model on its first device; graphs and metadata come from it.
-  std::unique_ptr<ServableModel> servable;
-  // Copies on further devices (GPU instances on other GPUs), by device name.
-  std::map<std::string, std::unique_ptr<ServableModel>> other_devices;
-  std::unique_ptr<VersionStats> statistics;  // never null
-  double load_seconds = 0;                   // loading and warming up
-  // Declared last, so it stops before the models it runs are destroyed.
-  std::unique_ptr<DynamicBatcher> batcher;  // never null
-};
 
 enum class VersionState { kLoading, kReady, kUnavailable };
 
@@ -62,11 +45,7 @@ struct IndexEntry {
 
 class ModelRepository {
  public:
-  // Loads a version folder onto a device ("cpu", "cuda:0") with the model's config;
-  // replaceable in tests.
-  using Loader = std::function<absl::StatusOr<std::unique_ptr<ServableModel>>(
-      const std::filesystem::path& version_dir, const std::string& device,
-      const config::ModelConfig& config)>;
+  using Loader = ServableLoader;  // replaceable in tests
 
   struct Options {
     std::filesystem::path root;  // required
@@ -134,11 +113,6 @@ class ModelRepository {
 
   explicit ModelRepository(Options options) : options_(std::move(options)) {}
 
-  // Loads one version onto every device its config asks for and starts its batcher.
-  absl::StatusOr<std::shared_ptr<ModelVersion>> LoadVersion(const std::string& model,
-                                                            int64_t version,
-                                                            const std::filesystem::path& dir,
-                                                            const config::ModelConfig& config);
   // Brings `model` in line with the folder. Must hold sync_mu_.
   absl::Status SyncModel(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_mu_);
   void RemoveModel(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_mu_);

@@ -26,7 +26,7 @@ class FakeServableModel : public ServableModel {
     }
     return results;
   }
-  std::vector<InputSpec> OutputInfo(Stage) const override { return {}; }
+  std::vector<ValueSpec> OutputSpecs(Stage) const override { return {}; }
   const BrickGraph& graph() const override { return graph_; }
   const StagePlan& plan(Stage) const override { return plan_; }
   std::string Mermaid(Stage) const override { return ""; }

@@ -1,0 +1,29 @@
+// The package's element types (package::DataType) as the rest of the project names and
+// sizes them: the one table of protocol names ("FP32", "BYTES") and element sizes.
+// libtorch-free; the ScalarType mapping lives in core/dtypes.h. Pure; thread-safe.
+#ifndef TORCHBRICKS_CORE_DATA_TYPES_H_
+#define TORCHBRICKS_CORE_DATA_TYPES_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "proto/bricks.pb.h"
+
+namespace torchbricks {
+
+// "FP32", "INT64", ... (the Open Inference Protocol spelling); "BYTES" for TYPE_STRING;
+// "INVALID" for TYPE_INVALID.
+std::string DataTypeName(package::DataType type);
+
+// The type whose DataTypeName is `name` (TYPE_INVALID excluded), or nullopt.
+std::optional<package::DataType> DataTypeFromName(absl::string_view name);
+
+// Bytes per element of a type a tensor can hold; 0 for TYPE_INVALID, TYPE_STRING (BYTES,
+// variable length) and UINT16/32/64, which libtorch 1.13 cannot hold.
+int64_t ElementSize(package::DataType type);
+
+}  // namespace torchbricks
+
+#endif  // TORCHBRICKS_CORE_DATA_TYPES_H_

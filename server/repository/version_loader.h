@@ -1,0 +1,63 @@
+// The loader of the model repository: turns one version folder and its model's config into
+// a loaded ModelVersion (the servable on every device its instances need, its counters and
+// its running batcher). It decides nothing about which versions to load; ModelRepository
+// does. Thread-safe (no shared state).
+#ifndef TORCHBRICKS_SERVER_REPOSITORY_VERSION_LOADER_H_
+#define TORCHBRICKS_SERVER_REPOSITORY_VERSION_LOADER_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/servable_model.h"
+#include "proto/model_config.pb.h"
+#include "server/observability/version_stats.h"
+#include "server/scheduling/dynamic_batcher.h"
+
+namespace torchbricks::server {
+
+// One loaded model version. Immutable but for its statistics; shared by the repository
+// and the requests running on it (hence std::shared_ptr).
+struct ModelVersion {
+  std::string model_name;
+  int64_t version = 0;
+  std::string version_string;  // "3"
+  config::ModelConfig config;
+  // The model on its first device; graphs and metadata come from it.
+  std::unique_ptr<ServableModel> servable;
+  // Copies on further devices (GPU instances on other GPUs), by device name.
+  std::map<std::string, std::unique_ptr<ServableModel>> other_devices;
+  std::unique_ptr<VersionStats> statistics;  // never null
+  double load_seconds = 0;                   // loading and warming up
+  // Declared last, so it stops before the models it runs are destroyed.
+  std::unique_ptr<DynamicBatcher> batcher;  // never null
+};
+
+// Loads a version folder onto a device ("cpu", "cuda:0") with the model's config.
+using ServableLoader = std::function<absl::StatusOr<std::unique_ptr<ServableModel>>(
+    const std::filesystem::path& version_dir, const std::string& device,
+    const config::ModelConfig& config)>;
+
+struct VersionLoaderOptions {
+  ServableLoader loader;  // required
+  int cores = 2;          // CPU cores to share between CPU instances
+  bool cuda_available = false;
+  bool histograms = true;  // record latency and batch histograms (metrics on)
+};
+
+// Plans the version's scheduling from `config`, loads a servable per device with
+// `options.loader` and starts its batcher. On error (a bad config, a load failure) returns
+// it, and nothing of the version is left running.
+absl::StatusOr<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& model,
+                                                               int64_t version,
+                                                               const std::filesystem::path& dir,
+                                                               const config::ModelConfig& config,
+                                                               const VersionLoaderOptions& options);
+
+}  // namespace torchbricks::server
+
+#endif  // TORCHBRICKS_SERVER_REPOSITORY_VERSION_LOADER_H_
