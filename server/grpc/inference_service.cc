@@ -8,6 +8,7 @@
 #include "core/status_macros.h"
 #include "server/grpc/grpc_status.h"
 #include "server/grpc/infer_codec.h"
+#include "server/grpc/infer_request.h"
 #include "server/observability/logging.h"
 #include "server/scheduling/dynamic_batcher.h"
 
@@ -19,10 +20,6 @@ constexpr char kServerVersion[] = "0.1.0";
 constexpr char kStageMetadataKey[] = "torchbricks-stage";
 
 using Clock = std::chrono::steady_clock;
-
-uint64_t NanosSince(Clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
-}
 
 grpc::Status Unavailable(const char* why) {
   return grpc::Status(grpc::StatusCode::UNAVAILABLE, why);
@@ -164,71 +161,39 @@ void InferenceService::LogRefused(const inference::ModelInferRequest& request,
 
 absl::Status InferenceService::InferOnVersion(grpc::ServerContext* context,
                                               const inference::ModelInferRequest& request,
-                                              const ModelVersion& model_version,
+                                              const ModelVersion& version,
                                               inference::ModelInferResponse* response,
                                               int* stage_index) {
-  const Clock::time_point start = Clock::now();
-  const ModelVersion* version = &model_version;
-  server::VersionStats& stats = *version->statistics;
-  auto fail = [&](absl::Status status) {
-    stats.fail.Add(NanosSince(start));
-    return status;
-  };
-
+  RequestTimer timer(version.statistics.get());
   absl::StatusOr<Stage> stage = StageOfRequest(request);
-  if (!stage.ok()) return fail(stage.status());
+  if (!stage.ok()) return timer.Fail(stage.status());
   *stage_index = ServedStageIndex(*stage);
-  std::deque<std::string> scratch;
-  absl::StatusOr<std::vector<HostTensorView>> inputs = DecodeInputs(request, &scratch);
-  if (!inputs.ok()) return fail(inputs.status());
-  const std::vector<std::string> outputs = RequestedOutputs(request);
-  const Clock::time_point decoded = Clock::now();
-  if (context != nullptr && context->IsCancelled()) {
-    return fail(absl::CancelledError("the client cancelled the request"));
-  }
-
-  if (absl::Status valid = version->servable->Validate(*stage, *inputs, outputs); !valid.ok()) {
-    return fail(absl::Status(valid.code(),
-                             absl::StrCat("model '", version->model_name, "': ", valid.message())));
-  }
+  std::deque<std::string> scratch;  // outlives `pending`, whose views may point into it
   PendingRequest pending;
-  pending.stage = *stage;
-  pending.inputs = *std::move(inputs);
-  pending.outputs = outputs;
-  if (context != nullptr) {
-    const auto deadline = context->deadline();
-    if (deadline < std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
-      pending.deadline = absl::FromChrono(deadline);
-    }
-    pending.cancelled = [context] { return context->IsCancelled(); };
+  if (absl::Status normalized =
+          NormalizeRequest(context, request, *stage, version, &scratch, &pending);
+      !normalized.ok()) {
+    return timer.Fail(normalized);
   }
-  if (absl::Status queued = version->batcher->Enqueue(&pending); !queued.ok()) {
-    return fail(absl::Status(
-        queued.code(), absl::StrCat("model '", version->model_name, "': ", queued.message())));
+  timer.InputsReady();
+
+  if (absl::Status queued = version.batcher->Enqueue(&pending); !queued.ok()) {
+    return timer.Fail(absl::Status(
+        queued.code(), absl::StrCat("model '", version.model_name, "': ", queued.message())));
   }
   pending.done.WaitForNotification();
   if (!pending.result.ok()) {
     const absl::Status& error = pending.result.status();
-    return fail(
-        absl::Status(error.code(), absl::StrCat("model '", version->model_name, "' version ",
-                                                version->version, ": ", error.message())));
+    return timer.Fail(
+        absl::Status(error.code(), absl::StrCat("model '", version.model_name, "' version ",
+                                                version.version, ": ", error.message())));
   }
-  const Clock::time_point inferred = Clock::now();
-
-  response->set_model_name(version->model_name);
-  response->set_model_version(version->version_string);
+  timer.Inferred();
+  response->set_model_name(version.model_name);
+  response->set_model_version(version.version_string);
   response->set_id(request.id());
   EncodeOutputs(*std::move(pending.result), response);
-
-  stats.compute_input.Add(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(decoded - start).count());
-  stats.queue.Add(absl::ToInt64Nanoseconds(pending.queue_time));
-  stats.compute_infer.Add(absl::ToInt64Nanoseconds(pending.compute_time));
-  stats.compute_output.Add(NanosSince(inferred));
-  stats.last_inference_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count());
-  stats.success.Add(NanosSince(start));
+  timer.Succeed(pending.queue_time, pending.compute_time);
   return absl::OkStatus();
 }
 

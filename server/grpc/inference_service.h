@@ -57,7 +57,9 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   // Counts the outcome and logs a refused request.
   absl::Status Infer(grpc::ServerContext* context, const inference::ModelInferRequest& request,
                      inference::ModelInferResponse* response);
-  // Infer() once the version is found; sets `stage_index` once the stage is known.
+  // Infer() once the version is found: the request normalised once (NormalizeRequest),
+  // queued, answered; a RequestTimer records its durations. Sets `stage_index` once the
+  // stage is known.
   absl::Status InferOnVersion(grpc::ServerContext* context,
                               const inference::ModelInferRequest& request,
                               const ModelVersion& version, inference::ModelInferResponse* response,

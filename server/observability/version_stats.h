@@ -6,10 +6,12 @@
 #define TORCHBRICKS_SERVER_OBSERVABILITY_VERSION_STATS_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "core/run_trace.h"
 #include "core/stage.h"
 #include "server/observability/metrics_histogram.h"
@@ -101,6 +103,51 @@ class VersionStats {
   const int num_bricks_;
   std::unique_ptr<std::atomic<uint64_t>[]> brick_executions_;
   std::unique_ptr<std::atomic<uint64_t>[]> brick_ns_;
+};
+
+// Times one request's phases on a version and records them into its VersionStats, the
+// figures the ModelStatistics RPC reports: input preparation, queue, inference, output
+// encoding, and the whole request as a success or a failure. Not thread-safe; one per request.
+//
+//   RequestTimer timer(version.statistics.get());
+//   if (!ok) return timer.Fail(status);
+//   timer.InputsReady();  ...  timer.Inferred();  ...  timer.Succeed(queue, compute);
+class RequestTimer {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit RequestTimer(VersionStats* stats) : stats_(stats), start_(Clock::now()) {}
+
+  // Ends input preparation (decoding and validation).
+  void InputsReady() { inputs_ready_ = Clock::now(); }
+  // Ends inference (the result is back from the batcher).
+  void Inferred() { inferred_ = Clock::now(); }
+  // Records a failed request; returns `status` for chaining.
+  absl::Status Fail(absl::Status status) {
+    stats_->fail.Add(NanosSince(start_));
+    return status;
+  }
+  // Records a successful request that waited `queue` and ran for `compute`.
+  void Succeed(absl::Duration queue, absl::Duration compute) {
+    stats_->compute_input.Add(Nanos(inputs_ready_ - start_));
+    stats_->queue.Add(absl::ToInt64Nanoseconds(queue));
+    stats_->compute_infer.Add(absl::ToInt64Nanoseconds(compute));
+    stats_->compute_output.Add(NanosSince(inferred_));
+    stats_->last_inference_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+    stats_->success.Add(NanosSince(start_));
+  }
+
+ private:
+  static uint64_t Nanos(Clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  }
+  static uint64_t NanosSince(Clock::time_point t) { return Nanos(Clock::now() - t); }
+
+  VersionStats* const stats_;  // borrowed; outlives the timer (the request holds its version)
+  const Clock::time_point start_;
+  Clock::time_point inputs_ready_ = start_;
+  Clock::time_point inferred_ = start_;
 };
 
 inline int ServedStageIndex(Stage stage) {

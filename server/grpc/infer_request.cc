@@ -1,0 +1,38 @@
+#include "server/grpc/infer_request.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "core/status_macros.h"
+#include "server/grpc/infer_codec.h"
+
+namespace torchbricks::server {
+
+absl::Status NormalizeRequest(grpc::ServerContext* context,
+                              const inference::ModelInferRequest& request, Stage stage,
+                              const ModelVersion& version, std::deque<std::string>* scratch,
+                              PendingRequest* pending) {
+  pending->stage = stage;
+  ASSIGN_OR_RETURN(pending->inputs, DecodeInputs(request, scratch));
+  pending->outputs = RequestedOutputs(request);
+  if (context != nullptr && context->IsCancelled()) {
+    return absl::CancelledError("the client cancelled the request");
+  }
+  if (absl::Status valid = version.servable->Validate(stage, pending->inputs, pending->outputs);
+      !valid.ok()) {
+    return absl::Status(valid.code(),
+                        absl::StrCat("model '", version.model_name, "': ", valid.message()));
+  }
+  if (context != nullptr) {
+    // gRPC reports "no deadline" as a time far in the future.
+    const auto deadline = context->deadline();
+    if (deadline < std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
+      pending->deadline = absl::FromChrono(deadline);
+    }
+    pending->cancelled = [context] { return context->IsCancelled(); };
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace torchbricks::server
