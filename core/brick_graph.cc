@@ -30,6 +30,17 @@ class CollectingErrorPrinter : public google::protobuf::io::ErrorCollector {
   std::string errors_;
 };
 
+// OK for a file path inside the version folder: relative, no ".." component, no NUL.
+absl::Status CheckPackageFile(const std::string& brick, const std::string& file) {
+  const std::filesystem::path path(file);
+  bool escapes = path.is_absolute() || file.find('\0') != std::string::npos;
+  for (const auto& part : path) escapes = escapes || part == "..";
+  if (!escapes) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("brick '", brick, "': module file '", file.substr(0, 200),
+                   "' is not inside the package (it must be a relative path without '..')"));
+}
+
 // True for TRAIN..EXPORT; false for STAGE_UNSPECIFIED and numbers the enum does not name
 // (text format accepts any integer for an open enum).
 bool IsNamedStage(int stage) {
@@ -145,6 +156,7 @@ class Flattener {
     spec.renderer = brick.visualizer().renderer();
     spec.renderer_parameters.insert(brick.visualizer().parameters().begin(),
                                     brick.visualizer().parameters().end());
+    RETURN_IF_ERROR(CheckPackageFile(full, brick.module_file()));
     spec.module_file = brick.module_file();
     spec.module_type = brick.module_type();
     spec.brick_type = brick.brick_type().empty() ? DefaultBrickType(spec.kind) : brick.brick_type();
@@ -194,6 +206,7 @@ class Flattener {
                                                        StageName(ToStage(module.stage())),
                                                        " twice in its stage_modules"));
       }
+      RETURN_IF_ERROR(CheckPackageFile(full, module.module_file()));
       file = module.module_file();
     }
     return absl::OkStatus();
@@ -281,6 +294,9 @@ absl::StatusOr<BrickGraph> BrickGraph::Create(const package::BrickCollection& ma
   graph.name_ = manifest.name();
   Flattener flattener(&graph.bricks_, &graph.collections_);
   RETURN_IF_ERROR(flattener.AddCollection("", manifest.nodes()));
+  if (graph.bricks_.empty()) {
+    return absl::InvalidArgumentError("the collection holds no bricks (bricks.pbtxt has no nodes)");
+  }
 
   absl::flat_hash_map<std::string, const BrickSpec*> any_producer;
   for (const BrickSpec& brick : graph.bricks_) {

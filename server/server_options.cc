@@ -8,6 +8,9 @@
 namespace torchbricks::server {
 namespace {
 
+// Upper bound of the flags given in seconds (one week).
+constexpr double kMaxSeconds = 7 * 24 * 3600;
+
 absl::Status BadValue(const std::string& flag, const std::string& value) {
   return absl::InvalidArgumentError(absl::StrCat("bad value '", value, "' for ", flag));
 }
@@ -24,6 +27,8 @@ const char* ServerUsage() {
          "  --grpc-max-message-size BYTES  largest message (default 1073741824)\n"
          "  --log-level LEVEL              error | warning | info | verbose (default info)\n"
          "  --log-format FORMAT            text | json (default text)\n"
+         "  --reuse-grpc-port BOOL         share the gRPC port with other processes (default "
+         "false)\n"
          "  --allow-metrics BOOL           serve Prometheus metrics (default true)\n"
          "  --metrics-port N               HTTP port of /metrics, 0 = any free port (default "
          "8002)\n"
@@ -56,7 +61,10 @@ absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> arg
         return BadValue(flag, value);
       }
     } else if (flag == "--repository-poll-secs") {
-      if (!absl::SimpleAtod(value, &seconds) || seconds <= 0) return BadValue(flag, value);
+      // !(x > 0) also refuses NaN; a week bounds what absl::Seconds must hold.
+      if (!absl::SimpleAtod(value, &seconds) || !(seconds > 0) || seconds > kMaxSeconds) {
+        return BadValue(flag, value);
+      }
       options.poll_interval = absl::Seconds(seconds);
     } else if (flag == "--load-model") {
       options.startup_models.push_back(value);
@@ -68,6 +76,9 @@ absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> arg
       ASSIGN_OR_RETURN(options.log_level, ParseLogLevel(value));
     } else if (flag == "--log-format") {
       ASSIGN_OR_RETURN(options.log_format, ParseLogFormat(value));
+    } else if (flag == "--reuse-grpc-port") {
+      if (value != "true" && value != "false") return BadValue(flag, value);
+      options.reuse_grpc_port = value == "true";
     } else if (flag == "--allow-metrics") {
       if (value != "true" && value != "false") return BadValue(flag, value);
       options.allow_metrics = value == "true";
@@ -77,7 +88,9 @@ absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> arg
         return BadValue(flag, value);
       }
     } else if (flag == "--shutdown-timeout-secs") {
-      if (!absl::SimpleAtod(value, &seconds) || seconds < 0) return BadValue(flag, value);
+      if (!absl::SimpleAtod(value, &seconds) || !(seconds >= 0) || seconds > kMaxSeconds) {
+        return BadValue(flag, value);
+      }
       options.shutdown_timeout = absl::Seconds(seconds);
     } else if (flag == "--warmup-runs") {
       if (!absl::SimpleAtoi(value, &options.warmup_runs) || options.warmup_runs < 0) {
@@ -89,6 +102,12 @@ absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> arg
   }
   if (options.model_repository.empty()) {
     return absl::InvalidArgumentError("--model-repository is required");
+  }
+  if (options.allow_metrics && options.grpc_port != 0 &&
+      options.grpc_port == options.metrics_port) {
+    return absl::InvalidArgumentError(absl::StrCat("--grpc-port and --metrics-port are both ",
+                                                   options.grpc_port,
+                                                   "; give them different ports"));
   }
   return options;
 }

@@ -21,6 +21,9 @@ struct ServerOptions {
   // port; the chosen one is printed on stdout.
   std::string grpc_address = "0.0.0.0";
   int grpc_port = 8001;
+  // --reuse-grpc-port true|false: let several processes share the gRPC port
+  // (SO_REUSEPORT, as Triton's flag). Off: a port in use is an error at start.
+  bool reuse_grpc_port = false;
   // --model-control-mode none|poll|explicit.
   ModelControlMode control_mode = ModelControlMode::kNone;
   // --repository-poll-secs: the re-scan period in poll mode (fractions allowed).

@@ -39,13 +39,17 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
                                                : options.grpc_address,
                                            ":", options.grpc_port);
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &server->port_);
+  // gRPC sets SO_REUSEPORT by default, so a second server on the same port would start and
+  // take half the connections; sharing a port is only on request (--reuse-grpc-port).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, options.reuse_grpc_port ? 1 : 0);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(server->inference_service_.get());
   builder.RegisterService(server->brick_service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, " (is the port in use or the address wrong?)"));
   }
   // "" (the server) is SERVING exactly when ready; "liveness" whenever the process runs.
   server->grpc_server_->GetHealthCheckService()->SetServingStatus("", false);

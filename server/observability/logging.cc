@@ -70,17 +70,27 @@ void LogEvent(LogLevel level, absl::string_view message,
   static constexpr const char* kNames[] = {"error", "warning", "info", "verbose"};
   const std::string time =
       absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
+  // Fields echo what clients sent: each is cut so one request cannot write megabytes.
+  std::vector<std::pair<std::string, std::string>> shortened;
+  shortened.reserve(fields.size());
+  for (const auto& [key, value] : fields) {
+    shortened.emplace_back(key,
+                           value.size() <= kMaxLogFieldBytes
+                               ? value
+                               : absl::StrCat(value.substr(0, kMaxLogFieldBytes), "... (",
+                                              value.size() - kMaxLogFieldBytes, " more bytes)"));
+  }
   std::string line;
   if (g_format.load(std::memory_order_relaxed) == static_cast<int>(LogFormat::kJson)) {
     line = absl::StrCat("{\"time\":", JsonString(time), ",\"level\":\"",
                         kNames[static_cast<int>(level)], "\",\"message\":", JsonString(message));
-    for (const auto& [key, value] : fields) {
+    for (const auto& [key, value] : shortened) {
       absl::StrAppend(&line, ",", JsonString(key), ":", JsonString(value));
     }
     line += "}\n";
   } else {
     line = absl::StrCat(time, " ", std::string(1, kLetters[static_cast<int>(level)]), " ", message);
-    for (const auto& [key, value] : fields) {
+    for (const auto& [key, value] : shortened) {
       const bool quote = value.empty() || value.find_first_of(" \"=") != std::string::npos;
       absl::StrAppend(&line, " ", key, "=", quote ? JsonString(value) : value);
     }

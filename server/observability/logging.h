@@ -32,6 +32,9 @@ void Log(LogLevel level, absl::string_view message);
 
 // A line with structured fields (request ids, model names): "message k=v ..." in text,
 // {"time":...,"level":...,"message":...,"k":"v"} in JSON.
+// The most bytes of one field's value that LogEvent writes (the rest is counted).
+inline constexpr size_t kMaxLogFieldBytes = 1024;
+
 void LogEvent(LogLevel level, absl::string_view message,
               const std::vector<std::pair<std::string, std::string>>& fields);
 

@@ -203,6 +203,7 @@ absl::Status ModelRepository::SyncModel(const std::string& model) {
 
 absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRepository::Find(
     const std::string& model, const std::string& version) const {
+  RETURN_IF_ERROR(CheckModelName(model));
   {
     absl::ReaderMutexLock lock(&mu_);
     auto it = models_.find(model);
@@ -302,7 +303,12 @@ absl::Status ModelRepository::LoadModel(const std::string& model) {
         "explicit model load and unload need --model-control-mode explicit");
   }
   absl::MutexLock lock(&sync_mu_);
-  RETURN_IF_ERROR(ScanModel(options_.root, model).status());
+  ASSIGN_OR_RETURN(ModelOnDisk disk, ScanModel(options_.root, model));
+  if (SelectVersions(disk.config.version_policy(), disk.versions).empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model '", model, "' has no version folder that its version policy selects (",
+                     disk.versions.size(), " numbered version folders found)"));
+  }
   return SyncModel(model);
 }
 
@@ -311,6 +317,7 @@ absl::Status ModelRepository::UnloadModel(const std::string& model) {
     return absl::FailedPreconditionError(
         "explicit model load and unload need --model-control-mode explicit");
   }
+  RETURN_IF_ERROR(CheckModelName(model));
   absl::MutexLock lock(&sync_mu_);
   {
     absl::ReaderMutexLock records(&mu_);

@@ -14,6 +14,22 @@ namespace torchbricks::server {
 
 namespace fs = std::filesystem;
 
+absl::Status CheckModelName(const std::string& name) {
+  const bool bad = name.empty() || name == "." || name == ".." || name[0] == '.' ||
+                   name.size() > kMaxModelNameBytes ||
+                   name.find_first_of(std::string("/\\\0", 3)) != std::string::npos;
+  if (!bad) return absl::OkStatus();
+  std::string shown = name.substr(0, 64);
+  for (char& c : shown) {
+    if (static_cast<unsigned char>(c) < 0x20) c = '?';
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "unknown model '", shown, name.size() > shown.size() ? "...'" : "'",
+      ": a model name is one folder name of the repository (no '/', '\\', NUL, leading '.', "
+      "at most ",
+      kMaxModelNameBytes, " bytes)"));
+}
+
 absl::StatusOr<std::vector<std::string>> ListModels(const fs::path& root) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
@@ -30,6 +46,7 @@ absl::StatusOr<std::vector<std::string>> ListModels(const fs::path& root) {
 }
 
 absl::StatusOr<ModelOnDisk> ScanModel(const fs::path& root, const std::string& name) {
+  if (absl::Status valid = CheckModelName(name); !valid.ok()) return valid;
   ModelOnDisk model;
   model.name = name;
   model.dir = root / name;

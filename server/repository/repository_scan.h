@@ -21,12 +21,21 @@ struct ModelOnDisk {
   std::vector<int64_t> versions;  // positive integer subfolders, ascending
 };
 
+// The longest model name accepted (a path component on every common file system).
+inline constexpr size_t kMaxModelNameBytes = 255;
+
+// OK when `name` can name a model folder: one path component of the repository — not
+// empty, not "." or "..", not hidden (leading '.'), no '/', '\\' or NUL, at most
+// kMaxModelNameBytes bytes. NotFound otherwise (no such model can exist), with the name
+// shortened in the message. Every place where a client's model name becomes a path calls it.
+absl::Status CheckModelName(const std::string& name);
+
 // Names of the model folders under `root`, sorted. Hidden folders are skipped.
 // NotFound when `root` is not a folder.
 absl::StatusOr<std::vector<std::string>> ListModels(const std::filesystem::path& root);
 
-// Reads model `name` under `root`. NotFound when its folder is missing; InvalidArgument
-// when config.pbtxt is malformed or names another model.
+// Reads model `name` under `root`. NotFound when `name` fails CheckModelName or its folder
+// is missing; InvalidArgument when config.pbtxt is malformed or names another model.
 absl::StatusOr<ModelOnDisk> ScanModel(const std::filesystem::path& root, const std::string& name);
 
 // The versions `policy` selects from `available` (ascending): by default the latest one.

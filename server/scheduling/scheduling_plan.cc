@@ -5,6 +5,12 @@
 #include "absl/strings/str_cat.h"
 
 namespace torchbricks::server {
+namespace {
+
+// Model instances allowed per core, over all instance groups of one model.
+constexpr int kInstancesPerCore = 4;
+
+}  // namespace
 
 std::vector<std::string> SchedulingPlan::devices() const {
   std::vector<std::string> result;
@@ -42,8 +48,24 @@ absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
                                             config.instance_group().end());
   if (groups.empty()) groups.emplace_back();
   int cpu_instances = 0;
+  // Bounds by the machine: a config is data, and an unbounded count or thread number would
+  // let one model starve the server (every request spawning an OpenMP team of that size).
+  const int max_threads = std::max(cores, 1);
+  const int max_instances = kInstancesPerCore * std::max(cores, 1);
+  int instances = 0;
   for (const config::InstanceGroup& group : groups) {
     if (group.count() < 0) return absl::InvalidArgumentError("instance_group count is negative");
+    if (group.intra_op_threads() < 0 || group.intra_op_threads() > max_threads) {
+      return absl::InvalidArgumentError(absl::StrCat("instance_group intra_op_threads ",
+                                                     group.intra_op_threads(), " is not within 0..",
+                                                     max_threads, " (the cores of this machine)"));
+    }
+    instances += std::max(group.count(), 1) * std::max(group.gpus_size(), 1);
+    if (instances > max_instances) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("instance_group asks for more than ", max_instances, " instances (",
+                       kInstancesPerCore, " per core of this machine)"));
+    }
     const bool gpu = group.kind() == config::InstanceGroup::KIND_GPU ||
                      (group.kind() == config::InstanceGroup::KIND_AUTO && cuda_available);
     if (gpu && !cuda_available) {

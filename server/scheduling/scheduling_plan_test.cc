@@ -81,5 +81,26 @@ TEST(SchedulingPlanTest, BadSizesAreRefused) {
           .ok());
 }
 
+TEST(SchedulingPlanTest, ThreadsAndInstancesAreBoundedByTheMachine) {
+  config::ModelConfig config;
+  config::InstanceGroup* group = config.add_instance_group();
+  group->set_intra_op_threads(100000);
+  absl::StatusOr<SchedulingPlan> plan = PlanScheduling(config, false, 2);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(plan.status().message().find("intra_op_threads 100000 is not within 0..2"),
+            std::string::npos)
+      << plan.status();
+  group->set_intra_op_threads(2);
+  EXPECT_TRUE(PlanScheduling(config, false, 2).ok());
+  group->set_count(9);
+  plan = PlanScheduling(config, false, 2);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("more than 8 instances"), std::string::npos)
+      << plan.status();
+  group->set_count(8);
+  EXPECT_TRUE(PlanScheduling(config, false, 2).ok());
+}
+
 }  // namespace
 }  // namespace torchbricks::server

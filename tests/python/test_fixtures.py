@@ -17,14 +17,16 @@ INVALID = {"invalid_cycle": "ping", "invalid_duplicate_producer": "second_writer
            "invalid_missing_module": "ghost", "invalid_corrupt_module": "garbled", "invalid_tuple_arity": "two_headed",
            "invalid_unknown_keyword": "mislabeled", "invalid_keyword_without_default": "half_named",
            "invalid_stage_modules_without_stage": "unstaged", "invalid_argument_count": "miscounted",
-           "invalid_unknown_stage_number": "staged", "invalid_stage_listed_twice": "twice"}
+           "invalid_unknown_stage_number": "staged", "invalid_stage_listed_twice": "twice",
+           "invalid_module_outside_package": "escaper"}
+EMPTY = "invalid_empty_manifest"  # no brick at all
 
 
 def test_make_fixtures(tmp_path, parse_bricks):
     result = subprocess.run([sys.executable, str(REPO / "tests" / "fixtures" / "make_fixtures.py"), str(tmp_path)],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert len(result.stdout.splitlines()) == len(VALID) + len(INVALID)
+    assert len(result.stdout.splitlines()) == len(VALID) + len(INVALID) + 1  # + EMPTY
     for name in VALID:
         version = tmp_path / name / "1"
         bricks = flat_bricks(parse_bricks(version))
