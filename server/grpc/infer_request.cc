@@ -17,7 +17,9 @@ absl::Status NormalizeRequest(grpc::ServerContext* context,
   ASSIGN_OR_RETURN(pending->inputs, DecodeInputs(request, scratch));
   pending->outputs = RequestedOutputs(request);
   if (context != nullptr && context->IsCancelled()) {
-    return absl::CancelledError("the client cancelled the request");
+    return absl::CancelledError(
+        "the request was cancelled (the client went away, or the server's shutdown timeout "
+        "passed)");
   }
   if (absl::Status valid = version.servable->Validate(stage, pending->inputs, pending->outputs);
       !valid.ok()) {

@@ -106,7 +106,9 @@ void DynamicBatcher::DropDeadRequests() {
                                                      absl::FormatDuration(now - request->enqueued),
                                                      " in the queue; it did not run"));
     } else if (request->cancelled && request->cancelled()) {
-      why = absl::CancelledError("the client cancelled the request; it did not run");
+      why = absl::CancelledError(
+          "the request was cancelled (the client went away, or the server's shutdown timeout "
+          "passed); it did not run");
     }
     if (why.ok()) {
       ++it;
