@@ -8,9 +8,26 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/support/log.h"
 #include "server/observability/logging.h"
 #include "server/server_options.h"
 #include "server/torchbricks_server.h"
+
+namespace {
+
+// gRPC's own log lines, written through LogEvent so that --log-format json stays one JSON
+// object per line.
+void ForwardGrpcLog(gpr_log_func_args* args) {
+  using torchbricks::server::LogLevel;
+  const LogLevel level = args->severity == GPR_LOG_SEVERITY_ERROR  ? LogLevel::kError
+                         : args->severity == GPR_LOG_SEVERITY_INFO ? LogLevel::kInfo
+                                                                   : LogLevel::kVerbose;
+  torchbricks::server::LogEvent(
+      level, args->message,
+      {{"source", "grpc"}, {"file", absl::StrCat(args->file ? args->file : "", ":", args->line)}});
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace torchbricks::server;
@@ -28,6 +45,7 @@ int main(int argc, char** argv) {
   }
   SetLogLevel(options->log_level);
   SetLogFormat(options->log_format);
+  if (options->log_format == LogFormat::kJson) gpr_set_log_function(ForwardGrpcLog);
 
   // A reader of our stdout that goes away (a test harness that read the port) must not
   // kill the server.

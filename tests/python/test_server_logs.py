@@ -43,3 +43,15 @@ def test_text_logs_have_key_value_fields(fixture_repository):
     assert len(lines) == 2
     assert "request_id=mine-42" in lines[0] and "code=INVALID_ARGUMENT" in lines[0]
     assert "code=NOT_FOUND" in lines[1]
+
+
+def test_json_logs_hold_grpc_library_lines_too(fixture_repository, monkeypatch):
+    """gRPC's own lines (made plentiful with GRPC_VERBOSITY=debug) go through the server's
+    logger: with --log-format json every stderr line is a JSON object."""
+    monkeypatch.setenv("GRPC_VERBOSITY", "debug")
+    with ServerProcess(fixture_repository, "--log-format", "json", "--log-level", "verbose") as server:
+        _refuse_two(server)
+        assert server.stop() == 0
+    lines = [line for line in server.log().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # fails on any non-JSON line
+    assert any(r.get("source") == "grpc" for r in records)
