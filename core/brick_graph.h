@@ -53,6 +53,10 @@ struct BrickSpec {
     }
     return false;
   }
+  // False for a brick traced per stage that has no module for `stage` (it cannot run there).
+  bool HasModuleFor(Stage stage) const {
+    return !stage_bound() || !stage_module_files[static_cast<int>(stage)].empty();
+  }
   // True for a brick that renders images: its single output is BYTES [B] of PNG files.
   bool renders() const { return !renderer.empty(); }
 };

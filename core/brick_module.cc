@@ -156,11 +156,10 @@ absl::StatusOr<const BrickModule::Callee*> BrickModule::CalleeFor(
   const c10::IValue stage_name = std::move(inputs[stage_position_]);
   inputs.erase(inputs.begin() + stage_position_);
   absl::StatusOr<Stage> stage = ParseStage(stage_name.isString() ? stage_name.toStringRef() : "");
+  // LoadedCollection::Check refuses a stage without a module before any brick runs.
   if (!stage.ok() || !stage_callees_[static_cast<int>(*stage)].has_value()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "brick '", brick_name_,
-        "' was traced once per stage at export and has no module for stage ",
-        stage.ok() ? StageName(*stage) : "?", "; export it with example inputs for that stage"));
+    return absl::InternalError(
+        absl::StrCat("brick '", brick_name_, "' has no module for the stage it was run in"));
   }
   return &*stage_callees_[static_cast<int>(*stage)];
 }

@@ -49,8 +49,8 @@ class BrickModule : public BrickCallable {
   // "stage" position) and names the result: a tuple is unpacked by position over the output
   // names, any other value is the single output, None means no outputs. Returns one value
   // per output name, or Internal naming the brick when libtorch fails or the result does
-  // not fit the output names; FailedPrecondition for a stage-traced brick run in a stage
-  // it has no module for.
+  // not fit the output names (also for a stage-traced brick run in a stage it has no
+  // module for, which LoadedCollection refuses earlier).
   absl::StatusOr<std::vector<c10::IValue>> Run(std::vector<c10::IValue> inputs) const override;
 
   // One loaded module and how the brick's inputs become its forward() arguments.

@@ -244,7 +244,7 @@ absl::Status LoadedCollection::Check(Stage stage, absl::Span<const TensorSignatu
   }
   for (int step : steps) {
     const BrickSpec& brick = graph_.bricks()[plan.steps()[step].brick];
-    if (brick.stage_bound() && brick.stage_module_files[static_cast<int>(stage)].empty()) {
+    if (!brick.HasModuleFor(stage)) {
       return absl::FailedPreconditionError(
           absl::StrCat("brick '", brick.name,
                        "' was traced once per stage at export and has no module for stage ",

@@ -70,8 +70,7 @@ int RunVerify(const std::vector<std::string>& args) {
   std::vector<std::string> unrunnable;  // stages a brick traced per stage has no module for
   for (Stage stage : kAllStages) {
     for (const BrickSpec& brick : collection->graph().bricks()) {
-      if (brick.AliveIn(stage) && brick.stage_bound() &&
-          brick.stage_module_files[static_cast<int>(stage)].empty()) {
+      if (brick.AliveIn(stage) && !brick.HasModuleFor(stage)) {
         unrunnable.push_back(absl::StrCat(StageName(stage), " (brick '", brick.name, "')"));
         break;
       }
