@@ -49,7 +49,7 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(Options
   {
     absl::MutexLock lock(&repository->sync_mu_);
     for (const std::string& name : to_load) {
-      absl::Status status = repository->SyncModel(name);
+      absl::Status status = repository->SyncModel(name, ScanModel(repository->options_.root, name));
       if (!status.ok()) Log(LogLevel::kError, status.message());
     }
   }
@@ -94,7 +94,7 @@ absl::Status ModelRepository::PollOnce() {
     if (std::find(on_disk.begin(), on_disk.end(), name) == on_disk.end()) RemoveModel(name);
   }
   for (const std::string& name : on_disk) {
-    absl::Status status = SyncModel(name);
+    absl::Status status = SyncModel(name, ScanModel(options_.root, name));
     if (!status.ok()) Log(LogLevel::kError, status.message());
   }
   return absl::OkStatus();
@@ -110,8 +110,8 @@ void ModelRepository::RemoveModel(const std::string& model) {
   Log(LogLevel::kInfo, absl::StrCat("unloaded model '", model, "' (all versions)"));
 }
 
-absl::Status ModelRepository::SyncModel(const std::string& model) {
-  absl::StatusOr<ModelOnDisk> disk = ScanModel(options_.root, model);
+absl::Status ModelRepository::SyncModel(const std::string& model,
+                                        absl::StatusOr<ModelOnDisk> disk) {
   if (!disk.ok()) {
     absl::MutexLock lock(&mu_);
     models_[model].reason = std::string(disk.status().message());
@@ -309,7 +309,7 @@ absl::Status ModelRepository::LoadModel(const std::string& model) {
         absl::StrCat("model '", model, "' has no version folder that its version policy selects (",
                      disk.versions.size(), " numbered version folders found)"));
   }
-  return SyncModel(model);
+  return SyncModel(model, std::move(disk));
 }
 
 absl::Status ModelRepository::UnloadModel(const std::string& model) {

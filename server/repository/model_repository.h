@@ -29,6 +29,7 @@
 #include "proto/model_config.pb.h"
 #include "server/observability/version_stats.h"
 #include "server/repository/model_control_mode.h"
+#include "server/repository/repository_scan.h"
 #include "server/repository/version_loader.h"
 
 namespace torchbricks::server {
@@ -113,8 +114,9 @@ class ModelRepository {
 
   explicit ModelRepository(Options options) : options_(std::move(options)) {}
 
-  // Brings `model` in line with the folder. Must hold sync_mu_.
-  absl::Status SyncModel(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_mu_);
+  // Brings `model` in line with `disk`, its scan (ScanModel). Must hold sync_mu_.
+  absl::Status SyncModel(const std::string& model, absl::StatusOr<ModelOnDisk> disk)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_mu_);
   void RemoveModel(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_mu_);
   // Records the model folders found by a scan of the root, keeping known version lists.
   void RememberModelsOnDisk(const std::vector<std::string>& names) ABSL_LOCKS_EXCLUDED(mu_);

@@ -9,7 +9,6 @@ leaves are brick dicts:
 `input_names` may be a list (the module is called with positional arguments) or, as in
 torchbricks, a dict `{argument_name: value_name}` (the module is called with keywords).
 """
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, FrozenSet, List, Mapping as MappingType, Optional, Tuple
@@ -156,9 +155,9 @@ def _spec_from_object(brick: Any, full: str, path: Tuple[str, ...],
     if draw is None:
         draw = getattr(module, "callable", None)
     stage_enum = library_stage_enum(brick) if alive_stages is not None else None
-    spec = _make_spec(full, path, module, brick.input_names, brick.output_names, kind, alive, brick_type,
-                      draw if kind == "VISUALIZATION" else None, stage_enum=stage_enum, unexportable=unexportable)
-    return dataclasses.replace(spec, tagged=alive_stages is None and tags is not None)
+    return _make_spec(full, path, module, brick.input_names, brick.output_names, kind, alive, brick_type,
+                      draw if kind == "VISUALIZATION" else None, stage_enum=stage_enum, unexportable=unexportable,
+                      tagged=alive_stages is None and tags is not None)
 
 
 def _spec_from_dict(brick: Mapping, full: str, path: Tuple[str, ...]) -> BrickSpec:
@@ -181,7 +180,7 @@ def _spec_from_dict(brick: Mapping, full: str, path: Tuple[str, ...]) -> BrickSp
 
 def _make_spec(full: str, path: Tuple[str, ...], module: Any, input_names: Any, output_names: Any,
                kind: str, alive: FrozenSet[str], brick_type: str, draw: Any = None, *,
-               stage_enum: Any = None, unexportable: str = "") -> BrickSpec:
+               stage_enum: Any = None, unexportable: str = "", tagged: bool = False) -> BrickSpec:
     input_arguments: Tuple[str, ...] = ()
     if isinstance(input_names, Mapping):  # {argument_name: value_name}: a keyword call
         input_arguments = _as_names(tuple(input_names.keys()), full, "input_names (its argument names)")
@@ -199,7 +198,8 @@ def _make_spec(full: str, path: Tuple[str, ...], module: Any, input_names: Any, 
                      output_names=output_names, inputs=tuple(resolve_name(name, path, full) for name in input_names),
                      outputs=outputs, kind=kind, alive=frozenset(alive), brick_type=brick_type,
                      renderer=renderer, renderer_parameters=parameters, render_callable=draw if renderer else None,
-                     input_arguments=input_arguments, stage_enum=stage_enum, unexportable=unexportable)
+                     input_arguments=input_arguments, stage_enum=stage_enum, unexportable=unexportable,
+                     tagged=tagged)
 
 
 def _renderer_of(full: str, draw: Any, output_names: Tuple[str, ...]) -> Tuple[str, Tuple[Tuple[str, str], ...]]:

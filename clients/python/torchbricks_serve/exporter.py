@@ -22,7 +22,7 @@ from .examples import build_input_specs, examples_per_stage
 from .graph import validate_stages
 from .pbtxt import format_brick_collection
 from .reference import encode_png_rows, execute, flatten_value, output_tensors, save_reference
-from .stages import STAGE_NAMES, check_stage_tags
+from .stages import SERVED_STAGES, STAGE_NAMES, check_stage_tags
 
 EXPORTER_VERSION = "0.1.0"
 DEFAULT_RTOL = 1e-4
@@ -121,7 +121,7 @@ def _export_modules(specs: List[BrickSpec], examples: Mapping[str, Mapping[str, 
 
 def _check_stage_coverage(spec: BrickSpec, exported: module_export.ExportedModule) -> None:
     """Raises ExportError when a brick traced per stage lacks a served stage it is alive in."""
-    missing = [stage for stage in ("INFERENCE", "EXPORT") if stage in spec.alive and stage not in exported.stage_modules]
+    missing = [stage for stage in SERVED_STAGES if stage in spec.alive and stage not in exported.stage_modules]
     if missing:
         raise ExportError(f"brick '{spec.name}' ({spec.module_type}) takes the input 'stage' and is traced once per "
                           f"stage, but example_inputs cover no run of it in {', '.join(missing)}; give "

@@ -36,11 +36,16 @@ class ExportedModule:
         if self.stage_modules:
             if stage not in self.stage_modules:
                 raise ExportError(f"brick '{spec.name}' has no module for stage {stage}")
-            position = spec.inputs.index("stage")
-            return self.stage_modules[stage](*(a for i, a in enumerate(args) if i != position))
+            return self.stage_modules[stage](*without_stage(spec, args))
         if self.keywords:
             return self.module(**dict(zip(self.keywords, args)))
         return self.module(*args)
+
+
+def without_stage(spec: BrickSpec, args: Sequence[Any]) -> Tuple[Any, ...]:
+    """The brick's arguments without the one for its "stage" input (bound in a per-stage module)."""
+    position = spec.inputs.index("stage")
+    return tuple(value for i, value in enumerate(args) if i != position)
 
 
 def require_module(spec: BrickSpec) -> nn.Module:
@@ -130,7 +135,7 @@ def _trace_one(spec: BrickSpec, args: Tuple[Any, ...], stage: Optional[str], scr
     module = require_module(spec).eval()
     position = spec.inputs.index("stage") if stage is not None else -1
     if position >= 0:
-        args = tuple(value for i, value in enumerate(args) if i != position)
+        args = without_stage(spec, args)
     plain = position < 0 and not spec.input_arguments and not defines_call_only(module)
     target = module if plain else _TraceAdapter(module, spec.input_arguments, position,
                                                 spec.stage_value(stage) if stage is not None else None).eval()
