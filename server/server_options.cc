@@ -10,6 +10,9 @@ namespace {
 
 // Upper bound of the flags given in seconds (one week).
 constexpr double kMaxSeconds = 7 * 24 * 3600;
+// Upper bound of the thread and stream counts: past this a process runs out of memory for
+// stacks long before it serves more.
+constexpr int kMaxThreads = 16384;
 
 absl::Status BadValue(const std::string& flag, const std::string& value) {
   return absl::InvalidArgumentError(absl::StrCat("bad value '", value, "' for ", flag));
@@ -24,7 +27,10 @@ const char* ServerUsage() {
          "  --model-control-mode MODE      none | poll | explicit (default none)\n"
          "  --repository-poll-secs S       re-scan period in poll mode (default 15)\n"
          "  --load-model NAME              explicit mode: load NAME at start (repeatable)\n"
-         "  --grpc-max-message-size BYTES  largest message (default 1073741824)\n"
+         "  --grpc-max-message-size BYTES  largest message (default 268435456)\n"
+         "  --max-inflight-bytes BYTES     request bytes held at once (default 1073741824)\n"
+         "  --grpc-max-threads N           threads for synchronous calls (default 256)\n"
+         "  --grpc-max-streams N           open ModelStreamInfer streams (default 64)\n"
          "  --log-level LEVEL              error | warning | info | verbose (default info)\n"
          "  --log-format FORMAT            text | json (default text)\n"
          "  --reuse-grpc-port BOOL         share the gRPC port with other processes (default "
@@ -72,6 +78,22 @@ absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> arg
       if (!absl::SimpleAtoi(value, &options.max_message_bytes) || options.max_message_bytes <= 0) {
         return BadValue(flag, value);
       }
+    } else if (flag == "--max-inflight-bytes") {
+      if (!absl::SimpleAtoi(value, &options.max_inflight_bytes) ||
+          options.max_inflight_bytes <= 0) {
+        return BadValue(flag, value);
+      }
+    } else if (flag == "--grpc-max-threads") {
+      // Below a handful, gRPC's pollers alone exhaust the quota.
+      if (!absl::SimpleAtoi(value, &options.grpc_max_threads) || options.grpc_max_threads < 4 ||
+          options.grpc_max_threads > kMaxThreads) {
+        return BadValue(flag, value);
+      }
+    } else if (flag == "--grpc-max-streams") {
+      if (!absl::SimpleAtoi(value, &options.grpc_max_streams) || options.grpc_max_streams < 0 ||
+          options.grpc_max_streams > kMaxThreads) {
+        return BadValue(flag, value);
+      }
     } else if (flag == "--log-level") {
       ASSIGN_OR_RETURN(options.log_level, ParseLogLevel(value));
     } else if (flag == "--log-format") {
@@ -108,6 +130,12 @@ absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> arg
     return absl::InvalidArgumentError(absl::StrCat("--grpc-port and --metrics-port are both ",
                                                    options.grpc_port,
                                                    "; give them different ports"));
+  }
+  if (options.max_inflight_bytes < options.max_message_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-inflight-bytes (", options.max_inflight_bytes,
+                     ") is below --grpc-max-message-size (", options.max_message_bytes,
+                     "): the largest request could never be admitted"));
   }
   return options;
 }

@@ -3,6 +3,7 @@
 #ifndef TORCHBRICKS_SERVER_SERVER_OPTIONS_H_
 #define TORCHBRICKS_SERVER_SERVER_OPTIONS_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -31,8 +32,18 @@ struct ServerOptions {
   // --load-model NAME (repeatable): models loaded at start in explicit mode.
   std::vector<std::string> startup_models;
   // --grpc-max-message-size: largest request or response in bytes. The default holds a
-  // batch of 64 RGB images of 1024x1024 in FP32 with room to spare.
-  int max_message_bytes = 1 << 30;
+  // batch of 64 RGB images of 512x512 in FP32 (201 MB); raise it for larger batches.
+  int max_message_bytes = 256 << 20;
+  // --max-inflight-bytes: bytes of inference requests held at once (decoded, queued or
+  // running); a request that does not fit is refused RESOURCE_EXHAUSTED. At least
+  // --grpc-max-message-size.
+  int64_t max_inflight_bytes = int64_t{1} << 30;
+  // --grpc-max-threads: threads gRPC may run synchronous calls on; each in-flight call
+  // holds one, and a call that finds none free is refused RESOURCE_EXHAUSTED.
+  int grpc_max_threads = 256;
+  // --grpc-max-streams: ModelStreamInfer streams open at once (each holds a thread of its
+  // own); one more is refused RESOURCE_EXHAUSTED.
+  int grpc_max_streams = 64;
   // --log-level error|warning|info|verbose.
   LogLevel log_level = LogLevel::kInfo;
   // --log-format text|json.

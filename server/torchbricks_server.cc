@@ -8,6 +8,7 @@
 #include "core/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "server/observability/logging.h"
@@ -42,6 +43,13 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
   // gRPC sets SO_REUSEPORT by default, so a second server on the same port would start and
   // take half the connections; sharing a port is only on request (--reuse-grpc-port).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, options.reuse_grpc_port ? 1 : 0);
+  // Each synchronous call in flight holds one of gRPC's threads: bound them, and so the
+  // calls in flight (one that finds no thread is refused RESOURCE_EXHAUSTED).
+  grpc::ResourceQuota quota("torchbricks-server");
+  quota.SetMaxThreads(options.grpc_max_threads);
+  builder.SetResourceQuota(quota);
+  server->state_.request_bytes.set_limit(static_cast<uint64_t>(options.max_inflight_bytes));
+  server->state_.max_streams = options.grpc_max_streams;
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(server->inference_service_.get());

@@ -9,7 +9,7 @@
 
 namespace torchbricks::server {
 
-absl::Status NormalizeRequest(grpc::ServerContext* context,
+absl::Status NormalizeRequest(grpc::ServerContextBase* context,
                               const inference::ModelInferRequest& request, Stage stage,
                               const ModelVersion& version, std::deque<std::string>* scratch,
                               PendingRequest* pending) {

@@ -23,7 +23,7 @@ namespace torchbricks::server {
 // `context` may be null (no deadline, no cancellation). On error — a malformed tensor
 // (InvalidArgument naming it), a cancelled client (Cancelled), inputs or outputs the
 // model refuses (its code, the message prefixed with the model) — `pending` is unspecified.
-absl::Status NormalizeRequest(grpc::ServerContext* context,
+absl::Status NormalizeRequest(grpc::ServerContextBase* context,
                               const inference::ModelInferRequest& request, Stage stage,
                               const ModelVersion& version, std::deque<std::string>* scratch,
                               PendingRequest* pending);

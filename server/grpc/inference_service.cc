@@ -9,6 +9,7 @@
 #include "server/grpc/grpc_status.h"
 #include "server/grpc/infer_codec.h"
 #include "server/grpc/infer_request.h"
+#include "server/grpc/stream_infer_reactor.h"
 #include "server/observability/logging.h"
 #include "server/scheduling/dynamic_batcher.h"
 
@@ -123,10 +124,20 @@ grpc::Status InferenceService::ModelMetadata(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-absl::Status InferenceService::Infer(grpc::ServerContext* context,
+absl::Status InferenceService::Infer(grpc::ServerContextBase* context,
                                      const inference::ModelInferRequest& request,
                                      inference::ModelInferResponse* response) {
   const Clock::time_point start = Clock::now();
+  const uint64_t bytes = request.ByteSizeLong();
+  ByteReservation held(&state_->request_bytes, bytes);
+  if (!held.ok()) {
+    const absl::Status refused = absl::ResourceExhaustedError(absl::StrCat(
+        "the server holds too many request bytes to take this one (", bytes, " bytes; limit ",
+        state_->request_bytes.limit(), " bytes in flight, --max-inflight-bytes): retry later"));
+    state_->CountRefused(refused.code());
+    LogRefused(request, refused);
+    return refused;
+  }
   absl::StatusOr<ModelRepository*> repository = state_->Repository();
   absl::StatusOr<std::shared_ptr<const ModelVersion>> version =
       repository.ok() ? (*repository)->Find(request.model_name(), request.model_version())
@@ -159,7 +170,7 @@ void InferenceService::LogRefused(const inference::ModelInferRequest& request,
             {"error", std::string(status.message())}});
 }
 
-absl::Status InferenceService::InferOnVersion(grpc::ServerContext* context,
+absl::Status InferenceService::InferOnVersion(grpc::ServerContextBase* context,
                                               const inference::ModelInferRequest& request,
                                               const ModelVersion& version,
                                               inference::ModelInferResponse* response,
@@ -208,28 +219,37 @@ grpc::Status InferenceService::ModelInfer(grpc::ServerContext* context,
   return ToGrpcStatus(Infer(context, *request, response));
 }
 
-grpc::Status InferenceService::ModelStreamInfer(
-    grpc::ServerContext* context,
-    grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>*
-        stream) {
-  inference::ModelInferRequest request;
-  while (stream->Read(&request)) {
-    inference::ModelStreamInferResponse reply;
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InferenceService::ModelStreamInfer(
+    grpc::CallbackServerContext* context) {
+  if (state_->open_streams.fetch_add(1) >= state_->max_streams) {
+    state_->open_streams.fetch_sub(1);
+    state_->CountRefused(absl::StatusCode::kResourceExhausted);
+    return StreamInferReactor::Refuse(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("the server has ", state_->max_streams,
+                     " ModelStreamInfer streams open, its limit (--grpc-max-streams): retry "
+                     "later or use ModelInfer")));
+  }
+  auto handler = [this](grpc::CallbackServerContext* call,
+                        const inference::ModelInferRequest& request)
+      -> absl::StatusOr<inference::ModelStreamInferResponse> {
     GatePass pass(&state_->gate);
     if (!pass.admitted()) {
       state_->CountRefused(absl::StatusCode::kUnavailable);
-      return Unavailable("the server is shutting down");
+      return absl::UnavailableError("the server is shutting down");
     }
-    absl::Status status = Infer(context, request, reply.mutable_infer_response());
+    inference::ModelStreamInferResponse reply;
+    absl::Status status = Infer(call, request, reply.mutable_infer_response());
     if (!status.ok()) {
       reply.Clear();
-      reply.set_error_message(status.ToString());
+      reply.set_error_message(ShortenForClient(status.ToString(), kMaxStatusMessageBytes));
       reply.mutable_infer_response()->set_model_name(request.model_name());
       reply.mutable_infer_response()->set_id(request.id());
     }
-    if (!stream->Write(reply)) break;
-  }
-  return grpc::Status::OK;
+    return reply;
+  };
+  return StreamInferReactor::Create(context, std::move(handler),
+                                    [state = state_] { state->open_streams.fetch_sub(1); });
 }
 
 grpc::Status InferenceService::ModelStatistics(grpc::ServerContext*,

@@ -13,7 +13,11 @@
 
 namespace torchbricks::server {
 
-class InferenceService final : public inference::GRPCInferenceService::Service {
+// ModelStreamInfer is served on raw messages through the callback API (see
+// StreamInferReactor); every other method is synchronous.
+class InferenceService final
+    : public inference::GRPCInferenceService::WithRawCallbackMethod_ModelStreamInfer<
+          inference::GRPCInferenceService::Service> {
  public:
   // `state` must outlive the service.
   explicit InferenceService(ServerState* state) : state_(state) {}
@@ -34,11 +38,11 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   grpc::Status ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* request,
                           inference::ModelInferResponse* response) override;
   // One response per request, in order; a failed request answers with error_message and
-  // the stream goes on.
-  grpc::Status ModelStreamInfer(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>*
-          stream) override;
+  // the stream goes on. A message that is not a ModelInferRequest ends the stream with
+  // INVALID_ARGUMENT; past --grpc-max-streams open streams a new one gets
+  // RESOURCE_EXHAUSTED; once draining, UNAVAILABLE.
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ModelStreamInfer(
+      grpc::CallbackServerContext* context) override;
   grpc::Status ModelStatistics(grpc::ServerContext*,
                                const inference::ModelStatisticsRequest* request,
                                inference::ModelStatisticsResponse* response) override;
@@ -55,12 +59,13 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
  private:
   // Runs one request on a ready version; fills `response`. Errors carry their code.
   // Counts the outcome and logs a refused request.
-  absl::Status Infer(grpc::ServerContext* context, const inference::ModelInferRequest& request,
+  // Requests whose bytes do not fit in the ServerState's budget are ResourceExhausted.
+  absl::Status Infer(grpc::ServerContextBase* context, const inference::ModelInferRequest& request,
                      inference::ModelInferResponse* response);
   // Infer() once the version is found: the request normalised once (NormalizeRequest),
   // queued, answered; a RequestTimer records its durations. Sets `stage_index` once the
   // stage is known.
-  absl::Status InferOnVersion(grpc::ServerContext* context,
+  absl::Status InferOnVersion(grpc::ServerContextBase* context,
                               const inference::ModelInferRequest& request,
                               const ModelVersion& version, inference::ModelInferResponse* response,
                               int* stage_index);

@@ -10,6 +10,7 @@
 
 #include "server/observability/version_stats.h"
 #include "server/repository/model_repository.h"
+#include "server/scheduling/byte_budget.h"
 #include "server/scheduling/request_gate.h"
 
 namespace torchbricks::server {
@@ -18,6 +19,12 @@ struct ServerState {
   // Null until start-up has loaded the models; set once, then stable.
   std::atomic<ModelRepository*> repository{nullptr};
   RequestGate gate;
+  // Bytes of inference requests held at once (--max-inflight-bytes); set before serving.
+  ByteBudget request_bytes;
+  // ModelStreamInfer calls open now, and how many may be (--grpc-max-streams): each holds
+  // a thread of its own.
+  std::atomic<int> open_streams{0};
+  int max_streams = 0;
   // True once start-up is done, false again when shutdown begins.
   std::atomic<bool> ready{false};
   // Inference requests refused before reaching a model version, by status code.
