@@ -8,7 +8,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libopencv-dev libcpp-httplib-dev
+  libopencv-dev
   python3-torch python3-torchvision python3-grpcio python3-protobuf python3-pytest python3-numpy
   python3-pil
   prometheus clang-format

@@ -4,6 +4,7 @@ stream message that does not parse. Real server processes on loopback."""
 import concurrent.futures
 import os
 import shutil
+import socket
 import threading
 import time
 
@@ -130,3 +131,68 @@ def test_open_streams_are_bounded(held_repository):
         # Closed streams free their places.
         answers = list(stream(iter([infer_request("readme_dummy")]), timeout=30))
         assert len(answers) == 1 and not answers[0].error_message
+
+
+def http_get(address: str, path: str, timeout: float = 10) -> tuple:
+    """(status, body) of one GET over a raw socket."""
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as connection:
+        connection.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+def test_slow_metrics_clients_cannot_block_scrapes(held_repository):
+    with ServerProcess(held_repository) as server:
+        host, port = server.metrics_address.rsplit(":", 1)
+        stop = threading.Event()
+        idle, trickling = [], []
+        for _ in range(40):  # connect and send nothing
+            idle.append(socket.create_connection((host, int(port)), timeout=10))
+        for _ in range(40):  # send a request head one byte at a time, never finishing it
+            connection = socket.create_connection((host, int(port)), timeout=10)
+            connection.sendall(b"GET /metrics HTTP/1.1\r\n")
+            trickling.append(connection)
+
+        def trickle():
+            while not stop.wait(0.3):
+                for connection in trickling:
+                    try:
+                        connection.send(b"X")
+                    except OSError:
+                        pass
+
+        trickler = threading.Thread(target=trickle)
+        trickler.start()
+        try:
+            for _ in range(5):  # 80 slow clients hold connections; scrapes are still answered
+                status, body = http_get(server.metrics_address, "/metrics")
+                assert status == 200 and b"torchbricks_" in body
+            # Every slow client is cut off (its time is 5 s), however long it keeps trickling.
+            for connection in idle + trickling:
+                connection.settimeout(15)
+                try:
+                    assert connection.recv(4096) == b""
+                except ConnectionResetError:
+                    pass
+        finally:
+            stop.set()
+            trickler.join()
+            for connection in idle + trickling:
+                connection.close()
+
+
+def test_metrics_endpoint_refuses_what_it_does_not_serve(held_repository):
+    with ServerProcess(held_repository) as server:
+        assert http_get(server.metrics_address, "/secret")[0] == 404
+        host, port = server.metrics_address.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+            assert connection.recv(4096).startswith(b"HTTP/1.1 431")
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(b"DELETE /metrics HTTP/1.1\r\n\r\n")
+            assert connection.recv(4096).startswith(b"HTTP/1.1 405")
+        assert http_get(server.metrics_address, "/metrics")[0] == 200
