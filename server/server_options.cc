@@ -24,6 +24,14 @@ const char* ServerUsage() {
   return "usage: torchbricks-server --model-repository DIR [flags]\n"
          "  --grpc-address ADDR            listen address (default 0.0.0.0)\n"
          "  --grpc-port N                  gRPC port, 0 = any free port (default 8001)\n"
+         "  --grpc-use-ssl BOOL            serve gRPC over TLS (default false)\n"
+         "  --grpc-use-ssl-mutual BOOL     TLS requiring client certificates (default false)\n"
+         "  --grpc-server-cert FILE        PEM certificate chain of the server\n"
+         "  --grpc-server-key FILE         PEM private key of the server\n"
+         "  --grpc-root-cert FILE          PEM roots that sign client certificates (mutual TLS)\n"
+         "  --grpc-cert-refresh-secs S     re-read the certificate files every S (default 60)\n"
+         "  --grpc-restricted-protocol G:K=V  groups G (comma-separated) need the header\n"
+         "                                 triton-grpc-protocol-K: V (repeatable)\n"
          "  --model-control-mode MODE      none | poll | explicit (default none)\n"
          "  --repository-poll-secs S       re-scan period in poll mode (default 15)\n"
          "  --load-model NAME              explicit mode: load NAME at start (repeatable)\n"
@@ -56,6 +64,26 @@ absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> arg
           options.grpc_port > 65535) {
         return BadValue(flag, value);
       }
+    } else if (flag == "--grpc-use-ssl") {
+      if (value != "true" && value != "false") return BadValue(flag, value);
+      options.grpc_use_ssl = value == "true";
+    } else if (flag == "--grpc-use-ssl-mutual") {
+      if (value != "true" && value != "false") return BadValue(flag, value);
+      options.grpc_use_ssl_mutual = value == "true";
+    } else if (flag == "--grpc-server-cert") {
+      options.grpc_server_cert = value;
+    } else if (flag == "--grpc-server-key") {
+      options.grpc_server_key = value;
+    } else if (flag == "--grpc-root-cert") {
+      options.grpc_root_cert = value;
+    } else if (flag == "--grpc-cert-refresh-secs") {
+      if (!absl::SimpleAtoi(value, &options.grpc_cert_refresh_secs) ||
+          options.grpc_cert_refresh_secs < 1 || options.grpc_cert_refresh_secs > kMaxSeconds) {
+        return BadValue(flag, value);
+      }
+    } else if (flag == "--grpc-restricted-protocol") {
+      ASSIGN_OR_RETURN(ProtocolRestriction restriction, ParseProtocolRestriction(value));
+      options.restricted_protocols.push_back(std::move(restriction));
     } else if (flag == "--model-control-mode") {
       if (value == "none") {
         options.control_mode = ModelControlMode::kNone;
@@ -130,6 +158,18 @@ absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> arg
     return absl::InvalidArgumentError(absl::StrCat("--grpc-port and --metrics-port are both ",
                                                    options.grpc_port,
                                                    "; give them different ports"));
+  }
+  // A group in two restrictions is refused here, once, rather than at start-up.
+  RETURN_IF_ERROR(AccessPolicy::Create(options.restricted_protocols).status());
+  if (options.grpc_use_ssl_mutual) options.grpc_use_ssl = true;
+  if (options.grpc_use_ssl &&
+      (options.grpc_server_cert.empty() || options.grpc_server_key.empty())) {
+    return absl::InvalidArgumentError(
+        "--grpc-use-ssl needs --grpc-server-cert and --grpc-server-key");
+  }
+  if (options.grpc_use_ssl_mutual && options.grpc_root_cert.empty()) {
+    return absl::InvalidArgumentError(
+        "--grpc-use-ssl-mutual needs --grpc-root-cert (the roots that sign client certificates)");
   }
   if (options.max_inflight_bytes < options.max_message_bytes) {
     return absl::InvalidArgumentError(

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "server/grpc/access_policy.h"
 #include "server/observability/logging.h"
 #include "server/repository/model_control_mode.h"
 
@@ -25,6 +26,21 @@ struct ServerOptions {
   // --reuse-grpc-port true|false: let several processes share the gRPC port
   // (SO_REUSEPORT, as Triton's flag). Off: a port in use is an error at start.
   bool reuse_grpc_port = false;
+  // --grpc-use-ssl true|false: serve gRPC over TLS with the certificate chain
+  // --grpc-server-cert and its key --grpc-server-key (PEM files).
+  bool grpc_use_ssl = false;
+  // --grpc-use-ssl-mutual true|false: TLS that also requires a client certificate signed
+  // by --grpc-root-cert (PEM). Implies --grpc-use-ssl.
+  bool grpc_use_ssl_mutual = false;
+  std::string grpc_server_cert;
+  std::string grpc_server_key;
+  std::string grpc_root_cert;
+  // --grpc-cert-refresh-secs: how often the certificate files are read again, so that a
+  // rotated certificate is served without a restart (new connections get it).
+  int grpc_cert_refresh_secs = 60;
+  // --grpc-restricted-protocol <groups>:<key>=<value> (repeatable): calls to the groups
+  // need the header "triton-grpc-protocol-<key>: <value>" (PERMISSION_DENIED otherwise).
+  std::vector<ProtocolRestriction> restricted_protocols;
   // --model-control-mode none|poll|explicit.
   ModelControlMode control_mode = ModelControlMode::kNone;
   // --repository-poll-secs: the re-scan period in poll mode (fractions allowed).

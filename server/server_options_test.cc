@@ -12,7 +12,46 @@ TEST(ServerOptionsTest, DefaultsNeedOnlyTheRepository) {
   EXPECT_EQ(options->grpc_port, 8001);
   EXPECT_EQ(options->control_mode, ModelControlMode::kNone);
   EXPECT_EQ(options->poll_interval, absl::Seconds(15));
-  EXPECT_GE(options->max_message_bytes, 64 * 3 * 1024 * 1024 * 4);
+  EXPECT_GE(options->max_message_bytes, 64 * 3 * 512 * 512 * 4);  // 64 RGB 512x512 FP32
+  EXPECT_GE(options->max_inflight_bytes, options->max_message_bytes);
+  EXPECT_FALSE(options->grpc_use_ssl);
+  EXPECT_TRUE(options->restricted_protocols.empty());
+}
+
+TEST(ServerOptionsTest, ParsesLimitsAndSecurityFlags) {
+  auto options = ParseServerFlags({"--model-repository=/m",
+                                   "--grpc-max-threads",
+                                   "32",
+                                   "--grpc-max-streams=3",
+                                   "--grpc-max-message-size",
+                                   "1000",
+                                   "--max-inflight-bytes",
+                                   "5000",
+                                   "--grpc-use-ssl-mutual",
+                                   "true",
+                                   "--grpc-server-cert",
+                                   "c.pem",
+                                   "--grpc-server-key",
+                                   "k.pem",
+                                   "--grpc-root-cert",
+                                   "r.pem",
+                                   "--grpc-cert-refresh-secs",
+                                   "5",
+                                   "--grpc-restricted-protocol",
+                                   "model-repository,statistics:Admin=x:y=z"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->grpc_max_threads, 32);
+  EXPECT_EQ(options->grpc_max_streams, 3);
+  EXPECT_EQ(options->max_inflight_bytes, 5000);
+  EXPECT_TRUE(options->grpc_use_ssl);  // implied by mutual TLS
+  EXPECT_TRUE(options->grpc_use_ssl_mutual);
+  EXPECT_EQ(options->grpc_cert_refresh_secs, 5);
+  ASSERT_EQ(options->restricted_protocols.size(), 1u);
+  const ProtocolRestriction& restriction = options->restricted_protocols[0];
+  EXPECT_EQ(restriction.groups, (std::vector<ProtocolGroup>{ProtocolGroup::kModelRepository,
+                                                            ProtocolGroup::kStatistics}));
+  EXPECT_EQ(restriction.header, "triton-grpc-protocol-admin");
+  EXPECT_EQ(restriction.value, "x:y=z");  // the value is everything after the first '='
 }
 
 TEST(ServerOptionsTest, ParsesEveryFlagInBothSpellings) {
@@ -31,6 +70,25 @@ TEST(ServerOptionsTest, ParsesEveryFlagInBothSpellings) {
   EXPECT_EQ(options->log_level, LogLevel::kVerbose);
   EXPECT_EQ(options->shutdown_timeout, absl::Seconds(2));
   EXPECT_EQ(options->warmup_runs, 0);
+}
+
+TEST(ServerOptionsTest, RefusesLimitsThatCannotWork) {
+  auto expect_error = [](std::vector<std::string> args, const std::string& needle) {
+    args.insert(args.begin(), "--model-repository=/m");
+    auto options = ParseServerFlags(args);
+    ASSERT_FALSE(options.ok());
+    EXPECT_NE(options.status().message().find(needle), std::string::npos) << options.status();
+  };
+  expect_error({"--grpc-max-threads", "2"}, "--grpc-max-threads");
+  expect_error({"--grpc-max-threads", "100000"}, "--grpc-max-threads");
+  expect_error({"--grpc-max-streams", "-1"}, "--grpc-max-streams");
+  expect_error({"--max-inflight-bytes", "0"}, "--max-inflight-bytes");
+  expect_error({"--grpc-max-message-size", "2000", "--max-inflight-bytes", "1000"},
+               "could never be admitted");
+  expect_error({"--grpc-cert-refresh-secs", "0"}, "--grpc-cert-refresh-secs");
+  expect_error({"--grpc-use-ssl", "yes"}, "--grpc-use-ssl");
+  expect_error({"--grpc-restricted-protocol", "trace:k="}, "the value must be");
+  expect_error({"--grpc-restricted-protocol", "trace,trace:k=v"}, "names 'trace' twice");
 }
 
 TEST(ServerOptionsTest, RefusesBadInputNamingTheFlag) {

@@ -1,6 +1,8 @@
 #include "server/torchbricks_server.h"
 
 #include <algorithm>
+#include <fstream>
+#include <memory>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +12,8 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/server_builder.h"
 #include "server/observability/logging.h"
 #include "server/server_metrics.h"
@@ -23,6 +27,45 @@ constexpr absl::Duration kRefusalWindow = absl::Milliseconds(250);
 
 // The health service name that reports liveness (for Kubernetes liveness probes).
 constexpr char kLivenessService[] = "liveness";
+
+// OK when `path` names a readable PEM file; InvalidArgument naming `flag` otherwise.
+absl::Status CheckPemFile(const char* flag, const std::string& path) {
+  std::ifstream file(path);
+  std::string head(64, '\0');
+  file.read(head.data(), static_cast<std::streamsize>(head.size()));
+  if (!file.good() && !file.eof()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": cannot be read"));
+  }
+  if (head.find("-----BEGIN") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": not a PEM file"));
+  }
+  return absl::OkStatus();
+}
+
+// Insecure credentials, or TLS (mutual with --grpc-use-ssl-mutual) from certificate files
+// that gRPC reads again every --grpc-cert-refresh-secs.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsOf(
+    const ServerOptions& options) {
+  if (!options.grpc_use_ssl) return grpc::InsecureServerCredentials();
+  RETURN_IF_ERROR(CheckPemFile("--grpc-server-cert", options.grpc_server_cert));
+  RETURN_IF_ERROR(CheckPemFile("--grpc-server-key", options.grpc_server_key));
+  if (options.grpc_use_ssl_mutual) {
+    RETURN_IF_ERROR(CheckPemFile("--grpc-root-cert", options.grpc_root_cert));
+  }
+  auto files = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      options.grpc_server_key, options.grpc_server_cert,
+      options.grpc_use_ssl_mutual ? options.grpc_root_cert : "",
+      static_cast<unsigned int>(options.grpc_cert_refresh_secs));
+  grpc::experimental::TlsServerCredentialsOptions tls(files);
+  tls.watch_identity_key_cert_pairs();
+  if (options.grpc_use_ssl_mutual) {
+    tls.watch_root_certs();
+    tls.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  } else {
+    tls.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  }
+  return grpc::experimental::TlsServerCredentials(tls);
+}
 
 }  // namespace
 
@@ -39,7 +82,10 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
                                                ? "[" + options.grpc_address + "]"
                                                : options.grpc_address,
                                            ":", options.grpc_port);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &server->port_);
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                   ServerCredentialsOf(options));
+  ASSIGN_OR_RETURN(server->state_.access, AccessPolicy::Create(options.restricted_protocols));
+  builder.AddListeningPort(address, credentials, &server->port_);
   // gRPC sets SO_REUSEPORT by default, so a second server on the same port would start and
   // take half the connections; sharing a port is only on request (--reuse-grpc-port).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, options.reuse_grpc_port ? 1 : 0);
@@ -63,6 +109,9 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
   server->grpc_server_->GetHealthCheckService()->SetServingStatus("", false);
   server->grpc_server_->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
   Log(LogLevel::kInfo, absl::StrCat("listening on ", options.grpc_address, ":", server->port_,
+                                    options.grpc_use_ssl_mutual ? " with mutual TLS"
+                                    : options.grpc_use_ssl      ? " with TLS"
+                                                                : "",
                                     " (live, loading models)"));
   if (options.allow_metrics) {
     ASSIGN_OR_RETURN(
@@ -79,15 +128,27 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
   repository_options.poll_interval = options.poll_interval;
   repository_options.startup_models = options.startup_models;
   const int warmup_runs = options.warmup_runs;
-  repository_options.loader = [warmup_runs](const std::filesystem::path& dir,
-                                            const std::string& device,
-                                            const config::ModelConfig& config) {
+  repository_options.loader =
+      [warmup_runs](const std::filesystem::path& dir, const std::string& device,
+                    int intra_op_threads, const config::ModelConfig& config)
+      -> absl::StatusOr<std::unique_ptr<ServableModel>> {
     auto parallel = config.parameters().find("parallel_branches");
+    // Bounded by the core (0..kMaxImagePixels); 0 or absent: the budget of the input's size.
+    int64_t max_image_pixels = 0;
+    auto pixels = config.parameters().find("max_image_pixels");
+    if (pixels != config.parameters().end() &&
+        (!absl::SimpleAtoi(pixels->second, &max_image_pixels) || max_image_pixels < 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("parameters[\"max_image_pixels\"] '", pixels->second.substr(0, 64),
+                       "' is not a whole number of pixels"));
+    }
     return LoadServableModel(
         {.version_dir = dir,
          .warmup_runs = warmup_runs,
          .device = device,
-         .parallel_branches = parallel != config.parameters().end() && parallel->second == "true"});
+         .parallel_branches = parallel != config.parameters().end() && parallel->second == "true",
+         .intra_op_threads = intra_op_threads,
+         .max_image_pixels = max_image_pixels});
   };
   repository_options.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   repository_options.cuda_available = CudaAvailable();

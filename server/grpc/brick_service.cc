@@ -5,8 +5,10 @@
 
 namespace torchbricks::server {
 
-grpc::Status BrickService::ModelGraph(grpc::ServerContext*, const ModelGraphRequest* request,
+grpc::Status BrickService::ModelGraph(grpc::ServerContext* context,
+                                      const ModelGraphRequest* request,
                                       ModelGraphResponse* response) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kMetadata)) return *denied;
   absl::StatusOr<ModelRepository*> repository = state_->Repository();
   if (!repository.ok()) return ToGrpcStatus(repository.status());
   auto version = (*repository)->Find(request->model_name(), request->model_version());
@@ -50,9 +52,10 @@ grpc::Status BrickService::ModelGraph(grpc::ServerContext*, const ModelGraphRequ
   return grpc::Status::OK;
 }
 
-grpc::Status BrickService::BrickStatistics(grpc::ServerContext*,
+grpc::Status BrickService::BrickStatistics(grpc::ServerContext* context,
                                            const BrickStatisticsRequest* request,
                                            BrickStatisticsResponse* response) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kStatistics)) return *denied;
   absl::StatusOr<ModelRepository*> repository = state_->Repository();
   if (!repository.ok()) return ToGrpcStatus(repository.status());
   std::vector<std::shared_ptr<const ModelVersion>> versions;

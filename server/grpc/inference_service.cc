@@ -48,22 +48,26 @@ void FillStatistics(const ModelVersion& version, inference::ModelStatistics* out
 
 }  // namespace
 
-grpc::Status InferenceService::ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
+grpc::Status InferenceService::ServerLive(grpc::ServerContext* context,
+                                          const inference::ServerLiveRequest*,
                                           inference::ServerLiveResponse* response) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kHealth)) return *denied;
   response->set_live(true);
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::ServerReady(grpc::ServerContext*,
+grpc::Status InferenceService::ServerReady(grpc::ServerContext* context,
                                            const inference::ServerReadyRequest*,
                                            inference::ServerReadyResponse* response) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kHealth)) return *denied;
   response->set_ready(state_->ready.load() && !state_->gate.draining());
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::ModelReady(grpc::ServerContext*,
+grpc::Status InferenceService::ModelReady(grpc::ServerContext* context,
                                           const inference::ModelReadyRequest* request,
                                           inference::ModelReadyResponse* response) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kHealth)) return *denied;
   absl::StatusOr<ModelRepository*> repository = state_->Repository();
   if (!repository.ok()) return ToGrpcStatus(repository.status());
   auto version = (*repository)->Find(request->name(), request->version());
@@ -74,9 +78,10 @@ grpc::Status InferenceService::ModelReady(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::ServerMetadata(grpc::ServerContext*,
+grpc::Status InferenceService::ServerMetadata(grpc::ServerContext* context,
                                               const inference::ServerMetadataRequest*,
                                               inference::ServerMetadataResponse* response) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kMetadata)) return *denied;
   response->set_name(kServerName);
   response->set_version(kServerVersion);
   for (const char* extension : {"model_repository", "statistics", "torchbricks_graph"}) {
@@ -88,6 +93,7 @@ grpc::Status InferenceService::ServerMetadata(grpc::ServerContext*,
 grpc::Status InferenceService::ModelMetadata(grpc::ServerContext* context,
                                              const inference::ModelMetadataRequest* request,
                                              inference::ModelMetadataResponse* response) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kMetadata)) return *denied;
   absl::StatusOr<ModelRepository*> repository = state_->Repository();
   if (!repository.ok()) return ToGrpcStatus(repository.status());
   auto version = (*repository)->Find(request->name(), request->version());
@@ -211,6 +217,7 @@ absl::Status InferenceService::InferOnVersion(grpc::ServerContextBase* context,
 grpc::Status InferenceService::ModelInfer(grpc::ServerContext* context,
                                           const inference::ModelInferRequest* request,
                                           inference::ModelInferResponse* response) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kInference)) return *denied;
   GatePass pass(&state_->gate);
   if (!pass.admitted()) {
     state_->CountRefused(absl::StatusCode::kUnavailable);
@@ -221,6 +228,9 @@ grpc::Status InferenceService::ModelInfer(grpc::ServerContext* context,
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InferenceService::ModelStreamInfer(
     grpc::CallbackServerContext* context) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kInference)) {
+    return StreamInferReactor::Refuse(*denied);
+  }
   if (state_->open_streams.fetch_add(1) >= state_->max_streams) {
     state_->open_streams.fetch_sub(1);
     state_->CountRefused(absl::StatusCode::kResourceExhausted);
@@ -252,9 +262,10 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InferenceService::M
                                     [state = state_] { state->open_streams.fetch_sub(1); });
 }
 
-grpc::Status InferenceService::ModelStatistics(grpc::ServerContext*,
+grpc::Status InferenceService::ModelStatistics(grpc::ServerContext* context,
                                                const inference::ModelStatisticsRequest* request,
                                                inference::ModelStatisticsResponse* response) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kStatistics)) return *denied;
   absl::StatusOr<ModelRepository*> repository = state_->Repository();
   if (!repository.ok()) return ToGrpcStatus(repository.status());
   std::vector<std::string> names;
@@ -281,9 +292,10 @@ grpc::Status InferenceService::ModelStatistics(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::RepositoryIndex(grpc::ServerContext*,
+grpc::Status InferenceService::RepositoryIndex(grpc::ServerContext* context,
                                                const inference::RepositoryIndexRequest* request,
                                                inference::RepositoryIndexResponse* response) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kModelRepository)) return *denied;
   absl::StatusOr<ModelRepository*> repository = state_->Repository();
   if (!repository.ok()) return ToGrpcStatus(repository.status());
   for (const IndexEntry& entry : (*repository)->Index(request->ready())) {
@@ -297,8 +309,9 @@ grpc::Status InferenceService::RepositoryIndex(grpc::ServerContext*,
 }
 
 grpc::Status InferenceService::RepositoryModelLoad(
-    grpc::ServerContext*, const inference::RepositoryModelLoadRequest* request,
+    grpc::ServerContext* context, const inference::RepositoryModelLoadRequest* request,
     inference::RepositoryModelLoadResponse*) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kModelRepository)) return *denied;
   absl::StatusOr<ModelRepository*> repository = state_->Repository();
   if (!repository.ok()) return ToGrpcStatus(repository.status());
   if (!request->parameters().empty()) {
@@ -309,8 +322,9 @@ grpc::Status InferenceService::RepositoryModelLoad(
 }
 
 grpc::Status InferenceService::RepositoryModelUnload(
-    grpc::ServerContext*, const inference::RepositoryModelUnloadRequest* request,
+    grpc::ServerContext* context, const inference::RepositoryModelUnloadRequest* request,
     inference::RepositoryModelUnloadResponse*) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kModelRepository)) return *denied;
   absl::StatusOr<ModelRepository*> repository = state_->Repository();
   if (!repository.ok()) return ToGrpcStatus(repository.status());
   return ToGrpcStatus((*repository)->UnloadModel(request->model_name()));

@@ -5,9 +5,13 @@
 #define TORCHBRICKS_SERVER_GRPC_SERVER_STATE_H_
 
 #include <atomic>
+#include <optional>
 
 #include "absl/status/statusor.h"
-
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/status.h"
+#include "server/grpc/access_policy.h"
+#include "server/grpc/grpc_status.h"
 #include "server/observability/version_stats.h"
 #include "server/repository/model_repository.h"
 #include "server/scheduling/byte_budget.h"
@@ -19,6 +23,8 @@ struct ServerState {
   // Null until start-up has loaded the models; set once, then stable.
   std::atomic<ModelRepository*> repository{nullptr};
   RequestGate gate;
+  // Which protocol groups need a header (--grpc-restricted-protocol); set before serving.
+  AccessPolicy access;
   // Bytes of inference requests held at once (--max-inflight-bytes); set before serving.
   ByteBudget request_bytes;
   // ModelStreamInfer calls open now, and how many may be (--grpc-max-streams): each holds
@@ -34,6 +40,13 @@ struct ServerState {
     ModelRepository* loaded = repository.load();
     if (loaded == nullptr) return absl::UnavailableError("the server is still starting");
     return loaded;
+  }
+  // The PERMISSION_DENIED status when the call may not use `group`, else nothing.
+  std::optional<grpc::Status> Deny(const grpc::ServerContextBase* context,
+                                   ProtocolGroup group) const {
+    absl::Status allowed = access.Check(*context, group);
+    if (allowed.ok()) return std::nullopt;
+    return ToGrpcStatus(allowed);
   }
   void CountRefused(absl::StatusCode code) {
     const int c = static_cast<int>(code);

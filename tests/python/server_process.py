@@ -23,11 +23,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import grpc
 
 from torchbricks_serve.client import InferenceClient
+from torchbricks_serve.generated import grpc_service_pb2 as pb
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_BINARY = Path(os.environ.get("TORCHBRICKS_SERVER", REPO / "build" / "server" / "torchbricks-server"))
@@ -44,8 +45,14 @@ class ServerProcess:
     """One server process on `repository` with `flags`; a context manager (stop() on exit)."""
 
     def __init__(self, repository, *flags: str, ready_timeout: float = 60, log_dir: Optional[Path] = None,
-                 binary: Optional[Path] = None) -> None:
+                 binary: Optional[Path] = None, channel: Optional[Callable[[str], grpc.Channel]] = None,
+                 ready_metadata: Sequence[Tuple[str, str]] = ()) -> None:
+        """`channel` makes the channel readiness is probed on (default: insecure; a TLS
+        server needs its credentials); `ready_metadata` goes with the probe (a restricted
+        health group needs its header)."""
         self.repository = Path(repository)
+        self._channel = channel or grpc.insecure_channel
+        self._ready_metadata = tuple(ready_metadata)
         self.flags = [str(flag) for flag in flags]
         self.ready_timeout = ready_timeout
         self.binary = Path(binary) if binary else SERVER_BINARY
@@ -141,10 +148,13 @@ class ServerProcess:
                 raise self._fail(f"the server exited with {self.process.returncode} before serving metrics")
             if time.monotonic() > deadline:
                 raise self._fail(f"no 'serving metrics on' line within {self.ready_timeout} s")
-        with self.client(timeout=2) as client:
+        with self._channel(self.address) as channel:
+            ready = channel.unary_unary("/inference.GRPCInferenceService/ServerReady",
+                                        request_serializer=pb.ServerReadyRequest.SerializeToString,
+                                        response_deserializer=pb.ServerReadyResponse.FromString)
             while True:
                 try:
-                    if client.server_ready():
+                    if ready(pb.ServerReadyRequest(), timeout=2, metadata=self._ready_metadata).ready:
                         return
                 except grpc.RpcError:
                     pass
