@@ -89,7 +89,8 @@ absl::StatusOr<DriverFlags> ParseFlags(const std::vector<std::string>& args) {
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> pairs = SplitFlagValues(args);
   if (!pairs.ok()) return pairs.status();
   for (const auto& [flag, value] : *pairs) {
-    const auto bad = [&] {
+    // Init-captures: C++17 cannot capture a structured binding itself (clang refuses).
+    const auto bad = [&value = value, &flag = flag] {
       return absl::InvalidArgumentError(absl::StrCat("bad value '", value, "' for ", flag));
     };
     if (flag == "--repository") {

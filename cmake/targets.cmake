@@ -3,6 +3,10 @@
 function(torchbricks_warnings target)
   # Designated initializers that leave fields at their defaults are idiomatic here.
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-missing-field-initializers)
+  # clang checks the lock annotations (ABSL_GUARDED_BY and friends); gcc ignores them.
+  if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    target_compile_options(${target} PRIVATE -Wthread-safety)
+  endif()
   if(TORCHBRICKS_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

@@ -378,6 +378,19 @@ absl::Status CheckAgainstSpec(const ValueSpec& spec, package::DataType data_type
   return absl::OkStatus();
 }
 
+absl::StatusOr<package::BrickCollection> ParseManifest(absl::string_view text,
+                                                       absl::string_view source) {
+  package::BrickCollection manifest;
+  google::protobuf::TextFormat::Parser parser;
+  CollectingErrorPrinter errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(std::string(text), &manifest)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("manifest '", source, "' is malformed: ", errors.errors()));
+  }
+  return manifest;
+}
+
 absl::StatusOr<package::BrickCollection> ReadManifestFile(const std::filesystem::path& path) {
   std::ifstream file(path);
   if (!file) {
@@ -385,15 +398,7 @@ absl::StatusOr<package::BrickCollection> ReadManifestFile(const std::filesystem:
   }
   std::stringstream text;
   text << file.rdbuf();
-  package::BrickCollection manifest;
-  google::protobuf::TextFormat::Parser parser;
-  CollectingErrorPrinter errors;
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text.str(), &manifest)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("manifest '", path.string(), "' is malformed: ", errors.errors()));
-  }
-  return manifest;
+  return ParseManifest(text.str(), path.string());
 }
 
 }  // namespace torchbricks

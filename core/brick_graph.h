@@ -112,6 +112,11 @@ class BrickGraph {
 absl::Status CheckAgainstSpec(const ValueSpec& spec, package::DataType data_type,
                               absl::Span<const int64_t> shape);
 
+// Parses the text of a bricks.pbtxt file; `source` names it in errors. InvalidArgument
+// (with the parser's line and column) when it is not a valid manifest.
+absl::StatusOr<package::BrickCollection> ParseManifest(absl::string_view text,
+                                                       absl::string_view source);
+
 // Reads a bricks.pbtxt file. Returns NotFound when the file is missing and
 // InvalidArgument (with the parser's line and column) when it is not a valid manifest.
 absl::StatusOr<package::BrickCollection> ReadManifestFile(const std::filesystem::path& path);

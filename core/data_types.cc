@@ -39,4 +39,19 @@ int64_t ElementSize(package::DataType type) {
   }
 }
 
+std::optional<int64_t> ShapeElements(absl::Span<const int64_t> shape) {
+  bool empty = false;
+  for (int64_t dim : shape) {
+    if (dim < 0) return std::nullopt;
+    empty = empty || dim == 0;
+  }
+  if (empty) return 0;
+  int64_t elements = 1;
+  for (int64_t dim : shape) {
+    if (elements > kMaxTensorElements / dim) return std::nullopt;
+    elements *= dim;
+  }
+  return elements;
+}
+
 }  // namespace torchbricks

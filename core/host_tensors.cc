@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "core/brick_graph.h"
 #include "core/bytes_elements.h"
+#include "core/data_types.h"
 #include "core/dtypes.h"
 #include "core/image_io.h"
 #include "core/status_macros.h"
@@ -13,20 +14,21 @@
 
 namespace torchbricks {
 
-int64_t NumElements(const HostTensorView& view) {
-  int64_t elements = 1;
-  for (int64_t dim : view.shape) elements *= dim;
-  return elements;
-}
+int64_t NumElements(const HostTensorView& view) { return ShapeElements(view.shape).value_or(-1); }
 
 namespace {
 
-absl::Status CheckNoNegativeDimension(const HostTensorView& view) {
+absl::Status CheckShape(const HostTensorView& view) {
   for (int64_t dim : view.shape) {
     if (dim < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("input '", view.name, "' has a negative dimension"));
     }
+  }
+  if (NumElements(view) < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input '", view.name, "' has shape [", absl::StrJoin(view.shape, ","),
+                     "] of more than ", kMaxTensorElements, " elements"));
   }
   return absl::OkStatus();
 }
@@ -34,7 +36,7 @@ absl::Status CheckNoNegativeDimension(const HostTensorView& view) {
 }  // namespace
 
 absl::StatusOr<std::vector<absl::string_view>> BytesElements(const HostTensorView& view) {
-  RETURN_IF_ERROR(CheckNoNegativeDimension(view));
+  RETURN_IF_ERROR(CheckShape(view));
   ASSIGN_OR_RETURN(std::vector<absl::string_view> elements,
                    SplitBytesElements(view.data, view.name));
   if (static_cast<int64_t>(elements.size()) != NumElements(view)) {
@@ -47,7 +49,7 @@ absl::StatusOr<std::vector<absl::string_view>> BytesElements(const HostTensorVie
 
 absl::Status CheckByteSize(const HostTensorView& view) {
   if (view.data_type == package::TYPE_STRING) return BytesElements(view).status();
-  RETURN_IF_ERROR(CheckNoNegativeDimension(view));
+  RETURN_IF_ERROR(CheckShape(view));
   if (ElementSize(view.data_type) == 0) {
     return absl::InvalidArgumentError(absl::StrCat("input '", view.name, "' has data type ",
                                                    DataTypeName(view.data_type),

@@ -15,12 +15,13 @@
 
 namespace torchbricks {
 
-// product(view.shape); 1 for a scalar.
+// product(view.shape); 1 for a scalar; -1 for a negative dimension or a count above
+// kMaxTensorElements (see ShapeElements).
 int64_t NumElements(const HostTensorView& view);
 
 // The elements of a BYTES view (viewing into it): CheckByteSize() for BYTES. InvalidArgument,
-// naming the input, for a negative dimension, a broken layout, or a count that differs
-// from the shape's.
+// naming the input, for a negative dimension, too many elements, a broken layout, or a count that
+// differs from the shape's.
 absl::StatusOr<std::vector<absl::string_view>> BytesElements(const HostTensorView& view);
 
 // OK when the view's bytes fit its dtype and shape. InvalidArgument naming the input for a

@@ -2,6 +2,7 @@
 #include "core/host_tensors.h"
 
 #include "core/bytes_elements.h"
+#include "core/data_types.h"
 #include "core/image_io.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -22,6 +23,20 @@ TEST(HostTensorsTest, ByteSizeMustMatchShapeAndType) {
               HasSubstr("negative dimension"));
   EXPECT_THAT(std::string(CheckByteSize({"x", package::TYPE_UINT32, {6}, bytes}).message()),
               HasSubstr("no brick can take"));
+}
+
+// A shape whose element count overflows int64 used to wrap (to 0 for [2^32, 2^32]) and
+// pass the byte-size check with no bytes (tests/fuzz/request_decoding_fuzzer's find).
+TEST(HostTensorsTest, ShapesOfTooManyElementsAreRefusedWithoutOverflow) {
+  const int64_t huge = int64_t{1} << 32;
+  for (package::DataType type : {package::TYPE_FP32, package::TYPE_STRING}) {
+    absl::Status status = CheckByteSize({"x", type, {huge, huge}, ""});
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(status.message()), HasSubstr("elements"));
+  }
+  EXPECT_EQ(NumElements({"x", package::TYPE_FP32, {huge, huge, 0}, ""}), 0);
+  EXPECT_EQ(NumElements({"x", package::TYPE_FP32, {kMaxTensorElements, 2}, ""}), -1);
+  EXPECT_EQ(NumElements({"x", package::TYPE_FP32, {kMaxTensorElements}, ""}), kMaxTensorElements);
 }
 
 TEST(HostTensorsTest, BytesElementsMustNumberAsTheShapeSays) {

@@ -12,6 +12,7 @@ PACKAGES=(
   python3-torch python3-torchvision python3-grpcio python3-protobuf python3-pytest python3-numpy
   python3-pil
   prometheus clang-format
+  clang-14 libclang-rt-14-dev libomp-14-dev  # sanitizer and fuzzing builds (scripts/sanitize.sh)
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up, builds, and runs every test: GoogleTest and the fixture export
-# through ctest, then the Python tests through pytest (Debian's /usr/bin/python3).
+# through ctest, then the Python tests through pytest (Debian's /usr/bin/python3), then
+# the sanitizer build's tests (scripts/sanitize.sh asan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -11,4 +12,8 @@ status=0
 export TORCHBRICKS_CLI="$PWD/build/tools/torchbricks"
 export PYTHONPATH="$PWD/clients/python:$PWD/tests/python${PYTHONPATH:+:$PYTHONPATH}"
 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python || status=1
+
+# The same C++ tests, fuzz smoke runs and server tests under ASan + UBSan (clang-14, in
+# build-asan/): about 30 minutes on 2 cores from scratch (docs/RELIABILITY.md).
+bash scripts/sanitize.sh asan || status=1
 exit $status

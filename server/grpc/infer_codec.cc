@@ -1,6 +1,7 @@
 #include "server/grpc/infer_codec.h"
 
 #include <cstring>
+#include <optional>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -139,7 +140,6 @@ absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(
     HostTensorView view;
     view.name = input.name();
     view.data_type = *type;
-    int64_t elements = 1;
     for (int64_t dim : input.shape()) {
       if (dim < 0) {
         return absl::InvalidArgumentError(absl::StrCat("input '", input.name(),
@@ -147,8 +147,14 @@ absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(
                                                        absl::StrJoin(input.shape(), ","), "]"));
       }
       view.shape.push_back(dim);
-      elements *= dim;
     }
+    const std::optional<int64_t> count = ShapeElements(view.shape);
+    if (!count.has_value()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", input.name(), "' has shape [", absl::StrJoin(input.shape(), ","),
+                       "] of more than ", kMaxTensorElements, " elements"));
+    }
+    const int64_t elements = *count;
     const bool typed = input.has_contents() && input.contents().ByteSizeLong() > 0;
     if (raw && typed) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -27,7 +27,8 @@ std::string ProtocolDataType(package::DataType type);
 // Views of the request's input tensors. Raw contents are viewed in place; typed contents
 // are converted into `scratch`. Views stay valid while `request` and `scratch` live.
 // InvalidArgument naming the tensor for: a missing name, a duplicated input, an unknown
-// or unsupported datatype, a negative dimension, raw and typed contents mixed, a
+// or unsupported datatype, a negative dimension, a shape of more than kMaxTensorElements
+// elements, raw and typed contents mixed, a
 // raw_input_contents count that differs from the inputs, typed contents whose count does
 // not match the shape or that sit in the wrong field, and an input with no contents.
 absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(

@@ -142,5 +142,24 @@ TEST(InferCodecTest, OutputsAreEncodedRawAndMoved) {
   EXPECT_EQ(RequestedOutputs(request), (std::vector<std::string>{"a", "b"}));
 }
 
+// Found by tests/fuzz/request_decoding_fuzzer: the element count of a shape overflowed
+// int64 (undefined behaviour); [2^32, 2^32] wrapped to 0 and passed with no contents.
+TEST(InferCodecTest, ShapesOfTooManyElementsAreRefusedWithoutOverflow) {
+  const int64_t huge = int64_t{1} << 32;
+  Request empty;
+  AddInput(&empty, "x", "FP32", {huge, huge});
+  EXPECT_EQ(DecodeError(empty).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(DecodeError(empty).message()).find("elements"), std::string::npos);
+
+  Request raw;
+  AddInput(&raw, "x", "FP64", {int64_t{1} << 61});
+  raw.add_raw_input_contents("");
+  EXPECT_EQ(DecodeError(raw).code(), absl::StatusCode::kInvalidArgument);
+
+  Request zero;
+  AddInput(&zero, "x", "FP32", {huge, huge, 0});
+  EXPECT_TRUE(DecodeError(zero).ok()) << DecodeError(zero);
+}
+
 }  // namespace
 }  // namespace torchbricks::server

@@ -30,6 +30,20 @@ absl::Status CheckModelName(const std::string& name) {
       kMaxModelNameBytes, " bytes)"));
 }
 
+absl::StatusOr<config::ModelConfig> ParseModelConfig(const std::string& name,
+                                                     absl::string_view text) {
+  config::ModelConfig config;
+  if (!google::protobuf::TextFormat::ParseFromString(std::string(text), &config)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model '", name, "': config.pbtxt is malformed"));
+  }
+  if (!config.name().empty() && config.name() != name) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model '", name, "': config.pbtxt names '", config.name(), "'"));
+  }
+  return config;
+}
+
 absl::StatusOr<std::vector<std::string>> ListModels(const fs::path& root) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
@@ -59,14 +73,9 @@ absl::StatusOr<ModelOnDisk> ScanModel(const fs::path& root, const std::string& n
     std::ifstream file(config_path);
     std::stringstream text;
     text << file.rdbuf();
-    if (!google::protobuf::TextFormat::ParseFromString(text.str(), &model.config)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("model '", name, "': config.pbtxt is malformed"));
-    }
-    if (!model.config.name().empty() && model.config.name() != name) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("model '", name, "': config.pbtxt names '", model.config.name(), "'"));
-    }
+    absl::StatusOr<config::ModelConfig> config = ParseModelConfig(name, text.str());
+    if (!config.ok()) return config.status();
+    model.config = *std::move(config);
   }
   for (const fs::directory_entry& entry : fs::directory_iterator(model.dir, ec)) {
     int64_t version = 0;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "proto/model_config.pb.h"
 
 namespace torchbricks::server {
@@ -29,6 +30,11 @@ inline constexpr size_t kMaxModelNameBytes = 255;
 // kMaxModelNameBytes bytes. NotFound otherwise (no such model can exist), with the name
 // shortened in the message. Every place where a client's model name becomes a path calls it.
 absl::Status CheckModelName(const std::string& name);
+
+// The config.pbtxt text of model `name`. InvalidArgument when it is malformed or names
+// another model.
+absl::StatusOr<config::ModelConfig> ParseModelConfig(const std::string& name,
+                                                     absl::string_view text);
 
 // Names of the model folders under `root`, sorted. Hidden folders are skipped.
 // NotFound when `root` is not a folder.

@@ -1,6 +1,9 @@
 #include "server/scheduling/scheduling_plan.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -40,9 +43,23 @@ absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
     }
     plan.batching.preferred_batch_sizes.push_back(size);
   }
-  plan.batching.max_queue_delay = absl::Microseconds(batching.max_queue_delay_microseconds());
+  // The fields are uint64; absl::Microseconds takes int64, so larger values would turn
+  // into negative durations.
+  for (const auto& [field, value] :
+       {std::pair<const char*, uint64_t>{"max_queue_delay_microseconds",
+                                         batching.max_queue_delay_microseconds()},
+        {"default_timeout_microseconds", batching.default_timeout_microseconds()}}) {
+    if (value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return absl::InvalidArgumentError(absl::StrCat(field, " ", value,
+                                                     " is out of range (at most ",
+                                                     std::numeric_limits<int64_t>::max(), ")"));
+    }
+  }
+  plan.batching.max_queue_delay =
+      absl::Microseconds(static_cast<int64_t>(batching.max_queue_delay_microseconds()));
   if (batching.max_queue_size() > 0) plan.batching.max_queue_size = batching.max_queue_size();
-  plan.batching.default_timeout = absl::Microseconds(batching.default_timeout_microseconds());
+  plan.batching.default_timeout =
+      absl::Microseconds(static_cast<int64_t>(batching.default_timeout_microseconds()));
 
   std::vector<config::InstanceGroup> groups(config.instance_group().begin(),
                                             config.instance_group().end());
@@ -52,7 +69,7 @@ absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
   // let one model starve the server (every request spawning an OpenMP team of that size).
   const int max_threads = std::max(cores, 1);
   const int max_instances = kInstancesPerCore * std::max(cores, 1);
-  int instances = 0;
+  int64_t instances = 0;  // int64: a count near INT_MAX times the GPUs must not overflow
   for (const config::InstanceGroup& group : groups) {
     if (group.count() < 0) return absl::InvalidArgumentError("instance_group count is negative");
     if (group.intra_op_threads() < 0 || group.intra_op_threads() > max_threads) {
@@ -60,7 +77,7 @@ absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
                                                      group.intra_op_threads(), " is not within 0..",
                                                      max_threads, " (the cores of this machine)"));
     }
-    instances += std::max(group.count(), 1) * std::max(group.gpus_size(), 1);
+    instances += int64_t{std::max(group.count(), 1)} * std::max(group.gpus_size(), 1);
     if (instances > max_instances) {
       return absl::InvalidArgumentError(
           absl::StrCat("instance_group asks for more than ", max_instances, " instances (",

@@ -43,7 +43,8 @@ struct SchedulingPlan {
 // delay, queue of 4096, one instance on the GPU when `cuda_available`, else on the CPU,
 // CPU instances sharing `cores` - 1 intra-op threads evenly (at least one each; one core
 // is left to the gRPC front end). InvalidArgument for negative
-// sizes, a preferred size above max_batch_size, or KIND_GPU without CUDA.
+// sizes, a preferred size above max_batch_size, a queue delay or timeout beyond int64
+// microseconds, instances or threads beyond the machine's bounds, or KIND_GPU without CUDA.
 absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
                                               bool cuda_available, int cores);
 

@@ -102,5 +102,29 @@ TEST(SchedulingPlanTest, ThreadsAndInstancesAreBoundedByTheMachine) {
   EXPECT_TRUE(PlanScheduling(config, false, 2).ok());
 }
 
+// Found by tests/fuzz/model_config_fuzzer: uint64 microseconds above INT64_MAX became
+// negative durations, and a huge count times the GPUs overflowed int.
+TEST(SchedulingPlanTest, DurationsBeyondInt64AreRefusedNotNegative) {
+  for (const char* text :
+       {"dynamic_batching { max_queue_delay_microseconds: 18446744073709551615 }",
+        "dynamic_batching { default_timeout_microseconds: 9223372036854775808 }"}) {
+    auto plan = PlanScheduling(Config(text), false, 2);
+    ASSERT_FALSE(plan.ok()) << text;
+    EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(plan.status().message().find("out of range"), std::string::npos);
+  }
+  auto largest = PlanScheduling(
+      Config("dynamic_batching { max_queue_delay_microseconds: 9223372036854775807 }"), false, 2);
+  ASSERT_TRUE(largest.ok()) << largest.status();
+  EXPECT_GT(largest->batching.max_queue_delay, absl::ZeroDuration());
+}
+
+TEST(SchedulingPlanTest, HugeGpuInstanceCountsAreRefusedWithoutOverflow) {
+  auto plan = PlanScheduling(
+      Config("instance_group { kind: KIND_GPU count: 1073741824 gpus: [ 0, 1, 2 ] }"), true, 2);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace torchbricks::server
