@@ -122,8 +122,21 @@ std::optional<std::pair<int64_t, int64_t>> ImageSize(absl::string_view element) 
 
 }  // namespace
 
+int64_t ImagePixelBudget(const ValueSpec& spec, int64_t configured) {
+  if (configured > 0) return configured;
+  if (spec.image_height <= 0 || spec.image_width <= 0) return kMaxImagePixels;
+  // Declared sides are bounded by the manifest's int64; saturate rather than overflow.
+  const int64_t declared = spec.image_height > kMaxImagePixels / spec.image_width
+                               ? kMaxImagePixels
+                               : spec.image_height * spec.image_width;
+  const int64_t scaled = declared > kMaxImagePixels / kImagePixelBudgetFactor
+                             ? kMaxImagePixels
+                             : kImagePixelBudgetFactor * declared;
+  return std::clamp(scaled, kMinImagePixelBudget, kMaxImagePixels);
+}
+
 absl::StatusOr<int64_t> CheckImageFile(absl::string_view input, size_t index,
-                                       absl::string_view element) {
+                                       absl::string_view element, int64_t max_pixels) {
   auto refuse = [&](absl::string_view why) {
     return absl::InvalidArgumentError(
         absl::StrCat("input '", input, "' element ", index, " (", element.size(), " bytes) ", why));
@@ -133,18 +146,23 @@ absl::StatusOr<int64_t> CheckImageFile(absl::string_view input, size_t index,
   if (!size.has_value()) return refuse("has no readable image size (truncated or corrupt)");
   const auto [width, height] = *size;
   if (width <= 0 || height <= 0) return refuse("declares an empty image");
-  if (width > kMaxImageSide || height > kMaxImageSide || width * height > kMaxImagePixels) {
+  if (width > kMaxImageSide || height > kMaxImageSide) {
     return refuse(absl::StrCat("is ", width, "x", height, ", larger than the limit of ",
-                               kMaxImagePixels, " pixels and ", kMaxImageSide, " per side"));
+                               kMaxImageSide, " pixels per side"));
+  }
+  if (width * height > std::min(max_pixels, kMaxImagePixels)) {
+    return refuse(absl::StrCat("is ", width, "x", height, " (", width * height,
+                               " pixels), more than this input's budget of ",
+                               std::min(max_pixels, kMaxImagePixels), " pixels per image"));
   }
   return width * height;
 }
 
-absl::Status CheckImageFiles(absl::string_view input,
-                             absl::Span<const absl::string_view> elements) {
+absl::Status CheckImageFiles(absl::string_view input, absl::Span<const absl::string_view> elements,
+                             int64_t max_pixels) {
   int64_t pixels = 0;
   for (size_t i = 0; i < elements.size(); ++i) {
-    ASSIGN_OR_RETURN(const int64_t image_pixels, CheckImageFile(input, i, elements[i]));
+    ASSIGN_OR_RETURN(const int64_t image_pixels, CheckImageFile(input, i, elements[i], max_pixels));
     pixels += image_pixels;
   }
   if (pixels > kMaxRequestPixels) {
@@ -203,15 +221,17 @@ absl::StatusOr<cv::Mat> DecodeOne(const ValueSpec& spec, const std::string& elem
 
 }  // namespace
 
-absl::StatusOr<at::Tensor> DecodeImages(const ValueSpec& spec, const at::Tensor& rows) {
+absl::StatusOr<at::Tensor> DecodeImages(const ValueSpec& spec, const at::Tensor& rows,
+                                        int64_t max_image_pixels) {
   absl::StatusOr<std::vector<std::string>> elements = UnpackBytes(rows, spec.name);
   if (!elements.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input '", spec.name, "' is an encoded image input: send BYTES elements (JPEG or PNG)"));
   }
   // Refuse files whose headers announce huge images before decoding allocates for them.
-  RETURN_IF_ERROR(CheckImageFiles(
-      spec.name, std::vector<absl::string_view>(elements->begin(), elements->end())));
+  RETURN_IF_ERROR(
+      CheckImageFiles(spec.name, std::vector<absl::string_view>(elements->begin(), elements->end()),
+                      ImagePixelBudget(spec, max_image_pixels)));
   // The files of a batch are decoded in parallel on the intra-op threads.
   std::vector<absl::StatusOr<cv::Mat>> decoded(elements->size(), cv::Mat());
   at::parallel_for(0, static_cast<int64_t>(elements->size()), 1, [&](int64_t begin, int64_t end) {

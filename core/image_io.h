@@ -43,14 +43,30 @@ inline constexpr size_t kPaddingAllowance = 64 << 20;
 // ... and on all the images of one run together (about 1.2 GB decoded).
 inline constexpr int64_t kMaxRequestPixels = 400'000'000;
 
+// The per-image budget of an input that declares its size (encoded_image { height width })
+// is this many times the declared pixels (4x per side: an image shrunk further wastes over
+// 15/16 of what was decoded), but never below kMinImagePixelBudget (4096 x 4096: any
+// common camera photo or 4K frame) nor above kMaxImagePixels (docs/VISUALIZATION.md).
+inline constexpr int64_t kImagePixelBudgetFactor = 16;
+inline constexpr int64_t kMinImagePixelBudget = 4096 * 4096;
+
+// The most pixels one image of encoded image input `spec` may declare: `configured` when
+// positive (config.pbtxt's max_image_pixels; callers keep it at most kMaxImagePixels),
+// else kImagePixelBudgetFactor x the spec's declared size clamped to
+// [kMinImagePixelBudget, kMaxImagePixels], else (no declared size) kMaxImagePixels.
+int64_t ImagePixelBudget(const ValueSpec& spec, int64_t configured = 0);
+
 // The pixel count of element `index` of encoded image input `input`, read from its header.
 // InvalidArgument naming input and element when it is not a JPEG or PNG file, its size
-// cannot be read, or it exceeds kMaxImagePixels / kMaxImageSide. Does not decode.
+// cannot be read, it exceeds kMaxImageSide per side, or it has more than `max_pixels`
+// (the message names the budget). Does not decode.
 absl::StatusOr<int64_t> CheckImageFile(absl::string_view input, size_t index,
-                                       absl::string_view element);
+                                       absl::string_view element,
+                                       int64_t max_pixels = kMaxImagePixels);
 
 // CheckImageFile() for every element, and their pixels together at most kMaxRequestPixels.
-absl::Status CheckImageFiles(absl::string_view input, absl::Span<const absl::string_view> elements);
+absl::Status CheckImageFiles(absl::string_view input, absl::Span<const absl::string_view> elements,
+                             int64_t max_pixels = kMaxImagePixels);
 
 // OK when `elements` fit a rows tensor without padding blowing up (at most four times
 // their bytes, or kPaddingAllowance); InvalidArgument naming the tensor otherwise.
@@ -60,9 +76,10 @@ absl::Status CheckBytesPadding(absl::Span<const absl::string_view> elements,
 // Decodes the encoded images of input `spec` (rows tensor of B elements) to one uint8
 // [B, 3, H, W] RGB tensor, resized to the spec's size when it declares one.
 // InvalidArgument naming the input and the element index for bytes that are not a
-// decodable JPEG or PNG or that fail CheckImageFile(), and for images of different sizes
-// without a declared resize.
-absl::StatusOr<at::Tensor> DecodeImages(const ValueSpec& spec, const at::Tensor& rows);
+// decodable JPEG or PNG or that fail CheckImageFile() with ImagePixelBudget(spec,
+// `max_image_pixels`), and for images of different sizes without a declared resize.
+absl::StatusOr<at::Tensor> DecodeImages(const ValueSpec& spec, const at::Tensor& rows,
+                                        int64_t max_image_pixels = 0);
 
 // An RGB CV_8UC3 image (a copy) of one image tensor: [C, H, W] (channels first) or, with
 // `channels_last`, [H, W, C]; C is 1 (grey) or 3; uint8 as is, floating point scaled from

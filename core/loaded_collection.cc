@@ -81,6 +81,11 @@ absl::StatusOr<std::unique_ptr<LoadedCollection>> LoadedCollection::Load(
                    ReadManifestFile(options.version_dir / "bricks.pbtxt"));
   std::unique_ptr<LoadedCollection> collection(new LoadedCollection());
   collection->parallel_branches_ = options.parallel_branches;
+  if (options.max_image_pixels < 0 || options.max_image_pixels > kMaxImagePixels) {
+    return absl::InvalidArgumentError(absl::StrCat("max_image_pixels ", options.max_image_pixels,
+                                                   " is not within 0..", kMaxImagePixels));
+  }
+  collection->max_image_pixels_ = options.max_image_pixels;
   ASSIGN_OR_RETURN(collection->graph_, BrickGraph::Create(manifest));
   for (Stage stage : kAllStages) {
     ASSIGN_OR_RETURN(collection->plans_[static_cast<int>(stage)],
@@ -140,9 +145,11 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
       continue;
     }
     absl::StatusOr<at::Tensor> decoded(absl::UnknownError(""));
+    // A named reference: C++17 lambdas cannot capture structured bindings (clang refuses).
+    const at::Tensor& rows = tensor;
     RETURN_IF_ERROR(CallTorch(absl::StrCat("input '", name, "'"), [&] {
-      decoded = DecodeImages(spec, tensor);
-      if (decoded.ok()) *decoded = decoded->to(tensor.device());
+      decoded = DecodeImages(spec, rows, max_image_pixels_);
+      if (decoded.ok()) *decoded = decoded->to(rows.device());
     }));
     if (!decoded.ok()) return decoded.status();
     slots[plan.FindSlot(name)] = *std::move(decoded);
@@ -265,6 +272,10 @@ absl::Status LoadedCollection::Check(Stage stage, absl::Span<const TensorSignatu
     }
   }
   return absl::OkStatus();
+}
+
+int64_t LoadedCollection::ImagePixelBudgetOf(const ValueSpec& spec) const {
+  return ImagePixelBudget(spec, max_image_pixels_);
 }
 
 std::string LoadedCollection::Mermaid(Stage stage) const {

@@ -46,13 +46,17 @@ struct LoadOptions {
   // Run bricks that do not depend on each other (two heads on one backbone) at the same
   // time on libtorch's inter-op thread pool. Off by default: see docs/PERFORMANCE.md.
   bool parallel_branches = false;
+  // The per-image pixel budget of encoded image inputs (config.pbtxt's max_image_pixels):
+  // 0 applies ImagePixelBudget()'s rule (core/image_io.h); otherwise 1..kMaxImagePixels.
+  int64_t max_image_pixels = 0;
 };
 
 class LoadedCollection {
  public:
   // Reads, validates, plans and loads the package in `options.version_dir`. Returns
   // NotFound when bricks.pbtxt or a module file is missing and InvalidArgument for any
-  // invalid content; the message names the brick (and file) at fault.
+  // invalid content (or a max_image_pixels out of range); the message names the brick
+  // (and file) at fault.
   static absl::StatusOr<std::unique_ptr<LoadedCollection>> Load(const LoadOptions& options);
 
   LoadedCollection(const LoadedCollection&) = delete;
@@ -78,6 +82,9 @@ class LoadedCollection {
                      absl::Span<const std::string> outputs) const;
 
   const BrickGraph& graph() const { return graph_; }
+  // The most pixels one image of declared input `spec` may have (ImagePixelBudget() with
+  // LoadOptions::max_image_pixels).
+  int64_t ImagePixelBudgetOf(const ValueSpec& spec) const;
   const StagePlan& plan(Stage stage) const { return plans_[static_cast<int>(stage)]; }
   // The mermaid flowchart of `stage`.
   std::string Mermaid(Stage stage) const;
@@ -87,6 +94,7 @@ class LoadedCollection {
 
   BrickGraph graph_;
   bool parallel_branches_ = false;
+  int64_t max_image_pixels_ = 0;
   std::array<StagePlan, kNumStages> plans_;
   // One per brick of graph_, same order.
   std::vector<std::unique_ptr<BrickCallable>> modules_;

@@ -18,6 +18,7 @@
 #include "core/reference_check.h"
 #include "core/status_macros.h"
 #include "core/torch_errors.h"
+#include "core/torch_log_sink.h"
 #ifdef TORCHBRICKS_WITH_CUDA
 #include "c10/cuda/CUDAStream.h"
 #include "torch/cuda.h"
@@ -74,7 +75,8 @@ class TorchServableModel : public ServableModel {
     // Encoded images: catch bytes that are no image file here, before they are queued.
     for (const auto& [view, elements] : bytes_inputs) {
       RETURN_IF_ERROR(CheckBytesTarget(*view));
-      RETURN_IF_ERROR(CheckImageFiles(view->name, elements));
+      const ValueSpec& spec = graph().inputs()[graph().FindInput(view->name)];
+      RETURN_IF_ERROR(CheckImageFiles(view->name, elements, collection_->ImagePixelBudgetOf(spec)));
       RETURN_IF_ERROR(CheckBytesPadding(elements, view->name));
     }
     return absl::OkStatus();
@@ -83,6 +85,7 @@ class TorchServableModel : public ServableModel {
   absl::StatusOr<std::vector<HostTensor>> Run(Stage stage, absl::Span<const HostTensorView> inputs,
                                               absl::Span<const std::string> outputs,
                                               RunTrace* trace) const override {
+    const ScopedTorchWarningRoute warnings;
     NamedTensors tensors;
     for (const HostTensorView& view : inputs) {
       RETURN_IF_ERROR(CheckBytesTarget(view));
@@ -108,6 +111,7 @@ class TorchServableModel : public ServableModel {
   std::vector<absl::StatusOr<std::vector<HostTensor>>> RunBatch(Stage stage,
                                                                 absl::Span<const BatchItem> items,
                                                                 RunTrace* trace) const override {
+    const ScopedTorchWarningRoute warnings;
     std::vector<absl::StatusOr<std::vector<HostTensor>>> results;
     results.reserve(items.size());
     if (items.size() > 1) {
@@ -196,12 +200,15 @@ class TorchServableModel : public ServableModel {
     NamedTensors batched;
     int64_t total = 0;
     for (int64_t r : rows) total += r;
+    // The lambdas below capture the structured bindings by init-capture: C++17 cannot
+    // capture a binding itself (clang refuses; gcc allows it as an extension).
     for (auto& [name, tensors] : parts) {
       if (tensors.size() != items.size()) {
         return absl::FailedPreconditionError("items have different inputs");
       }
-      RETURN_IF_ERROR(
-          CallTorch("concatenating inputs", [&] { batched[name] = at::cat(tensors, 0); }));
+      RETURN_IF_ERROR(CallTorch("concatenating inputs", [&, &name = name, &tensors = tensors] {
+        batched[name] = at::cat(tensors, 0);
+      }));
       if (batched[name].size(0) != total) {
         return absl::FailedPreconditionError("inputs disagree on the batch size");
       }
@@ -211,7 +218,9 @@ class TorchServableModel : public ServableModel {
         return absl::FailedPreconditionError("inputs disagree on the batch size");
       }
       RETURN_IF_ERROR(CheckBytesPadding(elements, name));
-      RETURN_IF_ERROR(CallTorch("packing inputs", [&] { batched[name] = PackBytes(elements); }));
+      RETURN_IF_ERROR(CallTorch("packing inputs", [&, &name = name, &elements = elements] {
+        batched[name] = PackBytes(elements);
+      }));
     }
     RETURN_IF_ERROR(ToDevice(&batched));
     RunTrace batch_trace;
@@ -222,8 +231,9 @@ class TorchServableModel : public ServableModel {
         return absl::FailedPreconditionError(
             absl::StrCat("output '", name, "' has no batch dimension to split"));
       }
-      RETURN_IF_ERROR(
-          CallTorch("splitting outputs", [&] { split[name] = tensor.split_with_sizes(rows, 0); }));
+      RETURN_IF_ERROR(CallTorch("splitting outputs", [&, &name = name, &tensor = tensor] {
+        split[name] = tensor.split_with_sizes(rows, 0);
+      }));
     }
     std::vector<std::vector<HostTensor>> members(items.size());
     for (size_t i = 0; i < items.size(); ++i) {
@@ -278,17 +288,50 @@ absl::Status PrepareWorkerThread(int intra_op_threads, const std::string& device
 #endif
 }
 
+namespace {
+
+// Sets the calling thread's intra-op threads for its lifetime (0: leaves them) and then
+// restores what the thread had.
+class ScopedIntraOpThreads {
+ public:
+  explicit ScopedIntraOpThreads(int threads) : previous_(at::get_num_threads()) {
+    if (threads > 0 && threads != previous_) {
+      at::set_num_threads(threads);
+      changed_ = true;
+    }
+  }
+  ~ScopedIntraOpThreads() {
+    if (changed_) at::set_num_threads(previous_);
+  }
+  ScopedIntraOpThreads(const ScopedIntraOpThreads&) = delete;
+  ScopedIntraOpThreads& operator=(const ScopedIntraOpThreads&) = delete;
+
+ private:
+  const int previous_;
+  bool changed_ = false;
+};
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<ServableModel>> LoadServableModel(
     const ServableModelOptions& options) {
+  if (options.intra_op_threads < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("intra_op_threads ", options.intra_op_threads, " is negative"));
+  }
+  const ScopedTorchWarningRoute warnings;
   ASSIGN_OR_RETURN(std::unique_ptr<LoadedCollection> loaded,
                    LoadedCollection::Load({.version_dir = options.version_dir,
                                            .device = options.device,
-                                           .parallel_branches = options.parallel_branches}));
+                                           .parallel_branches = options.parallel_branches,
+                                           .max_image_pixels = options.max_image_pixels}));
   c10::Device device(c10::kCPU);
   RETURN_IF_ERROR(CallTorch(
       "device", [&] { device = c10::Device(options.device); }, absl::StatusCode::kInvalidArgument));
   auto model = std::make_unique<TorchServableModel>(std::move(loaded), device);
   const LoadedCollection* collection = model->collection();
+  // The warm-up runs as the instances will: with their intra-op threads.
+  const ScopedIntraOpThreads threads(options.warmup_runs > 0 ? options.intra_op_threads : 0);
   for (Stage stage : {Stage::kInference, Stage::kExport}) {
     if (options.warmup_runs <= 0) break;
     ASSIGN_OR_RETURN(std::optional<ReferenceData> reference,

@@ -108,10 +108,20 @@ struct ServableModelOptions {
   std::string device = "cpu";
   // See LoadOptions::parallel_branches.
   bool parallel_branches = false;
+  // The intra-op threads of the instances that will run the model (instance_group's
+  // intra_op_threads): the warm-up runs with them, so a setting that hurts shows at load;
+  // the calling thread's own setting is restored afterwards. 0 keeps the calling thread's.
+  int intra_op_threads = 0;
+  // The per-image pixel budget of encoded image inputs (config.pbtxt's max_image_pixels);
+  // 0 applies the rule of ImagePixelBudget() in core/image_io.h. See
+  // LoadOptions::max_image_pixels.
+  int64_t max_image_pixels = 0;
 };
 
 // Loads, validates, plans and warms a package. Errors as LoadedCollection::Load, plus
-// Internal when a warm-up run fails (the message names the brick).
+// InvalidArgument for a negative intra_op_threads, and Internal when a warm-up run fails
+// (the message names the brick). libtorch's warnings while loading and running go to the
+// sink of SetTorchLogSink() when one is set (core/torch_log_sink.h).
 absl::StatusOr<std::unique_ptr<ServableModel>> LoadServableModel(
     const ServableModelOptions& options);
 

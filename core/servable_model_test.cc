@@ -2,10 +2,21 @@
 // member exactly its own rows, and failure isolation inside a batch.
 #include "core/servable_model.h"
 
-#include <cstring>
+#include <unistd.h>
 
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+#include "ATen/Parallel.h"
 #include "core/testing/package_fixtures.h"
+#include "core/torch_log_sink.h"
 #include "gtest/gtest.h"
+#include "torch/csrc/jit/frontend/resolver.h"
+#include "torch/csrc/jit/frontend/sugared_value.h"
+#include "torch/library.h"
+#include "torch/script.h"
 
 namespace torchbricks {
 namespace {
@@ -134,6 +145,94 @@ TEST(ServableModelTest, OutputInfoComesFromWarmUp) {
   EXPECT_EQ(outputs[0].name, "logits");
   EXPECT_EQ(outputs[0].data_type, package::TYPE_FP32);
   EXPECT_EQ(outputs[0].dims, (std::vector<int64_t>{-1, 3}));
+}
+
+// --- Warm-up thread settings and libtorch's warnings ------------------------------------------
+
+// The intra-op threads of the thread that last ran torchbricks_test::record_threads.
+std::atomic<int> threads_seen{-1};
+
+at::Tensor RecordThreads(const at::Tensor& x) {
+  threads_seen = at::get_num_threads();
+  return x / 2;
+}
+
+TORCH_LIBRARY(torchbricks_test, m) { m.def("record_threads", &RecordThreads); }
+
+// TorchScript source compiled here sees `torch` (aten) and `probe` (this test's ops).
+struct ProbeResolver : torch::jit::Resolver {
+  std::shared_ptr<torch::jit::SugaredValue> resolveValue(
+      const std::string& name, torch::jit::GraphFunction& function,
+      const torch::jit::SourceRange& loc) override {
+    if (name == "probe") return std::make_shared<torch::jit::BuiltinModule>("torchbricks_test");
+    return torch::jit::nativeResolver()->resolveValue(name, function, loc);
+  }
+  c10::TypePtr resolveType(const std::string& name, const torch::jit::SourceRange& loc) override {
+    return torch::jit::nativeResolver()->resolveType(name, loc);
+  }
+};
+
+// A copy of readme_dummy whose preprocessor (same contract: raw_input / 2) is `source`.
+std::filesystem::path PackageWithPreprocessor(const std::string& name, const std::string& source) {
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) /
+                                    ("servable_" + name + std::to_string(getpid())) / "1";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy(FixturePackage("readme_dummy"), dir,
+                        std::filesystem::copy_options::recursive);
+  torch::jit::Module module("PreprocessorProbe");
+  module.define(source, std::make_shared<ProbeResolver>());
+  module.save((dir / "modules" / "preprocessor.pt").string());
+  return dir;
+}
+
+TEST(ServableModelTest, WarmUpRunsWithTheInstancesIntraOpThreads) {
+  const std::filesystem::path dir = PackageWithPreprocessor("threads", R"(
+def forward(self, raw_input: Tensor) -> Tensor:
+    return probe.record_threads(raw_input)
+)");
+  at::set_num_threads(1);  // the loading thread's own setting
+  threads_seen = -1;
+  auto model = LoadServableModel({.version_dir = dir, .warmup_runs = 1, .intra_op_threads = 3});
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(threads_seen, 3) << "the warm-up should run with the instances' intra-op threads";
+  EXPECT_EQ(at::get_num_threads(), 1) << "the loading thread's setting should be restored";
+  threads_seen = -1;
+  model = LoadServableModel({.version_dir = dir, .warmup_runs = 1});
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(threads_seen, 1) << "0 keeps the calling thread's setting";
+  EXPECT_EQ(LoadServableModel({.version_dir = dir, .intra_op_threads = -1}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ServableModelTest, LibtorchWarningsReachTheSinkFromEveryThreadThatRuns) {
+  const std::filesystem::path dir = PackageWithPreprocessor("warns", R"(
+def forward(self, raw_input: Tensor) -> Tensor:
+    torch.warn("torchbricks-test: the preprocessor warns", 2)
+    return raw_input / 2
+)");
+  std::mutex mu;
+  std::vector<TorchLogLine> lines;
+  SetTorchLogSink([&](const TorchLogLine& line) {
+    std::lock_guard<std::mutex> lock(mu);
+    lines.push_back(line);
+  });
+  auto model = LoadServableModel({.version_dir = dir, .warmup_runs = 1});
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto input = Floats("raw_images", {1, 3, 100, 200}, 0.f);
+  std::thread worker([&] {  // a thread that never set a warning handler of its own
+    EXPECT_TRUE((*model)->Run(Stage::kInference, {input->view}, {}, nullptr).ok());
+  });
+  worker.join();
+  SetTorchLogSink(nullptr);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_GE(lines.size(), 1u);
+  for (const TorchLogLine& line : lines) {
+    EXPECT_NE(line.message.find("torchbricks-test: the preprocessor warns"), std::string::npos)
+        << line.message;
+  }
+  EXPECT_EQ(lines[0].kind, "warning");
+  EXPECT_EQ(lines[0].severity, TorchLogLine::Severity::kWarning);
 }
 
 }  // namespace

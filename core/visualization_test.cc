@@ -453,6 +453,43 @@ TEST(EncodedImageTest, SizesAreReadFromHeadersAndHugeImagesRefusedBeforeDecoding
   EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(EncodedImageTest, PixelBudgetFollowsTheDeclaredSize) {
+  ValueSpec spec{
+      .name = "image", .data_type = package::TYPE_STRING, .dims = {-1}, .encoded_image = true};
+  EXPECT_EQ(ImagePixelBudget(spec), kMaxImagePixels);  // no declared size
+  spec.image_height = spec.image_width = 224;
+  EXPECT_EQ(ImagePixelBudget(spec), kMinImagePixelBudget);  // 16 x 224^2 is below the floor
+  spec.image_height = spec.image_width = 1024;
+  EXPECT_EQ(ImagePixelBudget(spec), 16 * 1024 * 1024);
+  spec.image_height = spec.image_width = 4096;
+  EXPECT_EQ(ImagePixelBudget(spec), kMaxImagePixels);  // capped
+  spec.image_height = spec.image_width = int64_t{1} << 40;
+  EXPECT_EQ(ImagePixelBudget(spec), kMaxImagePixels);  // no overflow
+  spec.image_height = spec.image_width = 224;
+  EXPECT_EQ(ImagePixelBudget(spec, 1'000'000), 1'000'000);  // configured
+
+  // 7000 x 7000 (49 Mpx) is under the absolute limit but over a 224 x 224 input's budget:
+  // refused from the header, naming input, element and budget.
+  const std::string huge = PngHeader(7000, 7000);
+  EXPECT_TRUE(CheckImageFile("image", 0, huge).ok());
+  auto refused = CheckImageFile("image", 2, huge, ImagePixelBudget(spec));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("input 'image' element 2"));
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("budget of 16777216 pixels per image"));
+  EXPECT_TRUE(CheckImageFile("image", 0, PngHeader(4096, 4096), ImagePixelBudget(spec)).ok());
+  const std::vector<std::string> files = {Encode(Gradient(32, 32), ".png"), huge};
+  auto decoded = DecodeImages(spec, PackBytes(files));
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(decoded.status().message()), HasSubstr("element 1"));
+  EXPECT_THAT(std::string(decoded.status().message()), HasSubstr("budget of 16777216"));
+  // A configured budget replaces the rule, both ways.
+  decoded = DecodeImages(spec, PackBytes(std::vector<std::string>{files[0]}), 1000);
+  EXPECT_THAT(std::string(decoded.status().message()), HasSubstr("budget of 1000 pixels"));
+  decoded = DecodeImages(spec, PackBytes(std::vector<std::string>{files[0]}), 1024);
+  EXPECT_TRUE(decoded.ok()) << decoded.status();
+}
+
 TEST(BytesRowsTest, PaddingMayNotBlowUpMemory) {
   const std::string large(80 << 20, 'x');
   const std::vector<absl::string_view> unequal = {large, "a", "b", "c"};
@@ -525,6 +562,34 @@ TEST(ServableVisualizationTest, JpegsInPngsOutAndBatchesSplitPerRequest) {
     EXPECT_EQ(info.dims, (std::vector<int64_t>{-1}));
   }
   EXPECT_TRUE(found);
+}
+
+TEST(ServableVisualizationTest, ImagesOverTheInputsPixelBudgetAreRefusedBeforeQueueing) {
+  // vision_classifier resizes to 64 x 64: its budget is the floor, 4096 x 4096.
+  auto model = LoadServableModel({.version_dir = FixturePackage("vision_classifier")});
+  ASSERT_TRUE(model.ok()) << model.status();
+  const std::string raw = RawBytes({Encode(Gradient(8, 8), ".png"), PngHeader(5000, 5000)});
+  const std::vector<HostTensorView> inputs = {{"image", package::TYPE_STRING, {2}, raw}};
+  absl::Status status = (*model)->Validate(Stage::kInference, inputs, {});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("input 'image' element 1"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("budget of 16777216"));
+  // config.pbtxt's max_image_pixels raises it (up to kMaxImagePixels) or lowers it.
+  auto generous = LoadServableModel({.version_dir = FixturePackage("vision_classifier"),
+                                     .warmup_runs = 0,
+                                     .max_image_pixels = 30'000'000});
+  ASSERT_TRUE(generous.ok()) << generous.status();
+  EXPECT_TRUE((*generous)->Validate(Stage::kInference, inputs, {}).ok());
+  auto strict = LoadServableModel({.version_dir = FixturePackage("vision_classifier"),
+                                   .warmup_runs = 0,
+                                   .max_image_pixels = 32});
+  ASSERT_TRUE(strict.ok()) << strict.status();
+  EXPECT_THAT(std::string((*strict)->Validate(Stage::kInference, inputs, {}).message()),
+              HasSubstr("element 0"));
+  auto over = LoadServableModel({.version_dir = FixturePackage("vision_classifier"),
+                                 .warmup_runs = 0,
+                                 .max_image_pixels = kMaxImagePixels + 1});
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ServableVisualizationTest, ValidateRefusesBytesThatAreNoImageBeforeRunning) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/torch_log_sink.h"
 #include "grpc/support/log.h"
 #include "server/observability/logging.h"
 #include "server/server_options.h"
@@ -25,6 +26,18 @@ void ForwardGrpcLog(gpr_log_func_args* args) {
   torchbricks::server::LogEvent(
       level, args->message,
       {{"source", "grpc"}, {"file", absl::StrCat(args->file ? args->file : "", ":", args->line)}});
+}
+
+// libtorch's warnings and log lines, likewise.
+void ForwardTorchLog(const torchbricks::TorchLogLine& line) {
+  using torchbricks::server::LogLevel;
+  using Severity = torchbricks::TorchLogLine::Severity;
+  const LogLevel level = line.severity == Severity::kError     ? LogLevel::kError
+                         : line.severity == Severity::kWarning ? LogLevel::kWarning
+                         : line.severity == Severity::kInfo    ? LogLevel::kInfo
+                                                               : LogLevel::kVerbose;
+  torchbricks::server::LogEvent(
+      level, line.message, {{"source", "libtorch"}, {"kind", line.kind}, {"file", line.location}});
 }
 
 }  // namespace
@@ -45,7 +58,10 @@ int main(int argc, char** argv) {
   }
   SetLogLevel(options->log_level);
   SetLogFormat(options->log_format);
-  if (options->log_format == LogFormat::kJson) gpr_set_log_function(ForwardGrpcLog);
+  if (options->log_format == LogFormat::kJson) {
+    gpr_set_log_function(ForwardGrpcLog);
+    torchbricks::SetTorchLogSink(ForwardTorchLog);
+  }
 
   // A reader of our stdout that goes away (a test harness that read the port) must not
   // kill the server.

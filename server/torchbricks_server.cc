@@ -129,18 +129,18 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
   repository_options.startup_models = options.startup_models;
   const int warmup_runs = options.warmup_runs;
   repository_options.loader =
-      [warmup_runs](const std::filesystem::path& dir, const std::string& device,
-                    int intra_op_threads, const config::ModelConfig& config)
-      -> absl::StatusOr<std::unique_ptr<ServableModel>> {
+      [warmup_runs](
+          const std::filesystem::path& dir, const std::string& device, int intra_op_threads,
+          const config::ModelConfig& config) -> absl::StatusOr<std::unique_ptr<ServableModel>> {
     auto parallel = config.parameters().find("parallel_branches");
     // Bounded by the core (0..kMaxImagePixels); 0 or absent: the budget of the input's size.
     int64_t max_image_pixels = 0;
     auto pixels = config.parameters().find("max_image_pixels");
     if (pixels != config.parameters().end() &&
         (!absl::SimpleAtoi(pixels->second, &max_image_pixels) || max_image_pixels < 0)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("parameters[\"max_image_pixels\"] '", pixels->second.substr(0, 64),
-                       "' is not a whole number of pixels"));
+      return absl::InvalidArgumentError(absl::StrCat("parameters[\"max_image_pixels\"] '",
+                                                     pixels->second.substr(0, 64),
+                                                     "' is not a whole number of pixels"));
     }
     return LoadServableModel(
         {.version_dir = dir,

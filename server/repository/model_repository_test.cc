@@ -64,7 +64,7 @@ class ModelRepositoryTest : public ::testing::Test {
     options.poll_interval = absl::Hours(1);  // tests call PollOnce() themselves
     options.startup_models = std::move(startup);
     options.loader =
-        [this](const fs::path& dir, const std::string&,
+        [this](const fs::path& dir, const std::string&, int,
                const config::ModelConfig&) -> absl::StatusOr<std::unique_ptr<ServableModel>> {
       ++loads_;
       std::ifstream in(dir / "marker");

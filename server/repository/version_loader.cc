@@ -1,5 +1,6 @@
 #include "server/repository/version_loader.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "core/status_macros.h"
@@ -19,7 +20,14 @@ absl::StatusOr<std::shared_ptr<ModelVersion>> LoadModelVersion(
   loaded->config = config;
   const std::vector<std::string> devices = plan.devices();
   for (const std::string& device : devices) {
-    ASSIGN_OR_RETURN(std::unique_ptr<ServableModel> servable, options.loader(dir, device, config));
+    int intra_op_threads = 0;
+    for (const SchedulingPlan::Instance& instance : plan.instances) {
+      if (instance.device == device) {
+        intra_op_threads = std::max(intra_op_threads, instance.intra_op_threads);
+      }
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<ServableModel> servable,
+                     options.loader(dir, device, intra_op_threads, config));
     if (loaded->servable == nullptr) {
       loaded->servable = std::move(servable);
     } else {

@@ -37,9 +37,11 @@ struct ModelVersion {
   std::unique_ptr<DynamicBatcher> batcher;  // never null
 };
 
-// Loads a version folder onto a device ("cpu", "cuda:0") with the model's config.
+// Loads a version folder onto a device ("cpu", "cuda:0") with the model's config;
+// `intra_op_threads` is the most any instance on that device will use (its warm-up runs
+// with them).
 using ServableLoader = std::function<absl::StatusOr<std::unique_ptr<ServableModel>>(
-    const std::filesystem::path& version_dir, const std::string& device,
+    const std::filesystem::path& version_dir, const std::string& device, int intra_op_threads,
     const config::ModelConfig& config)>;
 
 struct VersionLoaderOptions {

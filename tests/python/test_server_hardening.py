@@ -129,3 +129,38 @@ def test_unbounded_intra_op_threads_make_the_model_unavailable(fixture_repositor
         assert not client.model_ready("greedy")
         (entry,) = client.repository_index().models
         assert entry.state == "UNAVAILABLE" and "intra_op_threads 100000 is not within" in entry.reason
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR chunk declaring width x height, without image data (a few bytes
+    that would make a decoder allocate width * height * 3)."""
+    return (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + width.to_bytes(4, "big") + height.to_bytes(4, "big")
+            + b"\x08\x02\x00\x00\x00")
+
+
+def test_images_over_the_inputs_pixel_budget_are_refused_before_decoding(fixture_repository, tmp_path):
+    """vision_classifier resizes its input to 64x64, so its per-image budget is the floor
+    (4096 x 4096 pixels), not the absolute 50 Mpx; config.pbtxt's max_image_pixels raises it."""
+    repository = tmp_path / "repo"
+    shutil.copytree(fixture_repository / "vision_classifier", repository / "vision_classifier")
+    shutil.copytree(fixture_repository / "vision_classifier", repository / "generous")
+    (repository / "generous" / "config.pbtxt").write_text(
+        'parameters { key: "max_image_pixels" value: "50000000" }\n')
+    shutil.copytree(fixture_repository / "vision_classifier", repository / "misconfigured")
+    (repository / "misconfigured" / "config.pbtxt").write_text(
+        'parameters { key: "max_image_pixels" value: "lots" }\n')
+    files = np.array([png_header(64, 64), png_header(7000, 7000)], dtype=object)
+    with ServerProcess(repository) as server, server.client() as client:
+        with pytest.raises(grpc.RpcError) as error:
+            client.infer("vision_classifier", {"image": files})
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        details = error.value.details()
+        assert "input 'image' element 1" in details and "7000x7000" in details, details
+        assert "budget of 16777216 pixels per image" in details, details
+        # Raised budget: the header passes, and the (empty) file fails to decode instead.
+        with pytest.raises(grpc.RpcError) as error:
+            client.infer("generous", {"image": files})
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "budget" not in error.value.details(), error.value.details()
+        entry = next(m for m in client.repository_index().models if m.name == "misconfigured")
+        assert entry.state == "UNAVAILABLE" and "max_image_pixels" in entry.reason, entry.reason

@@ -1,12 +1,15 @@
 """Logs: one line per model load and per refused request (with a request id, without
 payloads), in plain text or, with --log-format json, one JSON object per line."""
 import json
+import warnings
 
 import grpc
 import numpy as np
 import pytest
+import torch
 
 from server_process import ServerProcess
+from torchbricks_serve import export_brick_collection
 
 
 def _refuse_two(server):
@@ -55,3 +58,31 @@ def test_json_logs_hold_grpc_library_lines_too(fixture_repository, monkeypatch):
     lines = [line for line in server.log().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # fails on any non-JSON line
     assert any(r.get("source") == "grpc" for r in records)
+
+
+class WarnsInScript(torch.nn.Module):
+    """Calls warnings.warn in TorchScript, which libtorch turns into TORCH_WARN when it runs."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        warnings.warn("torchbricks-test: a scripted module warns")
+        return x * 2
+
+
+def test_json_logs_hold_libtorch_warnings_too(tmp_path):
+    """libtorch's warnings (here a TorchScript warnings.warn, raised in the warm-up at load and
+    in the first requests on the instance threads) go through the server's logger too."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's eager reference run warns in Python
+        export_brick_collection({"warner": {"module": WarnsInScript(), "input_names": ["x"],
+                                            "output_names": ["y"]}},
+                                tmp_path / "warner" / "1", example_inputs={"x": torch.ones(2, 3)})
+    with ServerProcess(tmp_path, "--log-format", "json") as server:
+        with server.client() as client:
+            for _ in range(3):
+                client.infer("warner", {"x": np.ones((1, 3), np.float32)})
+        assert server.stop() == 0
+    lines = [line for line in server.log().splitlines() if line.strip()]
+    assert any("torchbricks-test: a scripted module warns" in line for line in lines), lines
+    records = [json.loads(line) for line in lines]  # fails on any non-JSON line
+    warned = [r for r in records if "torchbricks-test: a scripted module warns" in r["message"]]
+    assert warned and all(r["source"] == "libtorch" and r["level"] == "warning" for r in warned)

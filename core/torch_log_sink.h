@@ -1,0 +1,56 @@
+// Where libtorch's own messages go: its warnings (TORCH_WARN, and warnings.warn in
+// TorchScript code) and c10's log lines, which otherwise print plain text on stderr. A
+// process sets one sink at start-up (the server sends them through its logger, so that
+// --log-format json keeps stderr JSON). Torch-free, so server/ may include it; thread-safe.
+//
+//   SetTorchLogSink([](const TorchLogLine& line) { MyLog(line.severity, line.message); });
+#ifndef TORCHBRICKS_CORE_TORCH_LOG_SINK_H_
+#define TORCHBRICKS_CORE_TORCH_LOG_SINK_H_
+
+#include <functional>
+#include <string>
+
+namespace torchbricks {
+
+// One message of libtorch.
+struct TorchLogLine {
+  enum class Severity { kVerbose, kInfo, kWarning, kError };
+  Severity severity = Severity::kWarning;
+  // "warning" for a c10 warning (TORCH_WARN, TorchScript's warnings.warn), "log" for a
+  // line of c10's log library.
+  std::string kind;
+  std::string message;   // without a trailing newline
+  std::string location;  // "file:line" where libtorch (or the TorchScript code) raised it
+};
+
+// Called on the thread that raised the message; must be thread-safe and must not call
+// into libtorch.
+using TorchLogSink = std::function<void(const TorchLogLine&)>;
+
+// From now on libtorch's warnings and log lines go to `sink` and not to stderr, from every
+// thread: a warning raised while a ServableModel loads or runs reaches it through c10's
+// warning handler of that thread (see ScopedTorchWarningRoute); anything else (a warning
+// on one of libtorch's pool threads, a log line) through c10's log library, which is then
+// kept off stderr. A later call replaces the sink; an empty one drops the messages. Call
+// it before models load.
+void SetTorchLogSink(TorchLogSink sink);
+
+// While alive, c10 warnings raised on the calling thread go to the sink set by
+// SetTorchLogSink() (none set: no effect); restores the thread's previous handler.
+// c10's warning handler is per thread in libtorch 1.13, so each thread that runs models
+// takes one (ServableModel does around loading, warm-up and every run).
+class ScopedTorchWarningRoute {
+ public:
+  ScopedTorchWarningRoute();
+  ~ScopedTorchWarningRoute();
+  ScopedTorchWarningRoute(const ScopedTorchWarningRoute&) = delete;
+  ScopedTorchWarningRoute& operator=(const ScopedTorchWarningRoute&) = delete;
+
+ private:
+  void* previous_ = nullptr;  // the thread's c10::WarningHandler before
+  bool installed_ = false;
+};
+
+}  // namespace torchbricks
+
+#endif  // TORCHBRICKS_CORE_TORCH_LOG_SINK_H_
