@@ -29,7 +29,7 @@ enum class ProtocolGroup {
   kMetadata,         // ServerMetadata, ModelMetadata, torchbricks.BrickService
   kInference,        // ModelInfer, ModelStreamInfer
   kSharedMemory,     // SystemSharedMemory* (none served yet)
-  kModelConfig,      // ModelConfig (none served yet)
+  kModelConfig,      // ModelConfig
   kModelRepository,  // RepositoryIndex, RepositoryModelLoad, RepositoryModelUnload
   kStatistics,       // ModelStatistics
   kTrace,            // (none served)

@@ -10,6 +10,7 @@
 #include "server/grpc/infer_codec.h"
 #include "server/grpc/infer_request.h"
 #include "server/grpc/stream_infer_reactor.h"
+#include "server/grpc/triton_model_config.h"
 #include "server/observability/logging.h"
 #include "server/scheduling/dynamic_batcher.h"
 
@@ -84,7 +85,8 @@ grpc::Status InferenceService::ServerMetadata(grpc::ServerContext* context,
   if (auto denied = state_->Deny(context, ProtocolGroup::kMetadata)) return *denied;
   response->set_name(kServerName);
   response->set_version(kServerVersion);
-  for (const char* extension : {"model_repository", "statistics", "torchbricks_graph"}) {
+  for (const char* extension :
+       {"model_repository", "model_configuration", "statistics", "torchbricks_graph"}) {
     response->add_extensions(extension);
   }
   return grpc::Status::OK;
@@ -109,7 +111,7 @@ grpc::Status InferenceService::ModelMetadata(grpc::ServerContext* context,
   context->AddInitialMetadata(kStageMetadataKey, std::string(StageName(stage)));
 
   response->set_name(request->name());
-  response->set_platform("torchbricks");
+  response->set_platform(kTorchBricksPlatform);
   for (const auto& ready : (*repository)->ReadyVersions(request->name())) {
     response->add_versions(ready->version_string);
   }
@@ -127,6 +129,18 @@ grpc::Status InferenceService::ModelMetadata(grpc::ServerContext* context,
     output->set_datatype(ProtocolDataType(spec.data_type));
     for (int64_t dim : spec.dims) output->add_shape(dim);
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::ModelConfig(grpc::ServerContext* context,
+                                           const inference::ModelConfigRequest* request,
+                                           inference::ModelConfigResponse* response) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kModelConfig)) return *denied;
+  absl::StatusOr<ModelRepository*> repository = state_->Repository();
+  if (!repository.ok()) return ToGrpcStatus(repository.status());
+  auto version = (*repository)->Find(request->name(), request->version());
+  if (!version.ok()) return ToGrpcStatus(version.status());
+  *response->mutable_config() = TritonModelConfig(**version);
   return grpc::Status::OK;
 }
 

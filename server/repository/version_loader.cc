@@ -18,6 +18,7 @@ absl::StatusOr<std::shared_ptr<ModelVersion>> LoadModelVersion(
   loaded->version = version;
   loaded->version_string = std::to_string(version);
   loaded->config = config;
+  loaded->plan = plan;
   const std::vector<std::string> devices = plan.devices();
   for (const std::string& device : devices) {
     int intra_op_threads = 0;

@@ -17,6 +17,7 @@
 #include "proto/model_config.pb.h"
 #include "server/observability/version_stats.h"
 #include "server/scheduling/dynamic_batcher.h"
+#include "server/scheduling/scheduling_plan.h"
 
 namespace torchbricks::server {
 
@@ -27,6 +28,8 @@ struct ModelVersion {
   int64_t version = 0;
   std::string version_string;  // "3"
   config::ModelConfig config;
+  // The config with its defaults applied: batching, queue, instances.
+  SchedulingPlan plan;
   // The model on its first device; graphs and metadata come from it.
   std::unique_ptr<ServableModel> servable;
   // Copies on further devices (GPU instances on other GPUs), by device name.

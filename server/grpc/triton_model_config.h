@@ -1,0 +1,24 @@
+// TritonModelConfig: a loaded model version described as Triton's ModelConfig message (the
+// ModelConfig RPC), so tools that read a model's configuration first (perf_analyzer,
+// tritonclient's get_model_config) work unchanged. Advertises what this server does: the
+// INFERENCE stage's required inputs and outputs, the batching, queue and instances in
+// effect (defaults applied), the version policy and the config's parameters. Pure;
+// thread-safe.
+#ifndef TORCHBRICKS_SERVER_GRPC_TRITON_MODEL_CONFIG_H_
+#define TORCHBRICKS_SERVER_GRPC_TRITON_MODEL_CONFIG_H_
+
+#include "proto/grpc_service.pb.h"
+#include "server/repository/version_loader.h"
+
+namespace torchbricks::server {
+
+// The platform and backend name the server reports for every model.
+inline constexpr char kTorchBricksPlatform[] = "torchbricks";
+
+// `version` as Triton's ModelConfig. With max_batch_size above 0 the dims leave out the
+// batch dimension (dimension 0), as Triton's do; with 0 they are the full shape.
+inference::ModelConfig TritonModelConfig(const ModelVersion& version);
+
+}  // namespace torchbricks::server
+
+#endif  // TORCHBRICKS_SERVER_GRPC_TRITON_MODEL_CONFIG_H_
