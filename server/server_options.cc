@@ -32,6 +32,7 @@ const char* ServerUsage() {
          "  --grpc-cert-refresh-secs S     re-read the certificate files every S (default 60)\n"
          "  --grpc-restricted-protocol G:K=V  groups G (comma-separated) need the header\n"
          "                                 triton-grpc-protocol-K: V (repeatable)\n"
+         "  --allow-client-shm BOOL        system shared memory for tensors (default false)\n"
          "  --model-control-mode MODE      none | poll | explicit (default none)\n"
          "  --repository-poll-secs S       re-scan period in poll mode (default 15)\n"
          "  --load-model NAME              explicit mode: load NAME at start (repeatable)\n"
@@ -84,6 +85,9 @@ absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> arg
     } else if (flag == "--grpc-restricted-protocol") {
       ASSIGN_OR_RETURN(ProtocolRestriction restriction, ParseProtocolRestriction(value));
       options.restricted_protocols.push_back(std::move(restriction));
+    } else if (flag == "--allow-client-shm") {
+      if (value != "true" && value != "false") return BadValue(flag, value);
+      options.allow_client_shm = value == "true";
     } else if (flag == "--model-control-mode") {
       if (value == "none") {
         options.control_mode = ModelControlMode::kNone;

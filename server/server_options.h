@@ -41,6 +41,9 @@ struct ServerOptions {
   // --grpc-restricted-protocol <groups>:<key>=<value> (repeatable): calls to the groups
   // need the header "triton-grpc-protocol-<key>: <value>" (PERMISSION_DENIED otherwise).
   std::vector<ProtocolRestriction> restricted_protocols;
+  // --allow-client-shm true|false: the system shared-memory extension (regions that
+  // clients register and place tensors in). Off by default, as Triton's.
+  bool allow_client_shm = false;
   // --model-control-mode none|poll|explicit.
   ModelControlMode control_mode = ModelControlMode::kNone;
   // --repository-poll-secs: the re-scan period in poll mode (fractions allowed).

@@ -96,6 +96,9 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
   builder.SetResourceQuota(quota);
   server->state_.request_bytes.set_limit(static_cast<uint64_t>(options.max_inflight_bytes));
   server->state_.max_streams = options.grpc_max_streams;
+  if (options.allow_client_shm) {
+    server->state_.shared_memory = std::make_unique<SharedMemoryRegions>();
+  }
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(server->inference_service_.get());

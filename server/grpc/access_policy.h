@@ -28,7 +28,8 @@ enum class ProtocolGroup {
   kHealth,           // ServerLive, ServerReady, ModelReady
   kMetadata,         // ServerMetadata, ModelMetadata, torchbricks.BrickService
   kInference,        // ModelInfer, ModelStreamInfer
-  kSharedMemory,     // SystemSharedMemory* (none served yet)
+  kSharedMemory,     // SystemSharedMemoryStatus, SystemSharedMemoryRegister,
+                     // SystemSharedMemoryUnregister
   kModelConfig,      // ModelConfig
   kModelRepository,  // RepositoryIndex, RepositoryModelLoad, RepositoryModelUnload
   kStatistics,       // ModelStatistics

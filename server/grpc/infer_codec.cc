@@ -107,14 +107,92 @@ std::string ProtocolDataType(package::DataType type) {
   return type == package::TYPE_INVALID ? "" : DataTypeName(type);
 }
 
+absl::StatusOr<std::optional<ShmPlacement>> ShmPlacementOf(
+    absl::string_view tensor,
+    const google::protobuf::Map<std::string, inference::InferParameter>& parameters) {
+  auto region = parameters.find("shared_memory_region");
+  auto size = parameters.find("shared_memory_byte_size");
+  auto offset = parameters.find("shared_memory_offset");
+  if (region == parameters.end() && size == parameters.end()) {
+    if (offset != parameters.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tensor '", tensor, "' has shared_memory_offset without shared_memory_region"));
+    }
+    return std::nullopt;
+  }
+  if (region == parameters.end() || size == parameters.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor '", tensor, "' needs both shared_memory_region and shared_memory_byte_size"));
+  }
+  auto as_int = [](const inference::InferParameter& p) -> std::optional<int64_t> {
+    if (p.parameter_choice_case() == inference::InferParameter::kInt64Param) {
+      return p.int64_param();
+    }
+    if (p.parameter_choice_case() == inference::InferParameter::kUint64Param &&
+        p.uint64_param() <= static_cast<uint64_t>(INT64_MAX)) {
+      return static_cast<int64_t>(p.uint64_param());
+    }
+    return std::nullopt;
+  };
+  ShmPlacement placement;
+  std::optional<int64_t> bytes = as_int(size->second);
+  std::optional<int64_t> start =
+      offset == parameters.end() ? std::optional<int64_t>(0) : as_int(offset->second);
+  if (region->second.parameter_choice_case() != inference::InferParameter::kStringParam ||
+      !bytes.has_value() || !start.has_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor '", tensor,
+                     "': shared_memory_region must be a string, shared_memory_byte_size and "
+                     "shared_memory_offset integers"));
+  }
+  placement.region = region->second.string_param();
+  placement.byte_size = *bytes;
+  placement.offset = *start;
+  return placement;
+}
+
+absl::StatusOr<std::map<std::string, PlacedOutput>> PlaceOutputs(
+    const inference::ModelInferRequest& request, SharedMemoryLease* lease) {
+  std::map<std::string, PlacedOutput> placed;
+  for (const auto& output : request.outputs()) {
+    absl::StatusOr<std::optional<ShmPlacement>> placement =
+        ShmPlacementOf(output.name(), output.parameters());
+    if (!placement.ok()) return placement.status();
+    if (!placement->has_value()) continue;
+    if (lease == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("output '", output.name(),
+                       "' uses shared memory, which this server does not allow "
+                       "(start it with --allow-client-shm true)"));
+    }
+    absl::StatusOr<absl::Span<char>> bytes = lease->Bytes(output.name(), **placement);
+    if (!bytes.ok()) return bytes.status();
+    placed[output.name()] = PlacedOutput{**placement, *bytes};
+  }
+  return placed;
+}
+
 absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(
-    const inference::ModelInferRequest& request, std::deque<std::string>* scratch) {
+    const inference::ModelInferRequest& request, std::deque<std::string>* scratch,
+    SharedMemoryLease* lease) {
+  // Inputs in shared memory have no raw contents entry: the entries are the other inputs'.
+  std::vector<std::optional<ShmPlacement>> placements;
+  placements.reserve(request.inputs_size());
+  int in_memory = 0;
+  for (const auto& input : request.inputs()) {
+    absl::StatusOr<std::optional<ShmPlacement>> placement =
+        ShmPlacementOf(input.name(), input.parameters());
+    if (!placement.ok()) return placement.status();
+    if (!placement->has_value()) ++in_memory;
+    placements.push_back(*std::move(placement));
+  }
   const bool raw = request.raw_input_contents_size() > 0;
-  if (raw && request.raw_input_contents_size() != request.inputs_size()) {
+  if (raw && request.raw_input_contents_size() != in_memory) {
     return absl::InvalidArgumentError(
         absl::StrCat("raw_input_contents has ", request.raw_input_contents_size(), " entries for ",
-                     request.inputs_size(), " inputs; give one per input or none"));
+                     in_memory, " inputs not in shared memory; give one per such input or none"));
   }
+  int next_raw = 0;
   std::vector<HostTensorView> views;
   views.reserve(request.inputs_size());
   absl::flat_hash_set<std::string> seen;
@@ -156,13 +234,32 @@ absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(
     }
     const int64_t elements = *count;
     const bool typed = input.has_contents() && input.contents().ByteSizeLong() > 0;
+    const std::optional<ShmPlacement>& placement = placements[i];
+    if (placement.has_value() && typed) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", input.name(), "' is in shared memory and also has typed contents"));
+    }
+    bool in_region = false;
+    if (placement.has_value()) {
+      if (lease == nullptr) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("input '", input.name(),
+                         "' uses shared memory, which this server does not allow "
+                         "(start it with --allow-client-shm true)"));
+      }
+      absl::StatusOr<absl::Span<char>> bytes = lease->Bytes(input.name(), *placement);
+      if (!bytes.ok()) return bytes.status();
+      view.data = absl::string_view(bytes->data(), bytes->size());
+      in_region = true;
+    } else if (raw) {
+      view.data = request.raw_input_contents(next_raw++);
+    }
     if (raw && typed) {
       return absl::InvalidArgumentError(absl::StrCat(
           "input '", input.name(),
           "' has typed contents while the request uses raw_input_contents; use one or the other"));
     }
-    if (raw && *type == package::TYPE_STRING) {
-      view.data = request.raw_input_contents(i);
+    if ((raw || in_region) && *type == package::TYPE_STRING) {
       absl::StatusOr<std::vector<absl::string_view>> parts =
           SplitBytesElements(view.data, input.name());
       if (!parts.ok()) return parts.status();
@@ -171,14 +268,13 @@ absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(
             "input '", input.name(), "' has ", parts->size(), " BYTES elements but shape [",
             absl::StrJoin(input.shape(), ","), "] needs ", elements));
       }
-    } else if (raw) {
-      view.data = request.raw_input_contents(i);
+    } else if (raw || in_region) {
       const int64_t expected = elements * ElementSize(*type);
       if (static_cast<int64_t>(view.data.size()) != expected) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("input '", input.name(), "' has ", view.data.size(),
-                         " bytes of raw contents but shape [", absl::StrJoin(input.shape(), ","),
-                         "] of ", input.datatype(), " needs ", expected));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "input '", input.name(), "' has ", view.data.size(),
+            in_region ? " bytes in shared memory" : " bytes of raw contents", " but shape [",
+            absl::StrJoin(input.shape(), ","), "] of ", input.datatype(), " needs ", expected));
       }
     } else if (typed || elements == 0) {
       absl::StatusOr<std::string> bytes = PackTypedContents(input, *type, elements);
@@ -217,14 +313,34 @@ std::vector<std::string> RequestedOutputs(const inference::ModelInferRequest& re
   return names;
 }
 
-void EncodeOutputs(std::vector<HostTensor> outputs, inference::ModelInferResponse* response) {
+absl::Status EncodeOutputs(std::vector<HostTensor> outputs,
+                           const std::map<std::string, PlacedOutput>& placed,
+                           inference::ModelInferResponse* response) {
   for (HostTensor& output : outputs) {
     auto* tensor = response->add_outputs();
     tensor->set_name(output.name);
     tensor->set_datatype(ProtocolDataType(output.data_type));
     for (int64_t dim : output.shape) tensor->add_shape(dim);
-    *response->add_raw_output_contents() = std::move(output.data);
+    auto in_region = placed.find(output.name);
+    if (in_region == placed.end()) {
+      *response->add_raw_output_contents() = std::move(output.data);
+      continue;
+    }
+    const PlacedOutput& place = in_region->second;
+    if (output.data.size() > place.bytes.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("output '", output.name, "' takes ", output.data.size(),
+                       " bytes but its place in region '", place.placement.region, "' has ",
+                       place.bytes.size()));
+    }
+    std::memcpy(place.bytes.data(), output.data.data(), output.data.size());
+    auto& parameters = *tensor->mutable_parameters();
+    parameters["shared_memory_region"].set_string_param(place.placement.region);
+    parameters["shared_memory_offset"].set_int64_param(place.placement.offset);
+    parameters["shared_memory_byte_size"].set_int64_param(static_cast<int64_t>(output.data.size()));
+    response->add_raw_output_contents();  // keeps entries aligned with outputs
   }
+  return absl::OkStatus();
 }
 
 }  // namespace torchbricks::server

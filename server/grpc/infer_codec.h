@@ -5,6 +5,8 @@
 #define TORCHBRICKS_SERVER_GRPC_INFER_CODEC_H_
 
 #include <deque>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,7 @@
 #include "core/stage.h"
 #include "proto/bricks.pb.h"
 #include "proto/grpc_service.pb.h"
+#include "server/grpc/shared_memory_regions.h"
 
 namespace torchbricks::server {
 
@@ -24,15 +27,36 @@ absl::StatusOr<package::DataType> ParseProtocolDataType(absl::string_view name);
 // TYPE_FP32 -> "FP32"; TYPE_STRING -> "BYTES"; TYPE_INVALID -> "".
 std::string ProtocolDataType(package::DataType type);
 
+// A tensor's shared-memory placement from its parameters (shared_memory_region,
+// shared_memory_byte_size, optional shared_memory_offset); nullopt when it names no
+// region. InvalidArgument naming the tensor when only one of region and byte size is
+// given, or a parameter has the wrong type.
+absl::StatusOr<std::optional<ShmPlacement>> ShmPlacementOf(
+    absl::string_view tensor,
+    const google::protobuf::Map<std::string, inference::InferParameter>& parameters);
+
 // Views of the request's input tensors. Raw contents are viewed in place; typed contents
-// are converted into `scratch`. Views stay valid while `request` and `scratch` live.
+// are converted into `scratch`; inputs placed in shared memory are viewed in their region
+// through `lease` (which holds the region; null: shared memory is off, FailedPrecondition).
+// raw_input_contents then hold, in order, the inputs that are not in shared memory.
+// Views stay valid while `request`, `scratch` and `lease` live.
 // InvalidArgument naming the tensor for: a missing name, a duplicated input, an unknown
 // or unsupported datatype, a negative dimension, a shape of more than kMaxTensorElements
 // elements, raw and typed contents mixed, a
 // raw_input_contents count that differs from the inputs, typed contents whose count does
 // not match the shape or that sit in the wrong field, and an input with no contents.
 absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(
-    const inference::ModelInferRequest& request, std::deque<std::string>* scratch);
+    const inference::ModelInferRequest& request, std::deque<std::string>* scratch,
+    SharedMemoryLease* lease = nullptr);
+
+// Where requested outputs go in shared memory, by output name: the placement and the
+// bytes it names (held by `lease`). Errors as SharedMemoryLease::Bytes and ShmPlacementOf.
+struct PlacedOutput {
+  ShmPlacement placement;
+  absl::Span<char> bytes;
+};
+absl::StatusOr<std::map<std::string, PlacedOutput>> PlaceOutputs(
+    const inference::ModelInferRequest& request, SharedMemoryLease* lease);
 
 // The request parameter `stage`: INFERENCE when absent. InvalidArgument when it is not a
 // string naming INFERENCE or EXPORT.
@@ -41,8 +65,13 @@ absl::StatusOr<Stage> StageOfRequest(const inference::ModelInferRequest& request
 // The requested output names, in order, without repeats.
 std::vector<std::string> RequestedOutputs(const inference::ModelInferRequest& request);
 
-// Appends `outputs` to `response` as raw contents, moving their bytes.
-void EncodeOutputs(std::vector<HostTensor> outputs, inference::ModelInferResponse* response);
+// Appends `outputs` to `response` as raw contents, moving their bytes; an output in
+// `placed` is written to its shared memory instead (its raw contents entry left empty, its
+// parameters naming region, offset and the bytes written). InvalidArgument naming the
+// output when it does not fit its placement; `response` is then unspecified.
+absl::Status EncodeOutputs(std::vector<HostTensor> outputs,
+                           const std::map<std::string, PlacedOutput>& placed,
+                           inference::ModelInferResponse* response);
 
 }  // namespace torchbricks::server
 

@@ -128,7 +128,7 @@ TEST(InferCodecTest, OutputsAreEncodedRawAndMoved) {
   outputs[0].shape = {1, 2};
   outputs[0].data = FloatBytes({3, 4});
   inference::ModelInferResponse response;
-  EncodeOutputs(std::move(outputs), &response);
+  ASSERT_TRUE(EncodeOutputs(std::move(outputs), {}, &response).ok());
   ASSERT_EQ(response.outputs_size(), 1);
   EXPECT_EQ(response.outputs(0).name(), "logits");
   EXPECT_EQ(response.outputs(0).datatype(), "FP32");

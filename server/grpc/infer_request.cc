@@ -12,9 +12,9 @@ namespace torchbricks::server {
 absl::Status NormalizeRequest(grpc::ServerContextBase* context,
                               const inference::ModelInferRequest& request, Stage stage,
                               const ModelVersion& version, std::deque<std::string>* scratch,
-                              PendingRequest* pending) {
+                              PendingRequest* pending, SharedMemoryLease* lease) {
   pending->stage = stage;
-  ASSIGN_OR_RETURN(pending->inputs, DecodeInputs(request, scratch));
+  ASSIGN_OR_RETURN(pending->inputs, DecodeInputs(request, scratch, lease));
   pending->outputs = RequestedOutputs(request);
   if (context != nullptr && context->IsCancelled()) {
     return absl::CancelledError(

@@ -13,6 +13,7 @@
 #include "core/stage.h"
 #include "grpcpp/server_context.h"
 #include "proto/grpc_service.pb.h"
+#include "server/grpc/shared_memory_regions.h"
 #include "server/repository/version_loader.h"
 #include "server/scheduling/dynamic_batcher.h"
 
@@ -20,13 +21,14 @@ namespace torchbricks::server {
 
 // Fills `pending` for running `request` in `stage` on `version`. The views borrow
 // `request` and `scratch` (decoded typed contents), which must outlive `pending`;
-// `context` may be null (no deadline, no cancellation). On error — a malformed tensor
-// (InvalidArgument naming it), a cancelled client (Cancelled), inputs or outputs the
-// model refuses (its code, the message prefixed with the model) — `pending` is unspecified.
+// `context` may be null (no deadline, no cancellation). Inputs in shared memory are read
+// through `lease`, which must outlive `pending` too (null: shared memory is off). On error — a
+// malformed tensor (InvalidArgument naming it), a cancelled client (Cancelled), inputs or outputs
+// the model refuses (its code, the message prefixed with the model) — `pending` is unspecified.
 absl::Status NormalizeRequest(grpc::ServerContextBase* context,
                               const inference::ModelInferRequest& request, Stage stage,
                               const ModelVersion& version, std::deque<std::string>* scratch,
-                              PendingRequest* pending);
+                              PendingRequest* pending, SharedMemoryLease* lease = nullptr);
 
 }  // namespace torchbricks::server
 

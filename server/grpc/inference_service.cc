@@ -89,6 +89,7 @@ grpc::Status InferenceService::ServerMetadata(grpc::ServerContext* context,
        {"model_repository", "model_configuration", "statistics", "torchbricks_graph"}) {
     response->add_extensions(extension);
   }
+  if (state_->shared_memory != nullptr) response->add_extensions("system_shared_memory");
   return grpc::Status::OK;
 }
 
@@ -199,13 +200,18 @@ absl::Status InferenceService::InferOnVersion(grpc::ServerContextBase* context,
   absl::StatusOr<Stage> stage = StageOfRequest(request);
   if (!stage.ok()) return timer.Fail(stage.status());
   *stage_index = ServedStageIndex(*stage);
-  std::deque<std::string> scratch;  // outlives `pending`, whose views may point into it
+  // Both outlive `pending`, whose views may point into them.
+  std::deque<std::string> scratch;
+  SharedMemoryLease lease(state_->shared_memory.get());
   PendingRequest pending;
   if (absl::Status normalized =
-          NormalizeRequest(context, request, *stage, version, &scratch, &pending);
+          NormalizeRequest(context, request, *stage, version, &scratch, &pending, &lease);
       !normalized.ok()) {
     return timer.Fail(normalized);
   }
+  absl::StatusOr<std::map<std::string, PlacedOutput>> placed =
+      PlaceOutputs(request, state_->shared_memory == nullptr ? nullptr : &lease);
+  if (!placed.ok()) return timer.Fail(placed.status());
   timer.InputsReady();
 
   if (absl::Status queued = version.batcher->Enqueue(&pending); !queued.ok()) {
@@ -223,7 +229,11 @@ absl::Status InferenceService::InferOnVersion(grpc::ServerContextBase* context,
   response->set_model_name(version.model_name);
   response->set_model_version(version.version_string);
   response->set_id(request.id());
-  EncodeOutputs(*std::move(pending.result), response);
+  if (absl::Status encoded = EncodeOutputs(*std::move(pending.result), *placed, response);
+      !encoded.ok()) {
+    return timer.Fail(absl::Status(
+        encoded.code(), absl::StrCat("model '", version.model_name, "': ", encoded.message())));
+  }
   timer.Succeed(pending.queue_time, pending.compute_time);
   return absl::OkStatus();
 }
@@ -274,6 +284,51 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InferenceService::M
   };
   return StreamInferReactor::Create(context, std::move(handler),
                                     [state = state_] { state->open_streams.fetch_sub(1); });
+}
+
+namespace {
+
+grpc::Status SharedMemoryOff() {
+  return ToGrpcStatus(absl::FailedPreconditionError(
+      "shared memory is off on this server (start it with --allow-client-shm true)"));
+}
+
+}  // namespace
+
+grpc::Status InferenceService::SystemSharedMemoryStatus(
+    grpc::ServerContext* context, const inference::SystemSharedMemoryStatusRequest* request,
+    inference::SystemSharedMemoryStatusResponse* response) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kSharedMemory)) return *denied;
+  if (state_->shared_memory == nullptr) return SharedMemoryOff();
+  absl::StatusOr<std::vector<SharedMemoryRegions::Entry>> entries =
+      state_->shared_memory->Status(request->name());
+  if (!entries.ok()) return ToGrpcStatus(entries.status());
+  for (const SharedMemoryRegions::Entry& entry : *entries) {
+    auto& region = (*response->mutable_regions())[entry.name];
+    region.set_name(entry.name);
+    region.set_key(entry.key);
+    region.set_offset(entry.offset);
+    region.set_byte_size(entry.byte_size);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::SystemSharedMemoryRegister(
+    grpc::ServerContext* context, const inference::SystemSharedMemoryRegisterRequest* request,
+    inference::SystemSharedMemoryRegisterResponse*) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kSharedMemory)) return *denied;
+  if (state_->shared_memory == nullptr) return SharedMemoryOff();
+  return ToGrpcStatus(state_->shared_memory->Register(request->name(), request->key(),
+                                                      request->offset(), request->byte_size()));
+}
+
+grpc::Status InferenceService::SystemSharedMemoryUnregister(
+    grpc::ServerContext* context, const inference::SystemSharedMemoryUnregisterRequest* request,
+    inference::SystemSharedMemoryUnregisterResponse*) {
+  if (auto denied = state_->Deny(context, ProtocolGroup::kSharedMemory)) return *denied;
+  if (state_->shared_memory == nullptr) return SharedMemoryOff();
+  state_->shared_memory->Unregister(request->name());
+  return grpc::Status::OK;
 }
 
 grpc::Status InferenceService::ModelStatistics(grpc::ServerContext* context,

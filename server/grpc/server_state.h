@@ -5,6 +5,7 @@
 #define TORCHBRICKS_SERVER_GRPC_SERVER_STATE_H_
 
 #include <atomic>
+#include <memory>
 #include <optional>
 
 #include "absl/status/statusor.h"
@@ -12,6 +13,7 @@
 #include "grpcpp/support/status.h"
 #include "server/grpc/access_policy.h"
 #include "server/grpc/grpc_status.h"
+#include "server/grpc/shared_memory_regions.h"
 #include "server/observability/version_stats.h"
 #include "server/repository/model_repository.h"
 #include "server/scheduling/byte_budget.h"
@@ -25,6 +27,8 @@ struct ServerState {
   RequestGate gate;
   // Which protocol groups need a header (--grpc-restricted-protocol); set before serving.
   AccessPolicy access;
+  // The clients' shared-memory regions; null unless --allow-client-shm. Set before serving.
+  std::unique_ptr<SharedMemoryRegions> shared_memory;
   // Bytes of inference requests held at once (--max-inflight-bytes); set before serving.
   ByteBudget request_bytes;
   // ModelStreamInfer calls open now, and how many may be (--grpc-max-streams): each holds

@@ -1,0 +1,130 @@
+// SharedMemoryRegions: the system shared-memory regions clients registered (Triton's
+// system_shared_memory extension), each a mapping of a POSIX shared-memory object that
+// tensors are read from and written to in place. A region is held by shared pointer:
+// unregistering it while requests use it only drops the registry's reference, and the
+// mapping lives until the last request lets go. Thread-safe.
+//
+//   SharedMemoryRegions regions;
+//   RETURN_IF_ERROR(regions.Register("in0", "/client_inputs", 0, 1 << 20));
+//   SharedMemoryLease lease(&regions);   // per request
+//   ASSIGN_OR_RETURN(absl::Span<char> bytes, lease.Bytes("x", {"in0", 0, 4096}));
+#ifndef TORCHBRICKS_SERVER_GRPC_SHARED_MEMORY_REGIONS_H_
+#define TORCHBRICKS_SERVER_GRPC_SHARED_MEMORY_REGIONS_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+
+namespace torchbricks::server {
+
+// Where one tensor lies in a registered region: the tensor parameters
+// shared_memory_region, shared_memory_offset (default 0) and shared_memory_byte_size.
+struct ShmPlacement {
+  std::string region;
+  int64_t offset = 0;
+  int64_t byte_size = 0;
+};
+
+// One registered region: `byte_size` bytes at `offset` of the object `key`, mapped
+// read-write. Unmapped when the last holder lets go.
+class SharedMemoryRegion {
+ public:
+  SharedMemoryRegion(std::string name, std::string key, uint64_t offset, uint64_t byte_size,
+                     char* mapping, size_t mapped_bytes, char* data)
+      : name_(std::move(name)),
+        key_(std::move(key)),
+        offset_(offset),
+        byte_size_(byte_size),
+        mapping_(mapping),
+        mapped_bytes_(mapped_bytes),
+        data_(data) {}
+  ~SharedMemoryRegion();
+  SharedMemoryRegion(const SharedMemoryRegion&) = delete;
+  SharedMemoryRegion& operator=(const SharedMemoryRegion&) = delete;
+
+  const std::string& name() const { return name_; }
+  const std::string& key() const { return key_; }
+  uint64_t offset() const { return offset_; }
+  uint64_t byte_size() const { return byte_size_; }
+  // The region's first byte (the object's byte `offset`).
+  char* data() const { return data_; }
+
+ private:
+  std::string name_;
+  std::string key_;
+  uint64_t offset_;
+  uint64_t byte_size_;
+  char* mapping_;
+  size_t mapped_bytes_;
+  char* data_;
+};
+
+class SharedMemoryRegions {
+ public:
+  // Regions registered at once at most; one more is ResourceExhausted.
+  static constexpr size_t kMaxRegions = 1024;
+
+  struct Entry {
+    std::string name;
+    std::string key;
+    uint64_t offset = 0;
+    uint64_t byte_size = 0;
+  };
+
+  SharedMemoryRegions() = default;
+  SharedMemoryRegions(const SharedMemoryRegions&) = delete;
+  SharedMemoryRegions& operator=(const SharedMemoryRegions&) = delete;
+
+  // Maps `byte_size` bytes at `offset` of the POSIX shared-memory object `key` as region
+  // `name`. InvalidArgument for a name that is empty, longer than 128 bytes or not
+  // printable, a key that is not a shared-memory name (an optional '/', then 1-255
+  // letters, digits, '.', '_' or '-', not "." or ".."), a zero size, or a range past the
+  // object's end; NotFound when no such object exists; AlreadyExists for a name in use;
+  // ResourceExhausted past kMaxRegions. Nothing changes on error.
+  absl::Status Register(const std::string& name, const std::string& key, uint64_t offset,
+                        uint64_t byte_size);
+  // Forgets region `name` (every region when empty). OK for a name not registered, so
+  // that clean-up can be repeated. Mappings still used by requests stay until they finish.
+  void Unregister(const std::string& name);
+  // The region `name`, or every region (by name) when empty. NotFound for a name not
+  // registered.
+  absl::StatusOr<std::vector<Entry>> Status(const std::string& name) const;
+  // The region `name`, or null.
+  std::shared_ptr<const SharedMemoryRegion> Find(const std::string& name) const;
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<const SharedMemoryRegion>> regions_ ABSL_GUARDED_BY(mu_);
+};
+
+// The regions one request uses, held until the lease is destroyed (after the response is
+// written). Not thread-safe; one per request.
+class SharedMemoryLease {
+ public:
+  // `regions` is borrowed for the lease's life; null means shared memory is off.
+  explicit SharedMemoryLease(const SharedMemoryRegions* regions) : regions_(regions) {}
+  SharedMemoryLease(const SharedMemoryLease&) = delete;
+  SharedMemoryLease& operator=(const SharedMemoryLease&) = delete;
+
+  // The bytes `placement` names, for tensor `tensor`. FailedPrecondition when shared
+  // memory is off; NotFound for an unknown region; InvalidArgument for a negative offset
+  // or size, or a range past the region's end.
+  absl::StatusOr<absl::Span<char>> Bytes(absl::string_view tensor, const ShmPlacement& placement);
+
+ private:
+  const SharedMemoryRegions* regions_;
+  std::vector<std::shared_ptr<const SharedMemoryRegion>> held_;
+};
+
+}  // namespace torchbricks::server
+
+#endif  // TORCHBRICKS_SERVER_GRPC_SHARED_MEMORY_REGIONS_H_
