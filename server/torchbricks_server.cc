@@ -31,7 +31,7 @@ constexpr char kLivenessService[] = "liveness";
 // OK when `path` names a readable PEM file; InvalidArgument naming `flag` otherwise.
 absl::Status CheckPemFile(const char* flag, const std::string& path) {
   std::ifstream file(path);
-  std::string head(64, '\0');
+  std::string head(4096, '\0');  // PEM may follow text such as OpenSSL's Bag Attributes
   file.read(head.data(), static_cast<std::streamsize>(head.size()));
   if (!file.good() && !file.eof()) {
     return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": cannot be read"));

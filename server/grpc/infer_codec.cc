@@ -316,6 +316,17 @@ std::vector<std::string> RequestedOutputs(const inference::ModelInferRequest& re
 absl::Status EncodeOutputs(std::vector<HostTensor> outputs,
                            const std::map<std::string, PlacedOutput>& placed,
                            inference::ModelInferResponse* response) {
+  // Every placement is checked before any is written: a failed request leaves the
+  // client's regions as they were.
+  for (const HostTensor& output : outputs) {
+    auto in_region = placed.find(output.name);
+    if (in_region != placed.end() && output.data.size() > in_region->second.bytes.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("output '", output.name, "' takes ", output.data.size(),
+                       " bytes but its place in region '", in_region->second.placement.region,
+                       "' has ", in_region->second.bytes.size()));
+    }
+  }
   for (HostTensor& output : outputs) {
     auto* tensor = response->add_outputs();
     tensor->set_name(output.name);
@@ -327,12 +338,6 @@ absl::Status EncodeOutputs(std::vector<HostTensor> outputs,
       continue;
     }
     const PlacedOutput& place = in_region->second;
-    if (output.data.size() > place.bytes.size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("output '", output.name, "' takes ", output.data.size(),
-                       " bytes but its place in region '", place.placement.region, "' has ",
-                       place.bytes.size()));
-    }
     std::memcpy(place.bytes.data(), output.data.data(), output.data.size());
     auto& parameters = *tensor->mutable_parameters();
     parameters["shared_memory_region"].set_string_param(place.placement.region);

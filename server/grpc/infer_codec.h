@@ -68,7 +68,8 @@ std::vector<std::string> RequestedOutputs(const inference::ModelInferRequest& re
 // Appends `outputs` to `response` as raw contents, moving their bytes; an output in
 // `placed` is written to its shared memory instead (its raw contents entry left empty, its
 // parameters naming region, offset and the bytes written). InvalidArgument naming the
-// output when it does not fit its placement; `response` is then unspecified.
+// output when it does not fit its placement; then nothing was written to any region and
+// `response` is unspecified.
 absl::Status EncodeOutputs(std::vector<HostTensor> outputs,
                            const std::map<std::string, PlacedOutput>& placed,
                            inference::ModelInferResponse* response);

@@ -39,6 +39,13 @@ absl::StatusOr<std::string> ObjectName(const std::string& key) {
 
 SharedMemoryRegion::~SharedMemoryRegion() {
   if (mapping_ != nullptr) munmap(mapping_, mapped_bytes_);
+  if (fd_ >= 0) close(fd_);
+}
+
+bool SharedMemoryRegion::ObjectCoversRegion() const {
+  struct stat status {};
+  return fstat(fd_, &status) == 0 && status.st_size >= 0 &&
+         static_cast<uint64_t>(status.st_size) >= offset_ + byte_size_;
 }
 
 absl::Status SharedMemoryRegions::Register(const std::string& name, const std::string& key,
@@ -88,14 +95,14 @@ absl::Status SharedMemoryRegions::Register(const std::string& name, const std::s
   const size_t mapped_bytes = static_cast<size_t>(offset + byte_size - start);
   void* mapping = mmap(nullptr, mapped_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
                        static_cast<off_t>(start));
-  const int error = errno;
-  close(fd);
   if (mapping == MAP_FAILED) {
+    const int error = errno;
+    close(fd);
     return absl::InvalidArgumentError(
         absl::StrCat("cannot map shared-memory object '", path, "': ", std::strerror(error)));
   }
   char* base = static_cast<char*>(mapping);
-  auto region = std::make_shared<const SharedMemoryRegion>(name, key, offset, byte_size, base,
+  auto region = std::make_shared<const SharedMemoryRegion>(name, key, offset, byte_size, fd, base,
                                                            mapped_bytes, base + (offset - start));
   absl::MutexLock lock(&mu_);
   if (!regions_.emplace(name, std::move(region)).second) {
@@ -160,6 +167,11 @@ absl::StatusOr<absl::Span<char>> SharedMemoryLease::Bytes(absl::string_view tens
     return absl::InvalidArgumentError(absl::StrCat(
         "tensor '", tensor, "': offset ", placement.offset, " + byte_size ", placement.byte_size,
         " is outside region '", placement.region, "' (", size, " bytes)"));
+  }
+  if (!region->ObjectCoversRegion()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("tensor '", tensor, "': the shared-memory object of region '",
+                     placement.region, "' was made smaller than the region; register it again"));
   }
   char* data = region->data() + placement.offset;
   held_.push_back(std::move(region));

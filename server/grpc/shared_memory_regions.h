@@ -38,9 +38,11 @@ struct ShmPlacement {
 // read-write. Unmapped when the last holder lets go.
 class SharedMemoryRegion {
  public:
-  SharedMemoryRegion(std::string name, std::string key, uint64_t offset, uint64_t byte_size,
+  // Takes `fd` (the object, kept open to re-check its size) and the mapping.
+  SharedMemoryRegion(std::string name, std::string key, uint64_t offset, uint64_t byte_size, int fd,
                      char* mapping, size_t mapped_bytes, char* data)
-      : name_(std::move(name)),
+      : fd_(fd),
+        name_(std::move(name)),
         key_(std::move(key)),
         offset_(offset),
         byte_size_(byte_size),
@@ -57,8 +59,14 @@ class SharedMemoryRegion {
   uint64_t byte_size() const { return byte_size_; }
   // The region's first byte (the object's byte `offset`).
   char* data() const { return data_; }
+  // True while the object still holds the whole region. A process that can write the
+  // object can shrink it at any time, and touching a mapped page past its end raises
+  // SIGBUS: this check, made per request, narrows that window but cannot close it, which
+  // is why --allow-client-shm trusts every local process that can write the objects.
+  bool ObjectCoversRegion() const;
 
  private:
+  int fd_;
   std::string name_;
   std::string key_;
   uint64_t offset_;
@@ -71,7 +79,8 @@ class SharedMemoryRegion {
 class SharedMemoryRegions {
  public:
   // Regions registered at once at most; one more is ResourceExhausted.
-  static constexpr size_t kMaxRegions = 1024;
+  // Each region keeps its object open: 256 leaves most of a 1,024-descriptor limit free.
+  static constexpr size_t kMaxRegions = 256;
 
   struct Entry {
     std::string name;

@@ -1,6 +1,8 @@
 #include "server/grpc/stream_infer_reactor.h"
 
 #include <cstdint>
+#include <memory>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -20,9 +22,19 @@ class RefusedStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
 
 }  // namespace
 
-StreamInferReactor* StreamInferReactor::Create(grpc::CallbackServerContext* context,
-                                               Handler handler, std::function<void()> on_done) {
-  return new StreamInferReactor(context, std::move(handler), std::move(on_done));
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamInferReactor::Create(
+    grpc::CallbackServerContext* context, Handler handler, std::function<void()> on_done) {
+  auto reactor = std::unique_ptr<StreamInferReactor>(
+      new StreamInferReactor(context, std::move(handler), std::move(on_done)));
+  try {
+    reactor->Start();
+  } catch (const std::system_error& error) {
+    if (reactor->on_done_) reactor->on_done_();
+    return Refuse(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("the server cannot start a thread for this stream (", error.what(), ")")));
+  }
+  return reactor.release();
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamInferReactor::Refuse(
@@ -32,7 +44,9 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamInferReactor:
 
 StreamInferReactor::StreamInferReactor(grpc::CallbackServerContext* context, Handler handler,
                                        std::function<void()> on_done)
-    : context_(context), handler_(std::move(handler)), on_done_(std::move(on_done)) {
+    : context_(context), handler_(std::move(handler)), on_done_(std::move(on_done)) {}
+
+void StreamInferReactor::Start() {
   worker_ = std::thread([this] { Serve(); });
 }
 

@@ -31,9 +31,11 @@ class StreamInferReactor final
       grpc::CallbackServerContext* context, const inference::ModelInferRequest& request)>;
 
   // Starts serving the call on `context` (borrowed until OnDone). `on_done` runs once, when
-  // gRPC is done with the call, just before the reactor deletes itself.
-  static StreamInferReactor* Create(grpc::CallbackServerContext* context, Handler handler,
-                                    std::function<void()> on_done);
+  // gRPC is done with the call, just before the reactor deletes itself. When no thread can
+  // be started (the process is at its thread limit), returns a reactor that ends the call
+  // RESOURCE_EXHAUSTED, after running `on_done`.
+  static grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Create(
+      grpc::CallbackServerContext* context, Handler handler, std::function<void()> on_done);
 
   // A reactor that ends the call at once with `status` (a refused stream).
   static grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Refuse(
@@ -49,6 +51,8 @@ class StreamInferReactor final
  private:
   StreamInferReactor(grpc::CallbackServerContext* context, Handler handler,
                      std::function<void()> on_done);
+  // Starts the worker; the std::thread error when the system refuses a thread.
+  void Start();
 
   // The worker thread: read, answer, write until the client half-closes or goes away, or
   // a message cannot be served; then Finish().

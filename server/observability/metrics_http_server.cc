@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "server/observability/logging.h"
 
 namespace torchbricks::server {
 
@@ -125,8 +126,11 @@ void MetricsHttpServer::Serve() {
   while (true) {
     polled.clear();
     polled.push_back({wake_, POLLIN, 0});
-    polled.push_back({listener_, POLLIN, 0});
-    absl::Time next_deadline = absl::InfiniteFuture();
+    // While descriptors are exhausted, pending connections cannot be accepted: leave the
+    // listener out for a moment rather than spin on it.
+    const bool accepting = absl::Now() >= accept_paused_until_;
+    polled.push_back({accepting ? listener_ : -1, POLLIN, 0});
+    absl::Time next_deadline = accepting ? absl::InfiniteFuture() : accept_paused_until_;
     for (const auto& connection : connections_) {
       polled.push_back(
           {connection->fd, static_cast<short>(connection->answering() ? POLLOUT : POLLIN), 0});
@@ -137,7 +141,11 @@ void MetricsHttpServer::Serve() {
       timeout_ms = static_cast<int>(std::clamp<int64_t>(
           absl::ToInt64Milliseconds(next_deadline - absl::Now()) + 1, 0, 60'000));
     }
-    if (poll(polled.data(), polled.size(), timeout_ms) < 0 && errno != EINTR) return;
+    if (poll(polled.data(), polled.size(), timeout_ms) < 0 && errno != EINTR) {
+      Log(LogLevel::kError,
+          absl::StrCat("the metrics endpoint stops: poll failed: ", std::strerror(errno)));
+      return;
+    }
     if (polled[0].revents != 0) return;  // stop
 
     // Serve the connections polled this round (Accept() below may add or evict some).
@@ -167,14 +175,23 @@ void MetricsHttpServer::Serve() {
 
 void MetricsHttpServer::Accept() {
   const int fd = accept4(listener_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  if (fd < 0) return;  // the client gave up already, or no descriptors left: try next round
+  if (fd < 0) {
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+      accept_paused_until_ = absl::Now() + absl::Milliseconds(100);
+    }
+    return;  // or the client gave up already
+  }
   if (static_cast<int>(connections_.size()) >= limits_.max_connections) {
-    // Every place is taken. The client that has been sending its request longest is the
-    // slowest (a scrape sends a few hundred bytes at once): it gives up its place.
+    // Every place is taken. A connection already answered (draining) goes first; else the
+    // client that has been sending its request longest, the slowest (a scrape sends a few
+    // hundred bytes at once), gives up its place.
     auto slowest = connections_.end();
     for (auto it = connections_.begin(); it != connections_.end(); ++it) {
       if ((*it)->answering()) continue;
-      if (slowest == connections_.end() || (*it)->deadline < (*slowest)->deadline) slowest = it;
+      if (slowest == connections_.end() || ((*it)->draining && !(*slowest)->draining) ||
+          ((*it)->draining == (*slowest)->draining && (*it)->deadline < (*slowest)->deadline)) {
+        slowest = it;
+      }
     }
     if (slowest == connections_.end()) {
       close(fd);  // every place is sending an answer: the newcomer retries

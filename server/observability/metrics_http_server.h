@@ -65,7 +65,8 @@ class MetricsHttpServer {
   int listener_ = -1;
   int wake_ = -1;  // an eventfd; written to stop the loop
   int port_ = 0;
-  std::vector<std::unique_ptr<Connection>> connections_;  // the loop thread's only
+  std::vector<std::unique_ptr<Connection>> connections_;   // the loop thread's only
+  absl::Time accept_paused_until_ = absl::InfinitePast();  // the loop thread's only
   std::thread thread_;
 };
 

@@ -7,6 +7,8 @@ Needs only grpcio and numpy (no torch):
         logits = result.outputs["logits"]
 
 Inputs go in `raw_input_contents` by default, or in typed `contents` with `typed=True`.
+With the server's system shared memory extension, inputs and requested outputs may live in
+registered regions instead (`shm_inputs`, `shm_outputs`; see torchbricks_serve.shared_memory).
 Server errors surface unchanged as `grpc.RpcError` (see `.code()` and `.details()`).
 `build_infer_request` builds the request message alone, so callers can alter it.
 """
@@ -42,6 +44,50 @@ TYPED_FIELDS: Dict[str, str] = {
 
 # An input value: an array (datatype from its dtype) or (array, protocol datatype).
 InputValue = Union[np.ndarray, Tuple[Any, str]]
+# Where a tensor lies in system shared memory: (region name, byte size) or (region name, byte size, offset).
+ShmPlacement = Union[Tuple[str, int], Tuple[str, int, int]]
+
+SHM_REGION = "shared_memory_region"
+SHM_BYTE_SIZE = "shared_memory_byte_size"
+SHM_OFFSET = "shared_memory_offset"
+
+
+@dataclass(frozen=True)
+class SharedMemoryOutput:
+    """An output the server wrote into a shared memory region, as its response describes it;
+    read it with `shared_memory.get_contents_as_numpy(handle, datatype, shape, offset)`."""
+
+    region: str
+    offset: int
+    byte_size: int
+    datatype: str
+    shape: Tuple[int, ...]
+
+
+def _shm_placement(tensor: str, placement: ShmPlacement) -> Tuple[str, int, int]:
+    if not isinstance(placement, tuple) or len(placement) not in (2, 3):
+        raise ValueError(f"'{tensor}': a shared memory placement is (region, byte_size[, offset]), "
+                         f"not {placement!r}")
+    region, byte_size = placement[0], int(placement[1])
+    offset = int(placement[2]) if len(placement) == 3 else 0
+    return str(region), byte_size, offset
+
+
+def _set_shm_parameters(parameters: Any, placement: Tuple[str, int, int]) -> None:
+    region, byte_size, offset = placement
+    parameters[SHM_REGION].string_param = region
+    parameters[SHM_BYTE_SIZE].int64_param = byte_size
+    if offset:
+        parameters[SHM_OFFSET].int64_param = offset
+
+
+def _shm_message(name: str) -> Any:
+    """A system shared memory message class, looked up when used: older generated code lacks them."""
+    message = getattr(pb, name, None)
+    if message is None:
+        raise NotImplementedError(f"the generated protocol messages have no {name}: regenerate them "
+                                  "from a proto/grpc_service.proto with the system shared memory RPCs")
+    return message
 
 
 def protocol_datatype(array: np.ndarray) -> str:
@@ -84,20 +130,35 @@ def _split_input(value: InputValue) -> Tuple[np.ndarray, str]:
 
 def build_infer_request(model: str, inputs: Mapping[str, InputValue], outputs: Optional[Sequence[str]] = None,
                         stage: Optional[str] = None, version: str = "", request_id: str = "",
-                        typed: bool = False, parameters: Optional[Mapping[str, Any]] = None) -> pb.ModelInferRequest:
+                        typed: bool = False, parameters: Optional[Mapping[str, Any]] = None,
+                        shm_inputs: Optional[Mapping[str, ShmPlacement]] = None,
+                        shm_outputs: Optional[Mapping[str, ShmPlacement]] = None) -> pb.ModelInferRequest:
     """A ModelInferRequest for `inputs` ({name: array or (array, datatype)}).
 
     Raw contents by default; with `typed`, the typed field matching each datatype (FP16 and
     BF16 have none: ValueError). `stage` becomes the string parameter "stage"; `parameters`
     adds request parameters (bool, int, float or str values).
+
+    `shm_inputs` ({input name: (region, byte_size[, offset])}) says which inputs the server
+    reads from registered system shared memory regions: such an input still needs its entry in
+    `inputs`, whose array gives only its shape and datatype (no bytes are sent; write them into
+    the region first). `shm_outputs` (same form) asks the server to write outputs into regions;
+    these outputs are requested too, after those of `outputs`.
     """
+    shm_inputs = {name: _shm_placement(name, placement) for name, placement in (shm_inputs or {}).items()}
+    shm_outputs = {name: _shm_placement(name, placement) for name, placement in (shm_outputs or {}).items()}
+    unknown = sorted(set(shm_inputs) - set(inputs))
+    if unknown:
+        raise ValueError(f"shm_inputs {unknown} are not among the inputs (which give their shape and datatype)")
     request = pb.ModelInferRequest(model_name=model, model_version=version, id=request_id)
     for name, value in dict(parameters or {}, **({"stage": stage} if stage is not None else {})).items():
         _set_parameter(request.parameters[name], value)
     for name, value in inputs.items():
         array, datatype = _split_input(value)
         tensor = request.inputs.add(name=name, datatype=datatype, shape=list(array.shape))
-        if typed:
+        if name in shm_inputs:
+            _set_shm_parameters(tensor.parameters, shm_inputs[name])
+        elif typed:
             if datatype not in TYPED_FIELDS:
                 raise ValueError(f"input '{name}': datatype {datatype} has no typed contents field")
             values = array.reshape(-1)
@@ -111,8 +172,12 @@ def build_infer_request(model: str, inputs: Mapping[str, InputValue], outputs: O
         else:
             dtype = NUMPY_DTYPES[datatype]
             request.raw_input_contents.append(np.ascontiguousarray(array, dtype=dtype).tobytes())
-    for name in outputs or ():
-        request.outputs.add(name=name)
+    requested = list(outputs or ())
+    requested += [name for name in shm_outputs if name not in requested]
+    for name in requested:
+        tensor = request.outputs.add(name=name)
+        if name in shm_outputs:
+            _set_shm_parameters(tensor.parameters, shm_outputs[name])
     return request
 
 
@@ -161,15 +226,26 @@ class InferResult:
     datatypes: Dict[str, str] = field(default_factory=dict)
     error_message: str = ""
     response: Any = None
+    # Outputs the server wrote into shared memory regions (not in `outputs`).
+    shm_outputs: Dict[str, SharedMemoryOutput] = field(default_factory=dict)
 
     @classmethod
     def from_response(cls, response: pb.ModelInferResponse) -> "InferResult":
         raw = list(response.raw_output_contents)
-        outputs, datatypes = {}, {}
+        outputs, datatypes, in_shm = {}, {}, {}
         for index, tensor in enumerate(response.outputs):
-            outputs[tensor.name] = decode_output(tensor, raw[index] if raw else None)
             datatypes[tensor.name] = tensor.datatype
-        return cls(outputs, response.model_name, response.model_version, response.id, datatypes, "", response)
+            if SHM_REGION in tensor.parameters:
+                parameters = tensor.parameters
+                in_shm[tensor.name] = SharedMemoryOutput(
+                    parameters[SHM_REGION].string_param,
+                    parameters[SHM_OFFSET].int64_param if SHM_OFFSET in parameters else 0,
+                    parameters[SHM_BYTE_SIZE].int64_param if SHM_BYTE_SIZE in parameters else 0,
+                    tensor.datatype, tuple(tensor.shape))
+                continue
+            outputs[tensor.name] = decode_output(tensor, raw[index] if raw else None)
+        return cls(outputs, response.model_name, response.model_version, response.id, datatypes, "", response,
+                   in_shm)
 
 
 class InferenceClient:
@@ -225,8 +301,13 @@ class InferenceClient:
     # --- inference -----------------------------------------------------------------------
     def infer(self, model: str, inputs: Mapping[str, InputValue], outputs: Optional[Sequence[str]] = None,
               stage: Optional[str] = None, version: str = "", request_id: str = "", typed: bool = False,
-              parameters: Optional[Mapping[str, Any]] = None) -> InferResult:
-        request = build_infer_request(model, inputs, outputs, stage, version, request_id, typed, parameters)
+              parameters: Optional[Mapping[str, Any]] = None,
+              shm_inputs: Optional[Mapping[str, ShmPlacement]] = None,
+              shm_outputs: Optional[Mapping[str, ShmPlacement]] = None) -> InferResult:
+        """One ModelInfer call (arguments as for `build_infer_request`); outputs written into
+        shared memory are described in the result's `shm_outputs`, not decoded."""
+        request = build_infer_request(model, inputs, outputs, stage, version, request_id, typed, parameters,
+                                      shm_inputs, shm_outputs)
         return self.infer_request(request)
 
     def infer_request(self, request: pb.ModelInferRequest) -> InferResult:
@@ -244,6 +325,27 @@ class InferenceClient:
                                   error_message=reply.error_message, response=reply.infer_response)
             else:
                 yield InferResult.from_response(reply.infer_response)
+
+    # --- system shared memory (servers run with --allow-client-shm true) --------------------
+    def register_system_shared_memory(self, name: str, key: str, byte_size: int, offset: int = 0) -> None:
+        """Registers `byte_size` bytes at `offset` of shared memory object `key` as region `name`."""
+        request = _shm_message("SystemSharedMemoryRegisterRequest")(name=name, key=key, offset=offset,
+                                                                    byte_size=byte_size)
+        self._call(_INFERENCE + "SystemSharedMemoryRegister", request,
+                   _shm_message("SystemSharedMemoryRegisterResponse"))
+
+    def unregister_system_shared_memory(self, name: str = "") -> None:
+        """Unregisters region `name` ("" = every region); an unknown name is no error."""
+        request = _shm_message("SystemSharedMemoryUnregisterRequest")(name=name)
+        self._call(_INFERENCE + "SystemSharedMemoryUnregister", request,
+                   _shm_message("SystemSharedMemoryUnregisterResponse"))
+
+    def get_system_shared_memory_status(self, name: str = "") -> Any:
+        """The SystemSharedMemoryStatusResponse: `.regions` maps each registered region ("" = all,
+        else only `name`) to its name, key, offset and byte_size."""
+        request = _shm_message("SystemSharedMemoryStatusRequest")(name=name)
+        return self._call(_INFERENCE + "SystemSharedMemoryStatus", request,
+                          _shm_message("SystemSharedMemoryStatusResponse"))
 
     # --- statistics and repository -------------------------------------------------------
     def model_statistics(self, name: str = "", version: str = "") -> pb.ModelStatisticsResponse:
