@@ -3,7 +3,6 @@ of the example repository and the test fixtures, the answer is checked field by 
 against the model's metadata and its config.pbtxt, and read once more by a wire-format
 reader written from the field numbers Triton publishes, independent of our .proto.
 Real server processes on loopback."""
-import re
 from pathlib import Path
 
 import grpc
@@ -15,7 +14,6 @@ from torchbricks_serve.generated import model_config_pb2 as config_pb
 from google.protobuf import text_format
 
 SERVICE = "/inference.GRPCInferenceService/"
-EXAMPLES = REPO / "examples" / "repository"
 
 
 def rpc(channel, method, request, response_type, **kwargs):
@@ -124,9 +122,22 @@ def ready_models(channel) -> list:
     return sorted({model.name for model in index.models})
 
 
+@pytest.fixture(scope="module")
+def example_repository(tmp_path_factory):
+    """The bundled example repository, built as scripts/run_example.sh builds it."""
+    import os
+    import subprocess
+    import sys
+    out = tmp_path_factory.mktemp("examples") / "repository"
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    subprocess.run([sys.executable, str(REPO / "examples" / "build_example_repository.py"), str(out)],
+                   check=True, capture_output=True, timeout=600, env=environment)
+    return out
+
+
 @pytest.mark.parametrize("which", ["examples", "fixtures"])
-def test_model_config_matches_metadata_and_config_for_every_model(which, fixture_repository):
-    repository = EXAMPLES if which == "examples" else fixture_repository
+def test_model_config_matches_metadata_and_config_for_every_model(which, request):
+    repository = request.getfixturevalue("example_repository" if which == "examples" else "fixture_repository")
     with ServerProcess(repository) as server, grpc.insecure_channel(server.address) as channel:
         names = ready_models(channel)
         assert len(names) >= (2 if which == "examples" else 10)
