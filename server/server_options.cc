@@ -18,6 +18,13 @@ absl::Status BadValue(const std::string& flag, const std::string& value) {
   return absl::InvalidArgumentError(absl::StrCat("bad value '", value, "' for ", flag));
 }
 
+// "true" or "false" into `out`; InvalidArgument naming the flag otherwise.
+absl::Status ParseBool(const std::string& flag, const std::string& value, bool* out) {
+  if (value != "true" && value != "false") return BadValue(flag, value);
+  *out = value == "true";
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 const char* ServerUsage() {
@@ -66,11 +73,9 @@ absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> arg
         return BadValue(flag, value);
       }
     } else if (flag == "--grpc-use-ssl") {
-      if (value != "true" && value != "false") return BadValue(flag, value);
-      options.grpc_use_ssl = value == "true";
+      RETURN_IF_ERROR(ParseBool(flag, value, &options.grpc_use_ssl));
     } else if (flag == "--grpc-use-ssl-mutual") {
-      if (value != "true" && value != "false") return BadValue(flag, value);
-      options.grpc_use_ssl_mutual = value == "true";
+      RETURN_IF_ERROR(ParseBool(flag, value, &options.grpc_use_ssl_mutual));
     } else if (flag == "--grpc-server-cert") {
       options.grpc_server_cert = value;
     } else if (flag == "--grpc-server-key") {
@@ -86,8 +91,7 @@ absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> arg
       ASSIGN_OR_RETURN(ProtocolRestriction restriction, ParseProtocolRestriction(value));
       options.restricted_protocols.push_back(std::move(restriction));
     } else if (flag == "--allow-client-shm") {
-      if (value != "true" && value != "false") return BadValue(flag, value);
-      options.allow_client_shm = value == "true";
+      RETURN_IF_ERROR(ParseBool(flag, value, &options.allow_client_shm));
     } else if (flag == "--model-control-mode") {
       if (value == "none") {
         options.control_mode = ModelControlMode::kNone;
@@ -131,11 +135,9 @@ absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> arg
     } else if (flag == "--log-format") {
       ASSIGN_OR_RETURN(options.log_format, ParseLogFormat(value));
     } else if (flag == "--reuse-grpc-port") {
-      if (value != "true" && value != "false") return BadValue(flag, value);
-      options.reuse_grpc_port = value == "true";
+      RETURN_IF_ERROR(ParseBool(flag, value, &options.reuse_grpc_port));
     } else if (flag == "--allow-metrics") {
-      if (value != "true" && value != "false") return BadValue(flag, value);
-      options.allow_metrics = value == "true";
+      RETURN_IF_ERROR(ParseBool(flag, value, &options.allow_metrics));
     } else if (flag == "--metrics-port") {
       if (!absl::SimpleAtoi(value, &options.metrics_port) || options.metrics_port < 0 ||
           options.metrics_port > 65535) {

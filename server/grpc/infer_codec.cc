@@ -153,18 +153,14 @@ absl::StatusOr<std::optional<ShmPlacement>> ShmPlacementOf(
 
 absl::StatusOr<std::map<std::string, PlacedOutput>> PlaceOutputs(
     const inference::ModelInferRequest& request, SharedMemoryLease* lease) {
+  SharedMemoryLease shared_memory_off(nullptr);  // refuses every placement
+  if (lease == nullptr) lease = &shared_memory_off;
   std::map<std::string, PlacedOutput> placed;
   for (const auto& output : request.outputs()) {
     absl::StatusOr<std::optional<ShmPlacement>> placement =
         ShmPlacementOf(output.name(), output.parameters());
     if (!placement.ok()) return placement.status();
     if (!placement->has_value()) continue;
-    if (lease == nullptr) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("output '", output.name(),
-                       "' uses shared memory, which this server does not allow "
-                       "(start it with --allow-client-shm true)"));
-    }
     absl::StatusOr<absl::Span<char>> bytes = lease->Bytes(output.name(), **placement);
     if (!bytes.ok()) return bytes.status();
     placed[output.name()] = PlacedOutput{**placement, *bytes};
@@ -175,6 +171,8 @@ absl::StatusOr<std::map<std::string, PlacedOutput>> PlaceOutputs(
 absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(
     const inference::ModelInferRequest& request, std::deque<std::string>* scratch,
     SharedMemoryLease* lease) {
+  SharedMemoryLease shared_memory_off(nullptr);  // refuses every placement
+  if (lease == nullptr) lease = &shared_memory_off;
   // Inputs in shared memory have no raw contents entry: the entries are the other inputs'.
   std::vector<std::optional<ShmPlacement>> placements;
   placements.reserve(request.inputs_size());
@@ -241,12 +239,6 @@ absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(
     }
     bool in_region = false;
     if (placement.has_value()) {
-      if (lease == nullptr) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("input '", input.name(),
-                         "' uses shared memory, which this server does not allow "
-                         "(start it with --allow-client-shm true)"));
-      }
       absl::StatusOr<absl::Span<char>> bytes = lease->Bytes(input.name(), *placement);
       if (!bytes.ok()) return bytes.status();
       view.data = absl::string_view(bytes->data(), bytes->size());

@@ -37,7 +37,8 @@ absl::StatusOr<std::optional<ShmPlacement>> ShmPlacementOf(
 
 // Views of the request's input tensors. Raw contents are viewed in place; typed contents
 // are converted into `scratch`; inputs placed in shared memory are viewed in their region
-// through `lease` (which holds the region; null: shared memory is off, FailedPrecondition).
+// through `lease` (which holds the region; null: shared memory is off, as with a lease
+// without regions: FailedPrecondition).
 // raw_input_contents then hold, in order, the inputs that are not in shared memory.
 // Views stay valid while `request`, `scratch` and `lease` live.
 // InvalidArgument naming the tensor for: a missing name, a duplicated input, an unknown
@@ -50,7 +51,8 @@ absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(
     SharedMemoryLease* lease = nullptr);
 
 // Where requested outputs go in shared memory, by output name: the placement and the
-// bytes it names (held by `lease`). Errors as SharedMemoryLease::Bytes and ShmPlacementOf.
+// bytes it names (held by `lease`; null as in DecodeInputs). Errors as
+// SharedMemoryLease::Bytes and ShmPlacementOf.
 struct PlacedOutput {
   ShmPlacement placement;
   absl::Span<char> bytes;

@@ -209,8 +209,7 @@ absl::Status InferenceService::InferOnVersion(grpc::ServerContextBase* context,
       !normalized.ok()) {
     return timer.Fail(normalized);
   }
-  absl::StatusOr<std::map<std::string, PlacedOutput>> placed =
-      PlaceOutputs(request, state_->shared_memory == nullptr ? nullptr : &lease);
+  absl::StatusOr<std::map<std::string, PlacedOutput>> placed = PlaceOutputs(request, &lease);
   if (!placed.ok()) return timer.Fail(placed.status());
   timer.InputsReady();
 
