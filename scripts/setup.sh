@@ -13,6 +13,7 @@ PACKAGES=(
   python3-pil
   prometheus clang-format
   clang-14 libclang-rt-14-dev libomp-14-dev  # sanitizer and fuzzing builds (scripts/sanitize.sh)
+  openssl  # test certificates (tests/python/test_server_security.py)
 )
 
 missing=()
