@@ -18,6 +18,7 @@ _EXPORTS = {
     "EXPORTER_VERSION": "exporter", "export_brick_collection": "exporter", "ExportError": "errors",
     "Stage": "stages", "load_reference": "reference", "run_reference": "reference",
     "InferenceClient": "client", "InferResult": "client", "build_infer_request": "client",
+    "AsyncInferenceClient": "aio_client",
     "EncodedImage": "renderers", "renderers": None,
 }
 

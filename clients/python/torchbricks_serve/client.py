@@ -11,10 +11,17 @@ With the server's system shared memory extension, inputs and requested outputs m
 registered regions instead (`shm_inputs`, `shm_outputs`; see torchbricks_serve.shared_memory).
 Server errors surface unchanged as `grpc.RpcError` (see `.code()` and `.details()`).
 `build_infer_request` builds the request message alone, so callers can alter it.
+
+TLS: `InferenceClient(address, root_certificates=..., private_key=..., certificate_chain=...)`
+(PEM bytes, or the path of a PEM file; any of them turns TLS on, `ssl=True` alone uses gRPC's
+default roots); `headers` are sent with every call (e.g. the access-control header of
+`--grpc-restricted-protocol`). `AsyncInferenceClient` (torchbricks_serve.aio_client) is the
+same client on `grpc.aio`.
 """
+import os
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import grpc
 import numpy as np
@@ -248,14 +255,55 @@ class InferResult:
                    in_shm)
 
 
-class InferenceClient:
-    """Blocking client over one insecure channel; every call takes `timeout` seconds at most."""
+# PEM contents (bytes) or the path of a PEM file (str or os.PathLike).
+PemSource = Union[bytes, str, "os.PathLike[str]"]
 
-    def __init__(self, address: str, timeout: float = 30) -> None:
+
+def _pem(source: Optional[PemSource]) -> Optional[bytes]:
+    if source is None or isinstance(source, bytes):
+        return source
+    with open(source, "rb") as file:
+        return file.read()
+
+
+def channel_arguments(tls_server_name: Optional[str] = None) -> List[Tuple[str, Any]]:
+    """The gRPC channel options of both clients: 1 GiB messages, and the name a TLS server's
+    certificate must carry when it differs from the address."""
+    options: List[Tuple[str, Any]] = [("grpc.max_send_message_length", _MAX_MESSAGE),
+                                      ("grpc.max_receive_message_length", _MAX_MESSAGE)]
+    if tls_server_name:
+        options.append(("grpc.ssl_target_name_override", tls_server_name))
+    return options
+
+
+def channel_credentials(ssl: bool = False, root_certificates: Optional[PemSource] = None,
+                        private_key: Optional[PemSource] = None,
+                        certificate_chain: Optional[PemSource] = None) -> Optional[grpc.ChannelCredentials]:
+    """TLS credentials, or None for plaintext (no TLS argument given). ValueError for half a
+    client key pair; OSError for a PEM file that cannot be read."""
+    if not (ssl or root_certificates or private_key or certificate_chain):
+        return None
+    if (private_key is None) != (certificate_chain is None):
+        raise ValueError("mutual TLS needs both private_key and certificate_chain")
+    return grpc.ssl_channel_credentials(root_certificates=_pem(root_certificates), private_key=_pem(private_key),
+                                        certificate_chain=_pem(certificate_chain))
+
+
+class InferenceClient:
+    """Blocking client over one channel (plaintext unless a TLS argument is given); every call
+    takes `timeout` seconds at most and carries `headers`."""
+
+    def __init__(self, address: str, timeout: float = 30, *, ssl: bool = False,
+                 root_certificates: Optional[PemSource] = None, private_key: Optional[PemSource] = None,
+                 certificate_chain: Optional[PemSource] = None, tls_server_name: Optional[str] = None,
+                 headers: Sequence[Tuple[str, str]] = ()) -> None:
         self.address = address
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", _MAX_MESSAGE),
-                                                               ("grpc.max_receive_message_length", _MAX_MESSAGE)])
+        self.headers = tuple(headers)
+        credentials = channel_credentials(ssl, root_certificates, private_key, certificate_chain)
+        options = channel_arguments(tls_server_name)
+        self.channel = (grpc.secure_channel(address, credentials, options=options) if credentials
+                        else grpc.insecure_channel(address, options=options))
         self._calls: Dict[str, Any] = {}
 
     def __enter__(self) -> "InferenceClient":
@@ -271,7 +319,8 @@ class InferenceClient:
         if path not in self._calls:
             self._calls[path] = self.channel.unary_unary(path, request_serializer=type(request).SerializeToString,
                                                          response_deserializer=response_type.FromString)
-        return self._calls[path](request, timeout=self.timeout, metadata=metadata)
+        metadata = tuple(metadata or ()) + self.headers
+        return self._calls[path](request, timeout=self.timeout, metadata=metadata or None)
 
     # --- health and metadata -------------------------------------------------------------
     def server_live(self) -> bool:
@@ -291,6 +340,12 @@ class InferenceClient:
         metadata = [(STAGE_METADATA_KEY, stage)] if stage is not None else None
         request = pb.ModelMetadataRequest(name=name, version=version)
         return self._call(_INFERENCE + "ModelMetadata", request, pb.ModelMetadataResponse, metadata)
+
+    def model_config(self, name: str, version: str = "") -> pb.ModelConfig:
+        """Triton's model configuration (the `model_configuration` extension): max_batch_size,
+        inputs and outputs of the INFERENCE stage, dynamic batching, instance groups, ..."""
+        request = pb.ModelConfigRequest(name=name, version=version)
+        return self._call(_INFERENCE + "ModelConfig", request, pb.ModelConfigResponse).config
 
     def health_check(self, service: str = "") -> str:
         """"SERVING", "NOT_SERVING", ... for `service` ("" = the whole server)."""
@@ -319,7 +374,7 @@ class InferenceClient:
         call = self.channel.stream_stream(_INFERENCE + "ModelStreamInfer",
                                           request_serializer=pb.ModelInferRequest.SerializeToString,
                                           response_deserializer=pb.ModelStreamInferResponse.FromString)
-        for reply in call(iter(requests), timeout=self.timeout):
+        for reply in call(iter(requests), timeout=self.timeout, metadata=self.headers or None):
             if reply.error_message:
                 yield InferResult(model_name=reply.infer_response.model_name, id=reply.infer_response.id,
                                   error_message=reply.error_message, response=reply.infer_response)
