@@ -174,14 +174,16 @@ def resnet18_classifier(num_classes: int = 10):
 
 # Serving configs, tuned on a 2-core machine (docs/PERFORMANCE.md). The classifier's 1x1
 # convolution falls off a cliff in libtorch 1.13's MKL-DNN path at batch 16, so it batches
-# up to 8; resnet18 gains from batches and from a second instance.
+# up to 8; resnet18 gains from batches and from a second instance, and the fair-share
+# policy gives the two instances even batches under closed-loop load.
 CONFIGS = {
     "classifier": """max_batch_size: 8
 instance_group { kind: KIND_CPU count: 1 intra_op_threads: 1 }
 """,
     "resnet18_classifier": """max_batch_size: 32
-dynamic_batching { preferred_batch_size: 8 max_queue_delay_microseconds: 2000 }
+dynamic_batching { max_queue_delay_microseconds: 10000 }
 instance_group { kind: KIND_CPU count: 2 intra_op_threads: 1 }
+parameters { key: "batching_policy" value: "fair_share" }
 """,
     "scene_classifier": """max_batch_size: 8
 dynamic_batching { max_queue_delay_microseconds: 2000 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "core/torch_log_sink.h"
 #include "grpc/support/log.h"
 #include "server/observability/logging.h"
@@ -44,6 +45,10 @@ void ForwardTorchLog(const torchbricks::TorchLogLine& line) {
 
 int main(int argc, char** argv) {
   using namespace torchbricks::server;
+  // Debian's abseil is built with absl::Mutex's deadlock detector on: every lock records
+  // stack traces into a lock graph, which showed in profiles of the request path
+  // (docs/PERFORMANCE.md). The tests keep it on; the served process does not pay for it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const std::vector<std::string> args(argv + 1, argv + argc);
   for (const std::string& arg : args) {
     if (arg == "--help" || arg == "-h") {

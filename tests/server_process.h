@@ -26,25 +26,18 @@ class ServerProcess {
  public:
   // Starts the server on `repository` with `flags` and waits (up to 60 s) until it is
   // ready. port() is 0 when it did not come up.
-  ServerProcess(const std::string& repository, std::vector<std::string> flags) {
-    const char* binary = std::getenv("TORCHBRICKS_SERVER");
-#ifdef TORCHBRICKS_DEFAULT_SERVER
-    const char* fallback = TORCHBRICKS_DEFAULT_SERVER;
-#else
-    const char* fallback = "build/server/torchbricks-server";
-#endif
-    std::vector<std::string> args = {binary != nullptr ? binary : fallback,
-                                     "--model-repository",
-                                     repository,
-                                     "--grpc-port",
-                                     "0",
-                                     "--grpc-address",
-                                     "127.0.0.1",
-                                     "--log-level",
-                                     "warning",
-                                     "--metrics-port",
-                                     "0"};
-    args.insert(args.end(), flags.begin(), flags.end());
+  ServerProcess(const std::string& repository, const std::vector<std::string>& flags)
+      : ServerProcess(Command{ServerCommand(repository, flags)}) {}
+
+  // Any gRPC server binary that prints "serving gRPC on HOST:PORT" on stdout and answers
+  // inference.GRPCInferenceService/ServerReady (bench/floor_server does): argv[0] is the
+  // binary's path.
+  struct Command {
+    std::vector<std::string> argv;
+  };
+  explicit ServerProcess(Command command) {
+    std::vector<std::string>& args = command.argv;
+    if (args.empty()) return;
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
@@ -105,6 +98,29 @@ class ServerProcess {
   }
 
  private:
+  static std::vector<std::string> ServerCommand(const std::string& repository,
+                                                const std::vector<std::string>& flags) {
+    const char* binary = std::getenv("TORCHBRICKS_SERVER");
+#ifdef TORCHBRICKS_DEFAULT_SERVER
+    const char* fallback = TORCHBRICKS_DEFAULT_SERVER;
+#else
+    const char* fallback = "build/server/torchbricks-server";
+#endif
+    std::vector<std::string> args = {binary != nullptr ? binary : fallback,
+                                     "--model-repository",
+                                     repository,
+                                     "--grpc-port",
+                                     "0",
+                                     "--grpc-address",
+                                     "127.0.0.1",
+                                     "--log-level",
+                                     "warning",
+                                     "--metrics-port",
+                                     "0"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    return args;
+  }
+
   pid_t pid_ = -1;
   int port_ = 0;
   bool stopped_ = false;

@@ -1,6 +1,7 @@
 #include "server/scheduling/dynamic_batcher.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -81,10 +82,14 @@ absl::Status DynamicBatcher::Enqueue(PendingRequest* request) {
   if (stopping_) return absl::UnavailableError("the model version is being unloaded");
   if (direct_allowed_ && queue_.empty() && busy_ < static_cast<int>(options_.instances.size())) {
     ++busy_;
+    running_rows_ += request->rows;
+    const int64_t rows = request->rows;  // `request` may be gone once it has run
     mu_.Unlock();
     RunOnCallingThread(request);
     mu_.Lock();
     --busy_;
+    running_rows_ -= rows;
+    ++generation_;
     return absl::OkStatus();
   }
   if (queue_.size() >= options_.batching.max_queue_size) {
@@ -163,13 +168,37 @@ std::vector<PendingRequest*> DynamicBatcher::NextBatch() {
       }
     }
     if (take == 0 && (full || due)) take = mates.size();
+    // Fair share: the batch holds as many rows as this instance would get if the rows in
+    // sight were split evenly: those queued and running (whose clients will send again),
+    // or, when more, the recent load — rows just answered are on their way back.
+    // Waiting longer would only take rows from a later batch.
+    int64_t queued_rows = 0;
+    if (options_.batching.fair_share) {
+      for (const PendingRequest* request : queue_) queued_rows += request->rows;
+    }
+    if (take == 0 && options_.batching.fair_share) {
+      const int64_t instances = static_cast<int64_t>(options_.instances.size());
+      const int64_t in_sight =
+          std::max<int64_t>(queued_rows + running_rows_, std::llround(recent_load_));
+      const int64_t share = std::min(max_rows, (in_sight + instances - 1) / instances);
+      if (rows >= share) {
+        for (int64_t prefix = 0; take < mates.size() && prefix < share; ++take) {
+          prefix += (*mates[take])->rows;
+        }
+      }
+    }
     if (take > 0) {
       std::vector<PendingRequest*> batch;
+      int64_t batch_rows = 0;
       for (size_t i = 0; i < take; ++i) {
+        batch_rows += (*mates[i])->rows;
         batch.push_back(*mates[i]);
         queue_.erase(mates[i]);
       }
       ++busy_;
+      // The load as the batch closes, smoothed over the last few batches.
+      recent_load_ = 0.8 * recent_load_ + 0.2 * static_cast<double>(queued_rows + running_rows_);
+      running_rows_ += batch_rows;
       return batch;
     }
     // Wait for batch-mates until the oldest request is due, waking early for a queued
@@ -189,9 +218,13 @@ void DynamicBatcher::Worker(const BatcherOptions::Instance& instance) {
   while (true) {
     std::vector<PendingRequest*> batch = NextBatch();
     if (batch.empty()) return;
-    Execute(instance, std::move(batch));
+    int64_t rows = 0;
+    for (const PendingRequest* request : batch) rows += request->rows;
+    Execute(instance, std::move(batch));  // the requests may be gone after this
     absl::MutexLock lock(&mu_);
     --busy_;
+    running_rows_ -= rows;
+    ++generation_;
   }
 }
 

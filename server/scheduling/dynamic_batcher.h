@@ -2,9 +2,10 @@
 // worker threads (one per model instance) take the oldest request and the queued requests
 // that can share its batch (same stage, input names, dtypes and sizes past dimension 0),
 // run them as one, and hand each its own rows. A batch closes when it reaches
-// max_batch_size rows, when its rows make a preferred size, or when the oldest request
-// has waited max_queue_delay. Requests whose deadline passed or whose client went away
-// are answered without running. Thread-safe.
+// max_batch_size rows, when its rows make a preferred size, when the oldest request has
+// waited max_queue_delay, or — with the fair-share policy — when it holds its instance's
+// share of the rows in sight (queued plus running; see BatchPolicy::fair_share). Requests whose
+// deadline passed or whose client went away are answered without running. Thread-safe.
 //
 // Ownership: Enqueue() borrows the PendingRequest; on OK the batcher notifies its `done`
 // exactly once, after which it no longer touches it. On error nothing was queued.
@@ -102,9 +103,14 @@ class DynamicBatcher {
   VersionStats* const statistics_;  // borrowed; outlives the batcher
   mutable absl::Mutex mu_;
   std::list<PendingRequest*> queue_ ABSL_GUARDED_BY(mu_);
-  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on every enqueue
+  // Bumped on every enqueue and every finished batch: what a waiting worker wakes for.
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   // Batches running now, on workers or on callers' threads; at most instances.size().
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
+  // Rows of the batches running now.
+  int64_t running_rows_ ABSL_GUARDED_BY(mu_) = 0;
+  // Fair share: rows queued and running when recent batches closed, smoothed.
+  double recent_load_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
 };

@@ -1,6 +1,7 @@
 // Batch formation with a fake model that records every batch it is given.
 #include "server/scheduling/dynamic_batcher.h"
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -153,6 +154,65 @@ TEST_F(DynamicBatcherTest, PreferredSizeClosesTheBatchEarly) {
   ASSERT_EQ(batches.size(), 3u);
   EXPECT_EQ(batches[1], (std::vector<std::string>{"a", "b"}));  // preferred size 2
   EXPECT_EQ(batches[2], (std::vector<std::string>{"c"}));       // sent when due
+}
+
+TEST_F(DynamicBatcherTest, FairShareClosesABatchAtItsInstancesShareOfTheRowsInSight) {
+  BatcherOptions options{
+      .batching = {.max_batch_size = 8, .max_queue_delay = absl::Seconds(30), .fair_share = true},
+      .run_on_caller_when_idle = false};
+  options.instances = {{&model_, "cpu", 1}, {&model_, "cpu", 1}};
+  auto made = DynamicBatcher::Create(std::move(options), &stats_);
+  ASSERT_TRUE(made.ok()) << made.status();
+  std::unique_ptr<DynamicBatcher> batcher = *std::move(made);
+  model_.Hold();
+  // Nothing runs: four rows in sight, two instances, a share of two; the request of four
+  // rows is taken whole (a request is never split).
+  auto big = Request("big", 1, 4);
+  ASSERT_TRUE(batcher->Enqueue(big.get()).ok());
+  WaitForBatches(1);
+  // Four rows run on one instance: the other waits until it holds half of what is in
+  // sight, i.e. as many rows as are running (the delay alone would keep it 30 s).
+  std::vector<std::unique_ptr<PendingRequest>> requests;
+  for (const char* name : {"a", "b", "c"}) {
+    requests.push_back(Request(name));
+    ASSERT_TRUE(batcher->Enqueue(requests.back().get()).ok());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(model_.entered(), 1) << "closed a batch of 3 rows while 4 were running";
+  requests.push_back(Request("d"));
+  ASSERT_TRUE(batcher->Enqueue(requests.back().get()).ok());
+  WaitForBatches(2);
+  EXPECT_EQ(model_.entered(), 2);
+  model_.Release();
+  big->done.WaitForNotification();
+  for (auto& request : requests) request->done.WaitForNotification();
+  auto batches = model_.batches();
+  std::sort(batches.begin(), batches.end());
+  EXPECT_EQ(batches, (std::vector<std::vector<std::string>>{{"a", "b", "c", "d"}, {"big"}}));
+}
+
+TEST_F(DynamicBatcherTest, WithoutFairShareTheSecondInstanceWaitsForTheDelay) {
+  BatcherOptions options{.batching = {.max_batch_size = 8, .max_queue_delay = absl::Seconds(30)},
+                         .run_on_caller_when_idle = false};
+  options.instances = {{&model_, "cpu", 1}, {&model_, "cpu", 1}};
+  auto made = DynamicBatcher::Create(std::move(options), &stats_);
+  ASSERT_TRUE(made.ok()) << made.status();
+  std::unique_ptr<DynamicBatcher> batcher = *std::move(made);
+  model_.Hold();
+  auto big = Request("big", 1, 8);  // full: closes at once
+  ASSERT_TRUE(batcher->Enqueue(big.get()).ok());
+  WaitForBatches(1);
+  std::vector<std::unique_ptr<PendingRequest>> requests;
+  for (const char* name : {"a", "b", "c", "d"}) {
+    requests.push_back(Request(name));
+    ASSERT_TRUE(batcher->Enqueue(requests.back().get()).ok());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(model_.entered(), 1);
+  model_.Release();
+  big->done.WaitForNotification();
+  batcher.reset();  // runs what is queued
+  for (auto& request : requests) request->done.WaitForNotification();
 }
 
 TEST_F(DynamicBatcherTest, OnlyEqualShapesShareABatch) {

@@ -60,6 +60,15 @@ absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
   if (batching.max_queue_size() > 0) plan.batching.max_queue_size = batching.max_queue_size();
   plan.batching.default_timeout =
       absl::Microseconds(static_cast<int64_t>(batching.default_timeout_microseconds()));
+  if (auto policy = config.parameters().find("batching_policy");
+      policy != config.parameters().end()) {
+    if (policy->second != "delay" && policy->second != "fair_share") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("parameters[\"batching_policy\"] is '", policy->second.substr(0, 64),
+                       "'; it takes \"delay\" (the default) or \"fair_share\""));
+    }
+    plan.batching.fair_share = policy->second == "fair_share";
+  }
 
   std::vector<config::InstanceGroup> groups(config.instance_group().begin(),
                                             config.instance_group().end());

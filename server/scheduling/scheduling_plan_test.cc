@@ -73,6 +73,24 @@ TEST(SchedulingPlanTest, GpuGroupsNeedCudaAndSpreadOverGpus) {
   EXPECT_EQ(automatic->instances[0].device, "cuda:0");
 }
 
+TEST(SchedulingPlanTest, BatchingPolicyParameterSelectsFairShare) {
+  auto absent = PlanScheduling(Config("max_batch_size: 8"), false, 2);
+  ASSERT_TRUE(absent.ok());
+  EXPECT_FALSE(absent->batching.fair_share);
+  auto fair = PlanScheduling(
+      Config(R"pb(parameters { key: "batching_policy" value: "fair_share" })pb"), false, 2);
+  ASSERT_TRUE(fair.ok()) << fair.status();
+  EXPECT_TRUE(fair->batching.fair_share);
+  auto delay = PlanScheduling(Config(R"pb(parameters { key: "batching_policy" value: "delay" })pb"),
+                              false, 2);
+  ASSERT_TRUE(delay.ok()) << delay.status();
+  EXPECT_FALSE(delay->batching.fair_share);
+  auto bogus = PlanScheduling(
+      Config(R"pb(parameters { key: "batching_policy" value: "greedy" })pb"), false, 2);
+  EXPECT_EQ(bogus.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bogus.status().message().find("fair_share"), std::string::npos);
+}
+
 TEST(SchedulingPlanTest, BadSizesAreRefused) {
   EXPECT_FALSE(PlanScheduling(Config("max_batch_size: -1"), false, 2).ok());
   EXPECT_FALSE(
