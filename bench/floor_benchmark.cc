@@ -185,6 +185,48 @@ absl::StatusOr<InProcess> MeasureInProcess(const Flags& flags, const Workload& w
   return result;
 }
 
+// The server's own layout in-process: `instances` threads of one intra-op thread each, every
+// one running its own batches of `batch` rows on the same loaded collection at the same
+// time, for `seconds`. Returns the images/s of all of them together.
+absl::StatusOr<double> MeasureInstanceLayout(const Flags& flags, const Workload& workload,
+                                             int instances, int64_t batch) {
+  ASSIGN_OR_RETURN(const std::filesystem::path version_dir,
+                   LatestVersionDir(flags.repository, workload.model));
+  ASSIGN_OR_RETURN(std::unique_ptr<LoadedCollection> collection,
+                   LoadedCollection::Load({.version_dir = version_dir}));
+  const std::vector<at::Tensor> inputs = RandomBatches(workload, batch, 2, 5);
+  std::vector<int64_t> calls(instances, 0);
+  std::vector<absl::Status> errors(instances);
+  const auto start = std::chrono::steady_clock::now();
+  const auto warm = start + std::chrono::duration<double>(flags.warmup_seconds);
+  const auto end = warm + std::chrono::duration<double>(flags.seconds);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < instances; ++t) {
+    threads.emplace_back([&, t] {
+      at::set_num_threads(1);  // per thread, as each server instance does
+      for (size_t i = 0; std::chrono::steady_clock::now() < end; ++i) {
+        absl::StatusOr<NamedTensors> run =
+            collection->Run(Stage::kInference, {{workload.input, inputs[i % inputs.size()]}});
+        if (!run.ok()) {
+          errors[t] = run.status();
+          return;
+        }
+        if (std::chrono::steady_clock::now() > warm) ++calls[t];
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  int64_t total = 0;
+  for (int t = 0; t < instances; ++t) {
+    RETURN_IF_ERROR(errors[t]);
+    total += calls[t];
+  }
+  const double images_per_second = static_cast<double>(total * batch) / flags.seconds;
+  std::fprintf(stderr, "[in-process] %s %d threads x batch %ld side by side: %.0f images/s\n",
+               workload.id.c_str(), instances, static_cast<long>(batch), images_per_second);
+  return images_per_second;
+}
+
 // A POSIX shared memory object created, sized and mapped for the run; unlinked and
 // unmapped by the destructor.
 class ShmObject {
@@ -379,6 +421,10 @@ int Main(const std::vector<std::string>& args) {
   // runs; W2 on the threads its instances have together.
   absl::StatusOr<InProcess> w2_inprocess = MeasureInProcess(flags, w2, {16, 64}, flags.w2_threads);
   absl::StatusOr<InProcess> w1_inprocess = MeasureInProcess(flags, w1, {1}, 1);
+  // The example's W2 layout (two instances of one thread) at the batches c=16 and c=64 give
+  // each instance when split evenly: the limit of the layout itself, for the analysis.
+  absl::StatusOr<double> layout_8 = MeasureInstanceLayout(flags, w2, 2, 8);
+  absl::StatusOr<double> layout_32 = MeasureInstanceLayout(flags, w2, 2, 32);
   if (!w1_inprocess.ok() || !w2_inprocess.ok()) {
     std::cerr << "floor_benchmark: in-process run failed: "
               << (w1_inprocess.ok() ? w2_inprocess.status() : w1_inprocess.status()) << "\n";
@@ -499,6 +545,13 @@ int Main(const std::vector<std::string>& args) {
   absl::StrAppend(&report, "| in-process W2 batch 64 (", flags.w2_threads, " threads) | ",
                   Fixed(w2_inprocess->points.at(64).call_latency.p50_us, 0), " | ", Fixed(w2_64, 0),
                   " | | | | |\n");
+  for (const auto& [batch, layout] :
+       {std::pair<int, const absl::StatusOr<double>*>{8, &layout_8}, {32, &layout_32}}) {
+    absl::StrAppend(&report, "| in-process W2, 2 threads × 1 intra-op thread, each batch ", batch,
+                    " (the server's layout) | | ",
+                    layout->ok() ? Fixed(**layout, 0) : layout->status().ToString(),
+                    " | | | | |\n");
+  }
   bool failures = false;
   for (const auto& [point, concurrency, counted] :
        {std::tuple<const Point*, int, bool>{&floor_tiny, 1, false},
