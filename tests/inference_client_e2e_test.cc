@@ -517,70 +517,31 @@ TEST(ClientSharedMemoryOffTest, AServerWithoutClientShmRefusesRegions) {
 // --- TLS -----------------------------------------------------------------------------------------
 
 // A server process whose readiness is awaited over TLS, through the client under test.
+// A server whose readiness is probed with `probe`'s credentials (testing::ServerProcess
+// probes in plaintext by default).
 class TlsServer {
  public:
-  TlsServer(const std::vector<std::string>& flags, ClientOptions probe) {
-    const char* binary = std::getenv("TORCHBRICKS_SERVER");
-    std::vector<std::string> args = {binary != nullptr ? binary : TORCHBRICKS_DEFAULT_SERVER,
-                                     "--model-repository",
-                                     SmallRepository().string(),
-                                     "--grpc-port",
-                                     "0",
-                                     "--grpc-address",
-                                     "127.0.0.1",
-                                     "--metrics-port",
-                                     "0",
-                                     "--log-level",
-                                     "error",
-                                     "--warmup-runs",
-                                     "1"};
-    args.insert(args.end(), flags.begin(), flags.end());
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    int out[2];
-    if (pipe(out) != 0) return;
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    FILE* child_stdout = fdopen(out[0], "r");
-    char line[512];
-    while (pid_ > 0 && std::fgets(line, sizeof(line), child_stdout) != nullptr) {
-      const std::string text(line);
-      if (text.find("serving gRPC on") != std::string::npos) {
-        port_ = std::atoi(text.c_str() + text.rfind(':') + 1);
-        break;
-      }
-    }
-    std::fclose(child_stdout);
-    if (port_ == 0) return;
-    probe.url = url();
-    std::unique_ptr<InferenceClient> client = Connect(probe);
-    for (int attempt = 0; attempt < 600 && client != nullptr; ++attempt) {
-      absl::StatusOr<bool> ready = client->ServerReady();
-      if (ready.ok() && *ready) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    port_ = 0;
-  }
-  ~TlsServer() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-  }
-  TlsServer(const TlsServer&) = delete;
-  TlsServer& operator=(const TlsServer&) = delete;
+  TlsServer(std::vector<std::string> flags, ClientOptions probe)
+      : process_(testing::ServerProcess::Command{
+            testing::ServerProcess::ServerCommand(SmallRepository().string(),
+                                                  WithWarmUp(std::move(flags))),
+            [probe](int port) mutable {
+              probe.url = absl::StrCat("127.0.0.1:", port);
+              std::unique_ptr<InferenceClient> client = Connect(probe);
+              if (client == nullptr) return false;
+              absl::StatusOr<bool> ready = client->ServerReady();
+              return ready.ok() && *ready;
+            }}) {}
 
-  std::string url() const { return absl::StrCat("127.0.0.1:", port_); }
-  int port() const { return port_; }
+  std::string url() const { return absl::StrCat("127.0.0.1:", process_.port()); }
+  int port() const { return process_.port(); }
 
  private:
-  pid_t pid_ = -1;
-  int port_ = 0;
+  static std::vector<std::string> WithWarmUp(std::vector<std::string> flags) {
+    flags.insert(flags.end(), {"--warmup-runs", "1"});
+    return flags;
+  }
+  testing::ServerProcess process_;
 };
 
 class ClientTlsTest : public ::testing::Test {

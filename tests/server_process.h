@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,11 +30,13 @@ class ServerProcess {
   ServerProcess(const std::string& repository, const std::vector<std::string>& flags)
       : ServerProcess(Command{ServerCommand(repository, flags)}) {}
 
-  // Any gRPC server binary that prints "serving gRPC on HOST:PORT" on stdout and answers
-  // inference.GRPCInferenceService/ServerReady (bench/floor_server does): argv[0] is the
-  // binary's path.
+  // Any gRPC server binary that prints "serving gRPC on HOST:PORT" on stdout (bench/
+  // floor_server does): argv[0] is the binary's path. `ready(port)` says whether it is
+  // ready; by default, a plaintext inference.GRPCInferenceService/ServerReady answering
+  // true (a TLS server needs a probe with its credentials).
   struct Command {
     std::vector<std::string> argv;
+    std::function<bool(int port)> ready;
   };
   explicit ServerProcess(Command command) {
     std::vector<std::string>& args = command.argv;
@@ -68,36 +71,21 @@ class ServerProcess {
     auto stub = inference::GRPCInferenceService::NewStub(channel_);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (std::chrono::steady_clock::now() < deadline) {
-      grpc::ClientContext context;
-      inference::ServerReadyRequest request;
-      inference::ServerReadyResponse response;
-      if (stub->ServerReady(&context, request, &response).ok() && response.ready()) return;
+      if (command.ready != nullptr) {
+        if (command.ready(port_)) return;
+      } else {
+        grpc::ClientContext context;
+        inference::ServerReadyRequest request;
+        inference::ServerReadyResponse response;
+        if (stub->ServerReady(&context, request, &response).ok() && response.ready()) return;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     port_ = 0;
   }
 
-  ~ServerProcess() {
-    if (pid_ > 0 && !stopped_) Stop();
-  }
-  ServerProcess(const ServerProcess&) = delete;
-  ServerProcess& operator=(const ServerProcess&) = delete;
-
-  int port() const { return port_; }
-  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
-
-  // SIGTERM, then waits; returns the exit status (-1 when it did not exit normally or
-  // never started).
-  int Stop() {
-    stopped_ = true;
-    if (pid_ <= 0) return -1;  // never kill(0 or -1, ...): that would signal other processes
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
+  // The command that starts this build's torchbricks-server ($TORCHBRICKS_SERVER overrides)
+  // on `repository` on a free loopback port, quiet, with `flags` added.
   static std::vector<std::string> ServerCommand(const std::string& repository,
                                                 const std::vector<std::string>& flags) {
     const char* binary = std::getenv("TORCHBRICKS_SERVER");
@@ -121,6 +109,27 @@ class ServerProcess {
     return args;
   }
 
+  ~ServerProcess() {
+    if (pid_ > 0 && !stopped_) Stop();
+  }
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  int port() const { return port_; }
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+
+  // SIGTERM, then waits; returns the exit status (-1 when it did not exit normally or
+  // never started).
+  int Stop() {
+    stopped_ = true;
+    if (pid_ <= 0) return -1;  // never kill(0 or -1, ...): that would signal other processes
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
   pid_t pid_ = -1;
   int port_ = 0;
   bool stopped_ = false;

@@ -66,8 +66,7 @@ constexpr std::pair<const char*, const char*> kShortFlags[] = {
     {"-i", "--protocol"}};
 
 absl::Status Bad(absl::string_view flag, absl::string_view value, absl::string_view want) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(flag, " takes ", want, ", not '", value, "'"));
+  return absl::InvalidArgumentError(absl::StrCat(flag, " takes ", want, ", not '", value, "'"));
 }
 
 // Rewrites `args` into "--flag value" pairs for SplitFlagValues: short flags to their long
@@ -97,6 +96,13 @@ absl::StatusOr<std::vector<std::string>> Normalize(absl::Span<const std::string>
     }
   }
   return out;
+}
+
+// `levels`, or its error prefixed with the flag that gave the range.
+absl::StatusOr<std::vector<double>> Named(const std::string& flag,
+                                          absl::StatusOr<std::vector<double>> levels) {
+  if (levels.ok()) return levels;
+  return absl::InvalidArgumentError(absl::StrCat(flag, ": ", levels.status().message()));
 }
 
 absl::StatusOr<std::pair<std::string, std::vector<int64_t>>> ParseShape(const std::string& value) {
@@ -143,11 +149,11 @@ absl::Status ApplyFlag(const std::string& flag, const std::string& value, PerfOp
     if (value.empty()) return Bad(flag, value, "an output name");
     options.outputs.push_back(value);
   } else if (flag == "--concurrency-range") {
-    ASSIGN_OR_RETURN(options.levels, ParseLevelRange(value, /*whole=*/true));
+    ASSIGN_OR_RETURN(options.levels, Named(flag, ParseLevelRange(value, /*whole=*/true)));
     options.mode = LoadMode::kConcurrency;
     concurrency_given = true;
   } else if (flag == "--request-rate-range") {
-    ASSIGN_OR_RETURN(options.levels, ParseLevelRange(value, /*whole=*/false));
+    ASSIGN_OR_RETURN(options.levels, Named(flag, ParseLevelRange(value, /*whole=*/false)));
     options.mode = LoadMode::kRequestRate;
     rate_given = true;
   } else if (flag == "--request-distribution") {
@@ -197,9 +203,9 @@ absl::Status ApplyFlag(const std::string& flag, const std::string& value, PerfOp
     const size_t colon = value.find(':');
     if (colon == std::string::npos || colon == 0) return Bad(flag, value, "NAME:VALUE");
     // gRPC metadata keys are lower case; perf_analyzer users write "Authorization:...".
-    options.client.headers.emplace_back(absl::AsciiStrToLower(value.substr(0, colon)),
-                                        std::string(absl::StripLeadingAsciiWhitespace(
-                                            absl::string_view(value).substr(colon + 1))));
+    options.client.headers.emplace_back(
+        absl::AsciiStrToLower(value.substr(0, colon)),
+        std::string(absl::StripLeadingAsciiWhitespace(absl::string_view(value).substr(colon + 1))));
   } else if (flag == "--ssl-grpc-use-ssl") {
     return boolean(options.client.use_tls);
   } else if (flag == "--ssl-grpc-root-certifications-file") {
@@ -224,26 +230,31 @@ absl::Status ApplyFlag(const std::string& flag, const std::string& value, PerfOp
 
 absl::StatusOr<std::vector<double>> ParseLevelRange(const std::string& range, bool whole) {
   const std::vector<std::string> parts = absl::StrSplit(range, ':');
-  const char* want = whole ? "START[:END[:STEP]] of positive integers"
-                           : "START[:END[:STEP]] of positive numbers";
-  if (parts.size() > 3) return Bad("a range", range, want);
+  const auto bad = [&] {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", range, "' is not START[:END[:STEP]] of positive ",
+                     whole ? "integers" : "numbers", " with END >= START"));
+  };
+  if (parts.size() > 3) return bad();
   double numbers[3] = {0, 0, 1};
   for (size_t i = 0; i < parts.size(); ++i) {
     if (!absl::SimpleAtod(parts[i], &numbers[i]) || !std::isfinite(numbers[i]) ||
         (whole && numbers[i] != std::floor(numbers[i]))) {
-      return Bad("a range", range, want);
+      return bad();
     }
   }
   if (parts.size() < 2) numbers[1] = numbers[0];
   const auto [start, end, step] = numbers;
-  if (!(start > 0) || end < start || !(step > 0)) return Bad("a range", range, want);
+  if (!(start > 0) || end < start || !(step > 0)) return bad();
   std::vector<double> levels;
   // Counting steps (not adding them up) keeps 0.1-sized steps from drifting past `end`.
   for (int64_t i = 0;; ++i) {
     const double level = start + static_cast<double>(i) * step;
     if (level > end * (1 + 1e-12)) break;
     levels.push_back(level);
-    if (levels.size() > 10000) return Bad("a range", range, "at most 10000 levels");
+    if (levels.size() > 10000) {
+      return absl::InvalidArgumentError(absl::StrCat("'", range, "' makes more than 10000 levels"));
+    }
   }
   return levels;
 }
@@ -259,8 +270,7 @@ absl::StatusOr<PerfOptions> ParsePerfOptions(absl::Span<const std::string> args)
   }
   if (options.help) return options;
   if (rate_given && concurrency_given) {
-    return absl::InvalidArgumentError(
-        "give --concurrency-range or --request-rate-range, not both");
+    return absl::InvalidArgumentError("give --concurrency-range or --request-rate-range, not both");
   }
   if (options.model.empty()) return absl::InvalidArgumentError("-m/--model is required");
   return options;
