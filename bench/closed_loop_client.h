@@ -2,7 +2,9 @@
 // server) with exactly `concurrency` ModelInfer requests outstanding at all times — each
 // completion immediately issues the next — from 1..N client threads, each polling its own
 // CompletionQueue over its own connection. Requests are pre-serialized and reused round
-// robin, so the client spends no time encoding. Blocking; one run at a time per call.
+// robin, so the client spends no time encoding. The loop is torchbricks-perf's
+// (perf::LoadGenerator); this is the benchmarks' warm-up-then-one-window use of it.
+// Blocking; one run at a time per call.
 //
 //   ASSIGN_OR_RETURN(ClosedLoopResult r,
 //                    RunClosedLoop({.address = "127.0.0.1:8001", .requests = buffers,
@@ -45,7 +47,7 @@ struct ClosedLoopResult {
   double window_seconds = 0;
   double requests_per_second = 0;  // completed / window_seconds
   // Failed requests over the whole run, warm-up included: a non-OK status, or a response
-  // that does not parse or carries no output tensor. first_error describes the first one.
+  // that does not parse. first_error describes the first one.
   uint64_t errors = 0;
   std::string first_error;
 };

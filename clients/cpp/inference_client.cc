@@ -168,6 +168,22 @@ absl::Status InferStream::Finish() {
   return FromGrpcStatus(call_->stream->Finish());
 }
 
+absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(const ClientOptions& options,
+                                                             grpc::ChannelArguments arguments) {
+  if (options.max_message_bytes <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_message_bytes must be positive, not ", options.max_message_bytes));
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = CredentialsFor(options);
+  if (!credentials.ok()) return credentials.status();
+  arguments.SetMaxReceiveMessageSize(options.max_message_bytes);
+  arguments.SetMaxSendMessageSize(options.max_message_bytes);
+  if (!options.tls_server_name.empty()) {
+    arguments.SetSslTargetNameOverride(options.tls_server_name);
+  }
+  return grpc::CreateCustomChannel(options.url, *credentials, arguments);
+}
+
 // --- InferenceClient -------------------------------------------------------------------------
 
 struct InferenceClient::Stubs {
@@ -181,21 +197,10 @@ absl::StatusOr<std::unique_ptr<InferenceClient>> InferenceClient::Create(
   for (const auto& [key, value] : options.headers) {
     if (absl::Status status = CheckHeader(key, value); !status.ok()) return status;
   }
-  if (options.max_message_bytes <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_message_bytes must be positive, not ", options.max_message_bytes));
-  }
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = CredentialsFor(options);
-  if (!credentials.ok()) return credentials.status();
-  grpc::ChannelArguments arguments;
-  arguments.SetMaxReceiveMessageSize(options.max_message_bytes);
-  arguments.SetMaxSendMessageSize(options.max_message_bytes);
-  if (!options.tls_server_name.empty()) {
-    arguments.SetSslTargetNameOverride(options.tls_server_name);
-  }
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(options.url, *credentials, arguments);
-  return std::unique_ptr<InferenceClient>(new InferenceClient(options, std::move(channel)));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      CreateChannel(options, grpc::ChannelArguments());
+  if (!channel.ok()) return channel.status();
+  return std::unique_ptr<InferenceClient>(new InferenceClient(options, *std::move(channel)));
 }
 
 InferenceClient::InferenceClient(ClientOptions options, std::shared_ptr<grpc::Channel> channel)

@@ -42,6 +42,7 @@
 
 namespace grpc {
 class Channel;
+class ChannelArguments;
 class ClientContext;
 }  // namespace grpc
 
@@ -109,6 +110,14 @@ class InferStream {
 
   std::unique_ptr<Call> call_;
 };
+
+// The channel InferenceClient::Create opens for `options` (credentials from the TLS files,
+// message size limits, TLS name override), with `arguments` as the starting point — for
+// callers that drive the server through their own stubs (torchbricks-perf's load loop).
+// InvalidArgument for a non-positive max_message_bytes or half a mutual-TLS pair; NotFound
+// when a TLS file cannot be read. Headers are not part of a channel: send them per call.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(const ClientOptions& options,
+                                                             grpc::ChannelArguments arguments);
 
 class InferenceClient {
  public:

@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <random>
-#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -15,7 +13,7 @@
 #include "core/status_macros.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/generic/generic_stub.h"
-#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
 #include "proto/grpc_service.grpc.pb.h"
 
 namespace torchbricks::perf {
@@ -29,36 +27,6 @@ constexpr auto kLateAfter = std::chrono::milliseconds(1);
 
 int64_t Nanoseconds(std::chrono::steady_clock::duration duration) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count();
-}
-
-absl::StatusOr<std::string> ReadPem(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return absl::NotFoundError(absl::StrCat("cannot read '", path, "'"));
-  std::ostringstream contents;
-  contents << file.rdbuf();
-  return contents.str();
-}
-
-// The credentials InferenceClient::Create makes for the same options.
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
-    const client::ClientOptions& options) {
-  if (!options.use_tls && options.root_certificates_file.empty() &&
-      options.private_key_file.empty() && options.certificate_chain_file.empty()) {
-    return grpc::InsecureChannelCredentials();
-  }
-  if (options.private_key_file.empty() != options.certificate_chain_file.empty()) {
-    return absl::InvalidArgumentError(
-        "mutual TLS needs both a client key and a client certificate chain");
-  }
-  grpc::SslCredentialsOptions ssl;
-  if (!options.root_certificates_file.empty()) {
-    ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem(options.root_certificates_file));
-  }
-  if (!options.private_key_file.empty()) {
-    ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPem(options.private_key_file));
-    ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPem(options.certificate_chain_file));
-  }
-  return grpc::SslCredentials(ssl);
 }
 
 }  // namespace
@@ -101,18 +69,12 @@ absl::StatusOr<std::unique_ptr<LoadGenerator>> LoadGenerator::Create(const Optio
   if (options.requests == nullptr || options.requests->empty() || options.max_threads < 1) {
     return absl::InvalidArgumentError("a load generator needs requests and max_threads >= 1");
   }
-  ASSIGN_OR_RETURN(const auto credentials, Credentials(options.client));
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < options.max_threads; ++i) {
     grpc::ChannelArguments arguments;
     arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
-    arguments.SetMaxReceiveMessageSize(options.client.max_message_bytes);
-    arguments.SetMaxSendMessageSize(options.client.max_message_bytes);
-    if (!options.client.tls_server_name.empty()) {
-      arguments.SetSslTargetNameOverride(options.client.tls_server_name);
-    }
     auto worker = std::make_unique<Worker>();
-    worker->channel = grpc::CreateCustomChannel(options.client.url, credentials, arguments);
+    ASSIGN_OR_RETURN(worker->channel, client::CreateChannel(options.client, arguments));
     worker->stub = std::make_unique<grpc::GenericStub>(worker->channel);
     worker->requests = *options.requests;
     worker->next_request = static_cast<size_t>(i);
