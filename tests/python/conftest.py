@@ -74,3 +74,17 @@ def client(server):
     """An InferenceClient connected to `server`."""
     with server.client() as connected:
         yield connected
+
+
+@pytest.fixture(scope="session")
+def example_repository(tmp_path_factory):
+    """The bundled example repository, built as scripts/run_example.sh builds it (it is not in
+    git): the README's classifier and resnet18 with the real torchbricks, and scene_classifier."""
+    import os
+    import subprocess
+    out = tmp_path_factory.mktemp("examples") / "repository"
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run([sys.executable, str(REPO / "examples" / "build_example_repository.py"), str(out)],
+                          capture_output=True, text=True, timeout=600, env=environment, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    return out

@@ -7,7 +7,6 @@ answering the same outputs with the same names, shapes and dtypes (the weights a
 in both, initialised separately) — or their figures would compare unlike things. A short floor_benchmark run proves the whole comparison still runs and
 writes its targets table.
 """
-import os
 import re
 import signal
 import subprocess
@@ -56,15 +55,6 @@ class Child:
                 self.process.kill()
                 self.process.wait(timeout=10)
             self.process.stdout.close()
-
-
-@pytest.fixture(scope="module")
-def example_repository(tmp_path_factory):
-    out = tmp_path_factory.mktemp("examples") / "repository"
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    subprocess.run([sys.executable, str(REPO / "examples" / "build_example_repository.py"), str(out)],
-                   check=True, capture_output=True, timeout=600, env=environment)
-    return out
 
 
 @pytest.mark.skipif(not FLOOR.is_file(), reason="bench/floor_server is not built")

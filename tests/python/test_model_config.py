@@ -8,7 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from server_process import REPO, ServerProcess
+from server_process import ServerProcess
 from torchbricks_serve.generated import grpc_service_pb2 as pb
 from torchbricks_serve.generated import model_config_pb2 as config_pb
 from google.protobuf import text_format
@@ -120,19 +120,6 @@ def check_model(channel, name: str, folder: Path) -> None:
 def ready_models(channel) -> list:
     index = rpc(channel, "RepositoryIndex", pb.RepositoryIndexRequest(ready=True), pb.RepositoryIndexResponse)
     return sorted({model.name for model in index.models})
-
-
-@pytest.fixture(scope="module")
-def example_repository(tmp_path_factory):
-    """The bundled example repository, built as scripts/run_example.sh builds it."""
-    import os
-    import subprocess
-    import sys
-    out = tmp_path_factory.mktemp("examples") / "repository"
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    subprocess.run([sys.executable, str(REPO / "examples" / "build_example_repository.py"), str(out)],
-                   check=True, capture_output=True, timeout=600, env=environment)
-    return out
 
 
 @pytest.mark.parametrize("which", ["examples", "fixtures"])

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +33,8 @@ pytestmark = pytest.mark.skipif(not PERF.exists(), reason=f"{PERF} is not built"
 
 
 @pytest.fixture(scope="module")
-def repository(tmp_path_factory):
-    out = tmp_path_factory.mktemp("perf") / "repository"
-    done = subprocess.run([sys.executable, str(REPO / "examples" / "build_example_repository.py"), str(out)],
-                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, done.stderr
-    return out
+def repository(example_repository):
+    return example_repository
 
 
 @pytest.fixture(scope="module")
