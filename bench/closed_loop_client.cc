@@ -15,10 +15,11 @@ namespace torchbricks::bench {
 
 absl::StatusOr<ClosedLoopResult> RunClosedLoop(const ClosedLoopOptions& options) {
   if (options.address.empty() || options.requests.empty() || options.concurrency < 1 ||
-      options.client_threads < 1 || options.warmup_seconds < 0 || options.measure_seconds <= 0) {
+      options.client_threads < 1 || options.warmup_seconds < 0 || options.measure_seconds <= 0 ||
+      !(options.request_deadline_seconds > 0)) {
     return absl::InvalidArgumentError(
         "closed loop needs an address, requests, concurrency >= 1, client threads >= 1, "
-        "warm-up >= 0 s and a window > 0 s");
+        "warm-up >= 0 s, a window > 0 s and a request deadline > 0 s");
   }
   absl::StatusOr<std::unique_ptr<perf::LoadGenerator>> generator = perf::LoadGenerator::Create(
       {.client = {.url = options.address,

@@ -171,11 +171,11 @@ def main() -> int:
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("inference.GRPCInferenceService",
                                                                           handlers)])
     port = server.add_insecure_port(f"127.0.0.1:{args.grpc_port}")
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):  # before the line that says it is up
+        signal.signal(number, lambda *_: stop.set())
     server.start()
     print(f"serving gRPC on 127.0.0.1:{port}", flush=True)
-    stop = threading.Event()
-    for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, lambda *_: stop.set())
     stop.wait()
     server.stop(grace=5).wait()
     return 0

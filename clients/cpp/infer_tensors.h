@@ -156,12 +156,19 @@ struct InferOutput {
           absl::StrCat("output '", name, "' is ", datatype, ", not ", DatatypeOf<T>()));
     }
     const int64_t count = ElementCount(shape);
-    if (count < 0 || static_cast<uint64_t>(count) * sizeof(T) != data.size()) {
+    // Compared by division: count * sizeof(T) could wrap around for a hostile shape.
+    if (count < 0 || data.size() % sizeof(T) != 0 ||
+        static_cast<uint64_t>(count) != data.size() / sizeof(T)) {
       return absl::InvalidArgumentError(absl::StrCat("output '", name, "' holds ", data.size(),
                                                      " bytes, not ", count, " ", datatype));
     }
     std::vector<T> values(static_cast<size_t>(count));
-    if (count > 0) std::memcpy(values.data(), data.data(), data.size());
+    if constexpr (std::is_same_v<T, bool>) {
+      // std::vector<bool> has no data(): one byte per element, each 0 or 1.
+      for (int64_t i = 0; i < count; ++i) values[i] = data[static_cast<size_t>(i)] != 0;
+    } else if (count > 0) {
+      std::memcpy(values.data(), data.data(), data.size());
+    }
     return values;
   }
 

@@ -127,6 +127,28 @@ TEST(InferResultTest, ContentsOfTheWrongSizeAreRefused) {
   EXPECT_EQ(InferResultFromResponse(response).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(InferResultTest, BoolOutputsAndShapesWhoseByteCountWouldWrapAround) {
+  inference::ModelInferResponse response;
+  auto* flags = response.add_outputs();
+  flags->set_name("flags");
+  flags->set_datatype("BOOL");
+  flags->add_shape(3);
+  response.add_raw_output_contents(std::string("\x01\x00\x01", 3));
+  // 2^61 + 1 elements of 8 bytes: the byte count wraps to 8, which must not pass for 8 bytes.
+  auto* huge = response.add_outputs();
+  huge->set_name("huge");
+  huge->set_datatype("FP64");
+  huge->add_shape((int64_t{1} << 61) + 1);
+  response.add_raw_output_contents(std::string(8, '\0'));
+  absl::StatusOr<InferResult> result = InferResultFromResponse(response);
+  ASSERT_TRUE(result.ok()) << result.status();
+  absl::StatusOr<std::vector<bool>> values = result->Find("flags")->Values<bool>();
+  ASSERT_TRUE(values.ok()) << values.status();
+  EXPECT_THAT(*values, ElementsAre(true, false, true));
+  EXPECT_EQ(result->Find("huge")->Values<double>().status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(InferResultTest, OutputsInSharedMemoryCarryTheirPlacement) {
   inference::ModelInferResponse response = Response();
   auto& parameters = *response.mutable_outputs(0)->mutable_parameters();

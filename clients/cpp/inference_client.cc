@@ -219,7 +219,8 @@ InferenceClient::~InferenceClient() {
 void InferenceClient::Prepare(grpc::ClientContext& context,
                               std::optional<absl::Duration> timeout) const {
   const absl::Duration deadline = timeout.value_or(options_.timeout);
-  if (deadline != absl::InfiniteDuration()) context.set_deadline(DeadlineAfter(deadline));
+  // Past a century there is no deadline: now + the timeout would overflow the clock.
+  if (deadline < absl::Hours(24 * 365 * 100)) context.set_deadline(DeadlineAfter(deadline));
   for (const auto& [key, value] : options_.headers) context.AddMetadata(key, value);
 }
 

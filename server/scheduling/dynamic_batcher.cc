@@ -10,6 +10,9 @@
 namespace torchbricks::server {
 namespace {
 
+// How long fair share remembers a load it no longer sees (the e-folding time).
+constexpr absl::Duration kRecentLoadMemory = absl::Seconds(1);
+
 // While requests wait for batch-mates, how often cancelled ones are looked for.
 constexpr absl::Duration kCancellationPollInterval = absl::Milliseconds(20);
 
@@ -172,14 +175,23 @@ std::vector<PendingRequest*> DynamicBatcher::NextBatch() {
     // sight were split evenly: those queued and running (whose clients will send again),
     // or, when more, the recent load — rows just answered are on their way back.
     // Waiting longer would only take rows from a later batch.
+    // Only rows that could join this batch count as queued.
     int64_t queued_rows = 0;
+    double recent_load = 0;
+    const absl::Time now = absl::Now();
     if (options_.batching.fair_share) {
-      for (const PendingRequest* request : queue_) queued_rows += request->rows;
+      for (const PendingRequest* request : queue_) {
+        if (request->key == oldest->key) queued_rows += request->rows;
+      }
+      // The recent load fades with time (time constant kRecentLoadMemory), so that a busy
+      // hour does not make the light traffic after it wait for rows that will not come.
+      recent_load = recent_load_ * std::exp(-absl::ToDoubleSeconds(now - last_close_) /
+                                            absl::ToDoubleSeconds(kRecentLoadMemory));
     }
     if (take == 0 && options_.batching.fair_share) {
       const int64_t instances = static_cast<int64_t>(options_.instances.size());
       const int64_t in_sight =
-          std::max<int64_t>(queued_rows + running_rows_, std::llround(recent_load_));
+          std::max<int64_t>(queued_rows + running_rows_, std::llround(recent_load));
       const int64_t share = std::min(max_rows, (in_sight + instances - 1) / instances);
       if (rows >= share) {
         for (int64_t prefix = 0; take < mates.size() && prefix < share; ++take) {
@@ -197,7 +209,8 @@ std::vector<PendingRequest*> DynamicBatcher::NextBatch() {
       }
       ++busy_;
       // The load as the batch closes, smoothed over the last few batches.
-      recent_load_ = 0.8 * recent_load_ + 0.2 * static_cast<double>(queued_rows + running_rows_);
+      recent_load_ = 0.8 * recent_load + 0.2 * static_cast<double>(queued_rows + running_rows_);
+      last_close_ = now;
       running_rows_ += batch_rows;
       return batch;
     }

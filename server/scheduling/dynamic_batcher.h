@@ -109,8 +109,10 @@ class DynamicBatcher {
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
   // Rows of the batches running now.
   int64_t running_rows_ ABSL_GUARDED_BY(mu_) = 0;
-  // Fair share: rows queued and running when recent batches closed, smoothed.
+  // Fair share: rows queued and running when recent batches closed, smoothed, as of
+  // last_close_ (it fades with the time since).
   double recent_load_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_close_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
 };

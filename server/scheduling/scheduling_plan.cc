@@ -68,6 +68,12 @@ absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
                        "'; it takes \"delay\" (the default) or \"fair_share\""));
     }
     plan.batching.fair_share = policy->second == "fair_share";
+    if (plan.batching.fair_share && plan.batching.max_queue_delay <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          "parameters[\"batching_policy\"] \"fair_share\" needs "
+          "dynamic_batching.max_queue_delay_microseconds above 0 (without a delay every batch "
+          "closes at once and there is nothing to share)");
+    }
   }
 
   std::vector<config::InstanceGroup> groups(config.instance_group().begin(),

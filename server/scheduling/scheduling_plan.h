@@ -27,13 +27,13 @@ struct BatchPolicy {
   // Longest wait in the queue; zero for none.
   absl::Duration default_timeout = absl::ZeroDuration();
   // config.pbtxt's parameters { key: "batching_policy" value: "fair_share" }: a batch also
-  // closes once it holds its instance's share of the rows in sight — queued plus running
-  // on other instances (or, when more, that sum smoothed over the last batches, since rows
-  // just answered come back), divided by the instance count — so that several instances
-  // under closed-loop load take even batches instead of the first taking all it can wait
-  // for.
-  // max_queue_delay still bounds the wait. With one instance a free instance takes what is
-  // queued at once. Default ("delay"): Triton's rules above only.
+  // closes once it holds its instance's share of the rows in sight — rows that could join
+  // it queued plus rows running on other instances (or, when more, that sum smoothed over
+  // the last batches and fading within seconds, since rows just answered come back),
+  // divided by the instance count — so that several instances under closed-loop load take
+  // even batches instead of the first taking all it can wait for. With one instance it
+  // waits until the queue holds the recent load. max_queue_delay (which must be above 0)
+  // still bounds every wait. Default ("delay"): Triton's rules above only.
   bool fair_share = false;
 };
 
@@ -53,7 +53,8 @@ struct SchedulingPlan {
 // CPU instances sharing `cores` - 1 intra-op threads evenly (at least one each; one core
 // is left to the gRPC front end). InvalidArgument for negative
 // sizes, a preferred size above max_batch_size, a queue delay or timeout beyond int64
-// microseconds, a batching_policy other than "delay" or "fair_share", instances or threads beyond
+// microseconds, a batching_policy other than "delay" or "fair_share" (or fair_share
+// without a queue delay), instances or threads beyond
 // the machine's bounds, or KIND_GPU without CUDA.
 absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
                                               bool cuda_available, int cores);

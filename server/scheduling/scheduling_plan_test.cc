@@ -77,10 +77,18 @@ TEST(SchedulingPlanTest, BatchingPolicyParameterSelectsFairShare) {
   auto absent = PlanScheduling(Config("max_batch_size: 8"), false, 2);
   ASSERT_TRUE(absent.ok());
   EXPECT_FALSE(absent->batching.fair_share);
-  auto fair = PlanScheduling(
-      Config(R"pb(parameters { key: "batching_policy" value: "fair_share" })pb"), false, 2);
+  auto fair = PlanScheduling(Config(R"pb(
+                               dynamic_batching { max_queue_delay_microseconds: 10000 }
+                               parameters { key: "batching_policy" value: "fair_share" }
+                             )pb"),
+                             false, 2);
   ASSERT_TRUE(fair.ok()) << fair.status();
   EXPECT_TRUE(fair->batching.fair_share);
+  // Without a queue delay every batch closes at once: fair share would do nothing.
+  auto no_delay = PlanScheduling(
+      Config(R"pb(parameters { key: "batching_policy" value: "fair_share" })pb"), false, 2);
+  EXPECT_EQ(no_delay.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(no_delay.status().message().find("max_queue_delay_microseconds"), std::string::npos);
   auto delay = PlanScheduling(Config(R"pb(parameters { key: "batching_policy" value: "delay" })pb"),
                               false, 2);
   ASSERT_TRUE(delay.ok()) << delay.status();

@@ -7,10 +7,12 @@ answering the same outputs with the same names, shapes and dtypes (the weights a
 in both, initialised separately) — or their figures would compare unlike things. A short floor_benchmark run proves the whole comparison still runs and
 writes its targets table.
 """
+import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,24 +29,32 @@ _PORT_LINE = re.compile(r"serving gRPC on (\S+):(\d+)")
 
 
 class Child:
-    """A process that prints 'serving gRPC on HOST:PORT'; stopped with SIGTERM by PID."""
+    """A process that prints 'serving gRPC on HOST:PORT'; stopped with SIGTERM by PID. Its
+    output is read on a thread throughout (so it never blocks on a full pipe)."""
 
     def __init__(self, command, timeout=120):
         self.process = subprocess.Popen([str(part) for part in command], stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.address = None
-        lines = []
-        for raw in self.process.stdout:
-            line = raw.decode("utf-8", errors="replace")
-            lines.append(line)
-            match = _PORT_LINE.search(line)
-            if match:
-                self.address = f"127.0.0.1:{match.group(2)}"
-                break
-        if self.address is None:
+        self.lines = []
+        started = threading.Event()
+
+        def read():
+            for raw in self.process.stdout:
+                line = raw.decode("utf-8", errors="replace")
+                self.lines.append(line)
+                match = _PORT_LINE.search(line)
+                if match and self.address is None:
+                    self.address = f"127.0.0.1:{match.group(2)}"
+                    started.set()
+            started.set()  # the process closed its output: it ended
+
+        self.reader = threading.Thread(target=read, daemon=True)
+        self.reader.start()
+        if not started.wait(timeout) or self.address is None:
             self.process.kill()
             self.process.wait(timeout=10)
-            raise AssertionError("did not start:\n" + "".join(lines[-20:]))
+            raise AssertionError("did not start:\n" + "".join(self.lines[-20:]))
 
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
@@ -54,7 +64,7 @@ class Child:
             if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait(timeout=10)
-            self.process.stdout.close()
+            self.reader.join(timeout=10)
 
 
 @pytest.mark.skipif(not FLOOR.is_file(), reason="bench/floor_server is not built")
@@ -106,10 +116,17 @@ def test_python_server_does_the_same_work_as_torchbricks_server(example_reposito
 @pytest.mark.skipif(not BENCHMARK.is_file(), reason="bench/floor_benchmark is not built")
 def test_floor_benchmark_runs_every_point_and_writes_the_targets(example_repository, tmp_path):
     report = tmp_path / "floor.md"
-    done = subprocess.run([str(BENCHMARK), "--repository", str(example_repository), "--rounds", "1",
-                           "--seconds", "0.3", "--warmup-seconds", "0.1", "--out", str(report)],
-                          capture_output=True, timeout=600)
-    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    # In a session of its own, so that a timeout stops the servers it started too.
+    benchmark = subprocess.Popen([str(BENCHMARK), "--repository", str(example_repository), "--rounds", "1",
+                                  "--seconds", "0.3", "--warmup-seconds", "0.1", "--out", str(report)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _, stderr = benchmark.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(benchmark.pid, signal.SIGKILL)
+        benchmark.communicate()
+        raise
+    assert benchmark.returncode == 0, stderr.decode()[-3000:]
     text = report.read_text()
     for row in ["W1 c=1 p50 ÷ (floor p50 + in-process p50)", "W1 c=1 p50 in shared memory",
                 "W2 c=16 req/s ÷ in-process batch 16", "W2 c=64 req/s ÷ in-process batch 64",

@@ -134,10 +134,12 @@ absl::StatusOr<NpyArray> ParseNpy(absl::string_view contents) {
   const int64_t count = ElementCount(array.shape);
   const int64_t item_size = DatatypeByteSize(array.datatype);
   const absl::string_view data = contents.substr(header_start + header_length);
-  if (count < 0 || static_cast<uint64_t>(count) * item_size != data.size()) {
+  // Compared by division: count * item_size could wrap around for a hostile shape.
+  if (count < 0 || item_size <= 0 || data.size() % item_size != 0 ||
+      static_cast<uint64_t>(count) != data.size() / item_size) {
     return Invalid(absl::StrCat("shape (", absl::StrJoin(array.shape, ", "), ") of ", code,
-                                " needs ", count * item_size, " bytes of data, the file has ",
-                                data.size()));
+                                " needs ", count, " elements of ", item_size,
+                                " bytes; the file has ", data.size(), " bytes of data"));
   }
   array.data = std::string(data);
   if (order == '>' && item_size > 1) SwapEachElement(array.data, static_cast<size_t>(item_size));

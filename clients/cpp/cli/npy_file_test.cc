@@ -68,7 +68,13 @@ TEST(NpyFileTest, RefusesWhatCannotBeSent) {
               HasSubstr("no protocol datatype"));
   EXPECT_THAT(
       message(NpyFile(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", "abcd")),
-      HasSubstr("needs 8 bytes"));
+      HasSubstr("needs 2 elements of 4 bytes"));
+  // 2^61 + 1 elements of 8 bytes: the byte count wraps around to 8.
+  EXPECT_THAT(message(NpyFile(1,
+                              "{'descr': '<f8', 'fortran_order': False, 'shape': "
+                              "(2305843009213693953,), }",
+                              std::string(8, '\0'))),
+              HasSubstr("needs 2305843009213693953 elements"));
   EXPECT_EQ(code(NpyFile(9, "{}", "")).code(), absl::StatusCode::kInvalidArgument);
 }
 

@@ -20,6 +20,8 @@ namespace torchbricks::perf {
 namespace {
 
 constexpr char kModelInferMethod[] = "/inference.GRPCInferenceService/ModelInfer";
+// Longer timeouts mean no deadline: now + a century would overflow the clock.
+constexpr absl::Duration kLongestTimeout = absl::Hours(24 * 365 * 100);
 // An open-loop worker looks at its stop flag at least this often.
 constexpr auto kPollInterval = std::chrono::milliseconds(50);
 // An open-loop request issued later than this after its scheduled time counts as late.
@@ -48,7 +50,7 @@ void LoadSample::Merge(LoadSample other) {
 struct LoadGenerator::Worker {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<grpc::GenericStub> stub;
-  std::vector<grpc::ByteBuffer> requests;  // this thread's copies (no shared refcounts)
+  std::vector<grpc::ByteBuffer> requests;  // this thread's list (its slices are shared)
   size_t next_request = 0;                 // worker thread only
   std::thread thread;
   absl::Mutex mu;
@@ -145,7 +147,7 @@ LoadSample LoadGenerator::Stop() {
 void LoadGenerator::Issue(Worker& worker, void* queue) {
   auto* call = new Call;
   call->start = Clock::now();
-  if (options_.client.timeout != absl::InfiniteDuration()) {
+  if (options_.client.timeout < kLongestTimeout) {
     call->context.set_deadline(std::chrono::system_clock::now() +
                                absl::ToChronoMicroseconds(options_.client.timeout));
   }
@@ -226,6 +228,13 @@ void LoadGenerator::RunOpenLoop(Worker& worker, double rate, RequestDistribution
       Issue(worker, &queue);
       ++outstanding;
       next_send += gap();
+      // Answers that are already in are taken before the next send, so a loop behind its
+      // schedule still records completions (and their latency) as they happen.
+      while (queue.AsyncNext(&tag, &ok, gpr_time_0(GPR_CLOCK_MONOTONIC)) ==
+             grpc::CompletionQueue::GOT_EVENT) {
+        --outstanding;
+        Complete(worker, static_cast<Call*>(tag), ok);
+      }
       continue;
     }
     const Clock::time_point wake = std::min(next_send, now + kPollInterval);

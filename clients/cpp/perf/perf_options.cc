@@ -246,6 +246,14 @@ absl::StatusOr<std::vector<double>> ParseLevelRange(const std::string& range, bo
   if (parts.size() < 2) numbers[1] = numbers[0];
   const auto [start, end, step] = numbers;
   if (!(start > 0) || end < start || !(step > 0)) return bad();
+  // Bounds that keep every level a thread count and a send interval can hold.
+  const double most = whole ? 100000 : 1e6;
+  const double least = whole ? 1 : 1e-3;
+  if (start < least || end > most) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", range, "' leaves ", least, "..", most,
+                     whole ? " outstanding requests" : " requests per second"));
+  }
   std::vector<double> levels;
   // Counting steps (not adding them up) keeps 0.1-sized steps from drifting past `end`.
   for (int64_t i = 0;; ++i) {

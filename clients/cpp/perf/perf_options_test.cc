@@ -116,6 +116,10 @@ TEST(PerfOptionsTest, BadRangesAreRefused) {
         << range;
   }
   EXPECT_TRUE(ParseLevelRange("1.5:2", false).ok());
+  // Levels a thread count or a send interval cannot hold.
+  EXPECT_EQ(ParseLevelRange("1e10", true).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseLevelRange("1e13", false).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseLevelRange("1e-300", false).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(PerfOptionsTest, UsageErrorsNameTheProblem) {
