@@ -85,6 +85,9 @@ void StreamInferReactor::Serve() {
     StartWrite(&outgoing);
     if (!AwaitCompletion()) break;  // the client went away
   }
+  // The stream's place is free before its end reaches the client, so a client that opens
+  // another stream as soon as this one ends is not refused for it.
+  if (on_done_) std::exchange(on_done_, nullptr)();
   Finish(final_status);
 }
 
@@ -109,7 +112,7 @@ void StreamInferReactor::OnDone() {
   } else {
     worker_.join();
   }
-  if (on_done_) on_done_();
+  if (on_done_) on_done_();  // when Serve() did not run it
   delete this;
 }
 

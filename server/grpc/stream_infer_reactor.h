@@ -30,8 +30,10 @@ class StreamInferReactor final
   using Handler = std::function<absl::StatusOr<inference::ModelStreamInferResponse>(
       grpc::CallbackServerContext* context, const inference::ModelInferRequest& request)>;
 
-  // Starts serving the call on `context` (borrowed until OnDone). `on_done` runs once, when
-  // gRPC is done with the call, just before the reactor deletes itself. When no thread can
+  // Starts serving the call on `context` (borrowed until OnDone). `on_done` runs once: when
+  // the stream has answered its last message, before its final status is sent (so the
+  // client never sees the end before `on_done` ran), or, if serving never started, when
+  // gRPC is done with the call. When no thread can
   // be started (the process is at its thread limit), returns a reactor that ends the call
   // RESOURCE_EXHAUSTED, after running `on_done`.
   static grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Create(
