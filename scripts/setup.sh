@@ -3,18 +3,27 @@
 # Idempotent: when everything is already installed it only checks and returns.
 set -euo pipefail
 
-PACKAGES=(
-  build-essential cmake pkg-config ninja-build
+# What compiling needs; TORCHBRICKS_SETUP_BUILD_ONLY=1 (the image's build stage) installs
+# only these.
+BUILD_PACKAGES=(
+  build-essential cmake pkg-config ninja-build python3
   libtorch-dev libopenblas0-openmp
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libopencv-dev
+)
+PACKAGES=(
+  "${BUILD_PACKAGES[@]}"
   python3-torch python3-torchvision python3-grpcio python3-protobuf python3-pytest python3-numpy
   python3-pil
   prometheus clang-format
   clang-14 libclang-rt-14-dev libomp-14-dev  # sanitizer and fuzzing builds (scripts/sanitize.sh)
   openssl  # test certificates (tests/python/test_server_security.py)
+  docker.io debootstrap docker-compose python3-yaml  # deploy/docker/test.sh, tests/deploy
 )
+if [[ -n "${TORCHBRICKS_SETUP_BUILD_ONLY:-}" ]]; then
+  PACKAGES=("${BUILD_PACKAGES[@]}")
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -37,18 +46,19 @@ fi
 # The Node client test (tests/node) uses @grpc/grpc-js and @grpc/proto-loader from npm,
 # pinned by tests/node/package-lock.json. Install only when missing or out of date.
 cd "$(dirname "$0")/.."
-if [[ -n "${TORCHBRICKS_SKIP_NODE:-}" || ! -f tests/node/package-lock.json ]]; then
+if [[ -n "${TORCHBRICKS_SKIP_NODE:-}${TORCHBRICKS_SETUP_BUILD_ONLY:-}" || ! -f tests/node/package-lock.json ]]; then
   exit 0  # image builds and other setups without the test tree skip the Node client
 fi
-if command -v npm >/dev/null 2>&1; then
-  if [[ ! -d tests/node/node_modules || tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]]; then
-    echo "setup: installing the Node test client's packages"
-    npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
-  fi
-else
+if ! command -v npm >/dev/null 2>&1; then
   echo "setup: npm not found; installing nodejs and npm"
   SUDO=""
   if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
-  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 fi
+# tests/deploy: kubernetes-models and yaml for the manifest validator, pinned the same way.
+for dir in tests/node tests/deploy; do
+  if [[ ! -d $dir/node_modules || $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
+    echo "setup: installing the npm packages of $dir"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+  fi
+done

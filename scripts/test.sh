@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up, builds, and runs every test: GoogleTest and the fixture export
-# through ctest, then the Python tests through pytest (Debian's /usr/bin/python3), then
-# the sanitizer build's tests (scripts/sanitize.sh asan).
+# through ctest, then the Python tests through pytest (Debian's /usr/bin/python3, with the
+# deployment manifests' tests in tests/deploy), then the Docker image test
+# (deploy/docker/test.sh), then the sanitizer build's tests (scripts/sanitize.sh asan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -11,7 +12,10 @@ status=0
 
 export TORCHBRICKS_CLI="$PWD/build/tools/torchbricks"
 export PYTHONPATH="$PWD/clients/python:$PWD/tests/python${PYTHONPATH:+:$PYTHONPATH}"
-/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python || status=1
+/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python tests/deploy || status=1
+
+# The image: built and run with our clients (skipped, saying why, where dockerd cannot run).
+bash deploy/docker/test.sh || status=1
 
 # The same C++ tests, fuzz smoke runs and server tests under ASan + UBSan (clang-14, in
 # build-asan/): about 30 minutes on 2 cores from scratch (docs/RELIABILITY.md).
