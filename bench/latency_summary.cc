@@ -1,32 +1,21 @@
-// Nearest-rank percentiles over sorted latencies.
+// The benchmarks' latency summary: torchbricks-perf's nearest-rank percentiles
+// (clients/cpp/perf/window_statistics.h) plus the count.
 #include "bench/latency_summary.h"
 
-#include <algorithm>
-#include <cmath>
+#include <utility>
+
+#include "clients/cpp/perf/window_statistics.h"
 
 namespace torchbricks::bench {
-namespace {
-
-double PercentileUs(const std::vector<int64_t>& sorted, double percent) {
-  const size_t rank = static_cast<size_t>(std::ceil(percent / 100.0 * sorted.size()));
-  const size_t index = rank == 0 ? 0 : std::min(rank, sorted.size()) - 1;
-  return sorted[index] / 1e3;
-}
-
-}  // namespace
 
 LatencySummary SummarizeLatencies(std::vector<int64_t> nanoseconds) {
-  LatencySummary summary;
-  if (nanoseconds.empty()) return summary;
-  std::sort(nanoseconds.begin(), nanoseconds.end());
-  double total = 0;
-  for (int64_t ns : nanoseconds) total += static_cast<double>(ns);
-  summary.count = nanoseconds.size();
-  summary.mean_us = total / nanoseconds.size() / 1e3;
-  summary.p50_us = PercentileUs(nanoseconds, 50);
-  summary.p90_us = PercentileUs(nanoseconds, 90);
-  summary.p99_us = PercentileUs(nanoseconds, 99);
-  return summary;
+  const uint64_t count = nanoseconds.size();
+  const perf::LatencyPercentiles percentiles = perf::Summarize(std::move(nanoseconds));
+  return {.count = count,
+          .mean_us = percentiles.avg_us,
+          .p50_us = percentiles.p50_us,
+          .p90_us = percentiles.p90_us,
+          .p99_us = percentiles.p99_us};
 }
 
 }  // namespace torchbricks::bench
