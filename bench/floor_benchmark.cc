@@ -16,8 +16,6 @@
 //
 // Exit status: 0 when every point ran without a failed request, 1 otherwise, 2 for bad
 // flags.
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,7 +44,8 @@
 #include "bench/inprocess_sweep.h"
 #include "bench/model_counters.h"
 #include "bench/workload.h"
-#include "clients/cpp/grpc_status.h"
+#include "clients/cpp/inference_client.h"
+#include "clients/cpp/shared_memory_region.h"
 #include "core/loaded_collection.h"
 #include "core/status_macros.h"
 #include "grpcpp/create_channel.h"
@@ -229,39 +228,6 @@ absl::StatusOr<double> MeasureInstanceLayout(const Flags& flags, const Workload&
   return images_per_second;
 }
 
-// A POSIX shared memory object created, sized and mapped for the run; unlinked and
-// unmapped by the destructor.
-class ShmObject {
- public:
-  static absl::StatusOr<std::unique_ptr<ShmObject>> Create(const std::string& key, size_t size) {
-    const int fd = shm_open(key.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
-    if (fd < 0) return absl::InternalError(absl::StrCat("shm_open ", key, ": ", strerror(errno)));
-    auto object = std::unique_ptr<ShmObject>(new ShmObject(key, size));
-    if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
-      close(fd);
-      return absl::InternalError(absl::StrCat("ftruncate ", key, ": ", strerror(errno)));
-    }
-    void* data = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (data == MAP_FAILED) {
-      return absl::InternalError(absl::StrCat("mmap ", key, ": ", strerror(errno)));
-    }
-    object->data_ = static_cast<char*>(data);
-    return object;
-  }
-  ~ShmObject() {
-    if (data_ != nullptr) munmap(data_, size_);
-    shm_unlink(key_.c_str());
-  }
-  char* data() const { return data_; }
-
- private:
-  ShmObject(std::string key, size_t size) : key_(std::move(key)), size_(size) {}
-  std::string key_;
-  size_t size_;
-  char* data_ = nullptr;
-};
-
 void SetShmParameters(google::protobuf::Map<std::string, inference::InferParameter>* parameters,
                       const std::string& region, int64_t offset, int64_t byte_size) {
   (*parameters)["shared_memory_region"].set_string_param(region);
@@ -280,42 +246,37 @@ grpc::ByteBuffer Serialize(const inference::ModelInferRequest& request) {
 // region holds the kDistinctRequests inputs one after the other; the output region holds
 // one set of outputs (the loop runs at concurrency 1, so requests never overlap).
 struct ShmSetup {
-  std::unique_ptr<ShmObject> inputs;
-  std::unique_ptr<ShmObject> outputs;
+  std::unique_ptr<client::SharedMemoryRegion> inputs;
+  std::unique_ptr<client::SharedMemoryRegion> outputs;
   std::vector<grpc::ByteBuffer> requests;
 };
 
 absl::StatusOr<ShmSetup> SetUpShm(const Workload& workload, const InProcess& inprocess,
-                                  const std::shared_ptr<grpc::Channel>& channel) {
+                                  const std::string& address) {
   ShmSetup setup;
   const std::vector<at::Tensor> tensors = RandomBatches(workload, 1, kDistinctRequests, 1);
   const int64_t input_bytes = tensors[0].numel() * 4;
   int64_t output_total = 0;
   for (const auto& [name, bytes] : inprocess.output_bytes) output_total += bytes;
   const std::string suffix = absl::StrCat(getpid());
-  ASSIGN_OR_RETURN(setup.inputs,
-                   ShmObject::Create("/tb_floor_in_" + suffix, input_bytes * kDistinctRequests));
-  ASSIGN_OR_RETURN(setup.outputs, ShmObject::Create("/tb_floor_out_" + suffix, output_total));
-  auto stub = inference::GRPCInferenceService::NewStub(channel);
-  for (const auto& [name, key, size] :
-       {std::tuple<std::string, std::string, int64_t>{"floor_in", "/tb_floor_in_" + suffix,
-                                                      input_bytes * kDistinctRequests},
-        {"floor_out", "/tb_floor_out_" + suffix, output_total}}) {
-    grpc::ClientContext context;
-    inference::SystemSharedMemoryRegisterRequest request;
-    inference::SystemSharedMemoryRegisterResponse response;
-    request.set_name(name);
-    request.set_key(key);
-    request.set_byte_size(static_cast<uint64_t>(size));
-    const grpc::Status status = stub->SystemSharedMemoryRegister(&context, request, &response);
-    if (!status.ok()) {
-      const absl::Status refused = client::FromGrpcStatus(status);
-      return absl::Status(refused.code(),
-                          absl::StrCat("registering ", name, ": ", refused.message()));
+  ASSIGN_OR_RETURN(setup.inputs, client::SharedMemoryRegion::Create(
+                                     "/tb_floor_in_" + suffix, input_bytes * kDistinctRequests));
+  ASSIGN_OR_RETURN(setup.outputs,
+                   client::SharedMemoryRegion::Create("/tb_floor_out_" + suffix, output_total));
+  ASSIGN_OR_RETURN(std::unique_ptr<client::InferenceClient> control,
+                   client::InferenceClient::Create({.url = address}));
+  for (const auto& [name, region] :
+       {std::pair<const char*, client::SharedMemoryRegion*>{"floor_in", setup.inputs.get()},
+        {"floor_out", setup.outputs.get()}}) {
+    if (absl::Status status =
+            control->RegisterSystemSharedMemory(name, region->key(), region->byte_size());
+        !status.ok()) {
+      return absl::Status(status.code(),
+                          absl::StrCat("registering ", name, ": ", status.message()));
     }
   }
   for (int i = 0; i < kDistinctRequests; ++i) {
-    std::memcpy(setup.inputs->data() + i * input_bytes, tensors[i].data_ptr(), input_bytes);
+    std::memcpy(setup.inputs->data().data() + i * input_bytes, tensors[i].data_ptr(), input_bytes);
     inference::ModelInferRequest request;
     request.set_model_name(workload.model);
     auto* input = request.add_inputs();
@@ -464,7 +425,7 @@ int Main(const std::vector<std::string>& args) {
   const std::vector<grpc::ByteBuffer> w2_requests =
       SerializedInferRequests(w2, RandomBatches(w2, 1, kDistinctRequests, 1));
   const std::vector<grpc::ByteBuffer> tiny_requests = TinyRequests();
-  absl::StatusOr<ShmSetup> shm = SetUpShm(w1, *w1_inprocess, control);
+  absl::StatusOr<ShmSetup> shm = SetUpShm(w1, *w1_inprocess, server_address);
   if (!shm.ok()) {
     std::cerr << "floor_benchmark: " << shm.status() << "\n";
     return 1;
