@@ -409,7 +409,7 @@ int Main(const std::vector<std::string>& args) {
   std::unique_ptr<testing::ServerProcess> python;
   if (!flags.python_server.empty()) {
     python = std::make_unique<testing::ServerProcess>(testing::ServerProcess::Command{
-        {"/usr/bin/python3", flags.python_server, "--grpc-port", "0"}});
+        {TORCHBRICKS_DEFAULT_PYTHON, flags.python_server, "--grpc-port", "0"}});
   }
   if (floor.port() == 0 || server.port() == 0 || (python != nullptr && python->port() == 0)) {
     std::cerr << "floor_benchmark: a server did not start (floor port " << floor.port()

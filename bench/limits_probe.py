@@ -6,7 +6,7 @@ torchbricks-server on 127.0.0.1 that it starts and stops by PID:
   memory   K concurrent requests of B bytes each: peak RSS, and how many were admitted
            under --max-inflight-bytes (default 6 requests of 200 MB).
 
-Usage: /usr/bin/python3 bench/limits_probe.py [--calls 1500] [--big 6] [--big-mb 200] [flags...]
+Usage: .venv/bin/python bench/limits_probe.py [--calls 1500] [--big 6] [--big-mb 200] [flags...]
 (PYTHONPATH must reach clients/python and tests/python, as in scripts/test.sh.)
 Prints one JSON object. Bounded: every call has a deadline; the server is stopped at the end.
 """

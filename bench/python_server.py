@@ -11,7 +11,7 @@ other one already queued (up to the model's max_batch_size: 8 and 32, as in the 
 repository's configs), concatenates them, runs one forward under `torch.inference_mode()`
 and answers each request with its rows of the terminal outputs as raw FP32 contents.
 
-    /usr/bin/python3 bench/python_server.py --grpc-port 0 [--threads N]
+    .venv/bin/python bench/python_server.py --grpc-port 0 [--threads N]
 
 Prints "serving gRPC on 127.0.0.1:PORT" once listening; exits 0 on SIGTERM or SIGINT.
 """

@@ -16,7 +16,7 @@ fi
 
 repository="$(mktemp -d -t torchbricks-bench-XXXXXX)"
 trap 'rm -rf "$repository"' EXIT
-/usr/bin/python3 examples/build_example_repository.py "$repository" >&2
+.venv/bin/python examples/build_example_repository.py "$repository" >&2
 
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(
   git diff --quiet HEAD 2>/dev/null || echo ' (uncommitted changes)')" >&2

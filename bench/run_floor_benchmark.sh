@@ -15,6 +15,6 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
 fi
 repository="$(mktemp -d -t torchbricks-floor-XXXXXX)"
 trap 'rm -rf "$repository"' EXIT
-/usr/bin/python3 examples/build_example_repository.py "$repository" >&2
+.venv/bin/python examples/build_example_repository.py "$repository" >&2
 build/bench/floor_benchmark --repository "$repository" --python-server bench/python_server.py \
   --out docs/benchmark-floor-latest.md "$@"

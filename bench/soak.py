@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Bounded soak test of a real torchbricks-server on 127.0.0.1 (issue 12, "Soak").
 
-    /usr/bin/python3 bench/soak.py                       # 100,000 requests at concurrency 64
-    /usr/bin/python3 bench/soak.py --requests 3000 --concurrency 16 --json /tmp/soak.json
+    .venv/bin/python bench/soak.py                       # 100,000 requests at concurrency 64
+    .venv/bin/python bench/soak.py --requests 3000 --concurrency 16 --json /tmp/soak.json
 
 What it does, in order:
 

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repository="$(mktemp -d -t torchbricks-floor-XXXXXX)"
 trap 'rm -rf "$repository"' EXIT
-/usr/bin/python3 - "$repository" <<'PY'
+.venv/bin/python - "$repository" <<'PY'
 import sys
 import torch
 from torch import nn

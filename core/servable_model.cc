@@ -20,7 +20,8 @@
 #include "core/torch_errors.h"
 #include "core/torch_log_sink.h"
 #ifdef TORCHBRICKS_WITH_CUDA
-#include "c10/cuda/CUDAStream.h"
+// Device-generic c10 APIs only: they need no CUDA toolkit headers (cmake/torch.cmake).
+#include "c10/core/impl/VirtualGuardImpl.h"
 #include "torch/cuda.h"
 #endif
 
@@ -279,7 +280,9 @@ absl::Status PrepareWorkerThread(int intra_op_threads, const std::string& device
       absl::StrCat("device '", device, "'"),
       [&] {
         const c10::Device cuda(device);
-        c10::cuda::setCurrentCUDAStream(c10::cuda::getStreamFromPool(false, cuda.index()));
+        // The thread's current stream on that device: one of libtorch's pool of CUDA streams.
+        const c10::impl::VirtualGuardImpl guard(cuda.type());
+        guard.exchangeStream(guard.getStreamFromGlobalPool(cuda, /*isHighPriority=*/false));
       },
       absl::StatusCode::kInvalidArgument);
 #else

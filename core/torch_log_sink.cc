@@ -29,11 +29,11 @@ void Deliver(const TorchLogLine& line) {
 // c10's warnings of a thread that took a ScopedTorchWarningRoute.
 class ForwardingWarningHandler : public c10::WarningHandler {
  public:
-  void process(const c10::SourceLocation& where, const std::string& message,
-               const bool /*verbatim*/) override {
+  void process(const c10::Warning& warning) override {
+    const c10::SourceLocation& where = warning.source_location();
     Deliver({.severity = TorchLogLine::Severity::kWarning,
              .kind = "warning",
-             .message = message,
+             .message = warning.msg(),
              .location = absl::StrCat(where.file != nullptr ? where.file : "", ":", where.line)});
   }
 };
@@ -46,7 +46,8 @@ c10::WarningHandler* Forwarder() {
 
 #ifdef C10_USE_GLOG
 // c10's log lines (LOG, and the default warning handler of every other thread) when c10
-// logs through glog, as Debian's libtorch does.
+// logs through glog, as Debian's libtorch 1.13 did. The torch wheel's c10 has its own small
+// logger without a hook: its lines (rare: libtorch warns through c10 warnings) go to stderr.
 class GlogForwarder : public google::LogSink {
  public:
   using google::LogSink::send;
@@ -99,13 +100,15 @@ void SetTorchLogSink(TorchLogSink sink) {
 
 ScopedTorchWarningRoute::ScopedTorchWarningRoute() {
   if (!sink_set.load(std::memory_order_acquire)) return;
-  previous_ = c10::Warning::get_warning_handler();
-  c10::Warning::set_warning_handler(Forwarder());
+  previous_ = c10::WarningUtils::get_warning_handler();
+  c10::WarningUtils::set_warning_handler(Forwarder());
   installed_ = true;
 }
 
 ScopedTorchWarningRoute::~ScopedTorchWarningRoute() {
-  if (installed_) c10::Warning::set_warning_handler(static_cast<c10::WarningHandler*>(previous_));
+  if (installed_) {
+    c10::WarningUtils::set_warning_handler(static_cast<c10::WarningHandler*>(previous_));
+  }
 }
 
 }  // namespace torchbricks

@@ -29,15 +29,17 @@ using TorchLogSink = std::function<void(const TorchLogLine&)>;
 
 // From now on libtorch's warnings and log lines go to `sink` and not to stderr, from every
 // thread: a warning raised while a ServableModel loads or runs reaches it through c10's
-// warning handler of that thread (see ScopedTorchWarningRoute); anything else (a warning
-// on one of libtorch's pool threads, a log line) through c10's log library, which is then
-// kept off stderr. A later call replaces the sink; an empty one drops the messages. Call
-// it before models load.
+// warning handler of that thread (see ScopedTorchWarningRoute). Anything else (a warning
+// on one of libtorch's pool threads, a log line) goes through c10's log library: where c10
+// logs through glog (Debian's libtorch 1.13) it reaches the sink too and is kept off stderr;
+// the torch wheel's c10 logs without glog and offers no hook, so those lines, rare, still
+// print on stderr. A later call replaces the sink; an empty one drops the messages. Call it
+// before models load.
 void SetTorchLogSink(TorchLogSink sink);
 
 // While alive, c10 warnings raised on the calling thread go to the sink set by
 // SetTorchLogSink() (none set: no effect); restores the thread's previous handler.
-// c10's warning handler is per thread in libtorch 1.13, so each thread that runs models
+// c10's warning handler is per thread (libtorch 1.13 and 2.x), so each thread that runs models
 // takes one (ServableModel does around loading, warm-up and every run).
 class ScopedTorchWarningRoute {
  public:

@@ -1,6 +1,6 @@
 """Builds the bundled example model repository with the Python exporter.
 
-    /usr/bin/python3 examples/build_example_repository.py examples/repository
+    .venv/bin/python examples/build_example_repository.py examples/repository
 
 Writes three models, each as version 1 with reference data:
   classifier           the torchbricks README's dummy preprocessor/backbone/head with a loss
@@ -11,11 +11,11 @@ Writes three models, each as version 1 with reference data:
                        PNG files: the top-3 classes, and a heat map of where the features fire
 
 The first two are built exactly as a torchbricks 0.4 user writes them, with the real
-library, when it can be imported: an installed `torchbricks`, else the release folder
-$TORCHBRICKS_PATH (default: ../shared/torchbricks/0.4.2 beside this checkout). torchbricks
-imports typeguard and torchmetrics; where those are not installed, the test stand-ins in
-tests/python/stand_ins are used. Without torchbricks the same models are built as plain
-nested dicts (the exporter's own format), and the script says so.
+library, when it can be imported: the `torchbricks` installed in the project's Python
+(requirements/python.txt), else the release folder $TORCHBRICKS_PATH (default:
+../shared/torchbricks/0.4.2 beside this checkout). Without torchbricks (or its dependencies
+typeguard and torchmetrics) the same models are built as plain nested dicts (the exporter's
+own format), and the script says so.
 """
 import importlib.util
 import os
@@ -199,9 +199,6 @@ def import_torchbricks() -> bool:
         if not (folder / "torchbricks").is_dir():
             return False
         sys.path.insert(0, str(folder))
-    for package in ("typeguard", "torchmetrics"):
-        if importlib.util.find_spec(package) is None:
-            sys.path.append(str(Path(__file__).resolve().parents[1] / "tests" / "python" / "stand_ins"))
     try:
         import torchbricks.brick_collection  # noqa: F401
     except ImportError as error:

@@ -1,6 +1,6 @@
 """Calls a running torchbricks-server with the Python client (grpcio + numpy, no torch).
 
-    PYTHONPATH=clients/python /usr/bin/python3 examples/client_example.py --server 127.0.0.1:8001
+    PYTHONPATH=clients/python .venv/bin/python examples/client_example.py --server 127.0.0.1:8001
 
 Asks for each model's metadata, sends a batch to its INFERENCE stage, prints the outputs,
 then asks only for an intermediate tensor to show graph pruning. Models that take encoded

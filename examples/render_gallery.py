@@ -1,6 +1,6 @@
 """Draws one example per renderer through a real server and saves the PNGs (docs/images/).
 
-    /usr/bin/python3 examples/render_gallery.py --out docs/images
+    .venv/bin/python examples/render_gallery.py --out docs/images
 
 Exports a collection with one visualization brick per built-in renderer plus a TorchScript
 renderer, all fed with the true annotations of a synthetic scene (examples/scene.py), starts

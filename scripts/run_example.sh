@@ -2,18 +2,18 @@
 # Sets everything up, builds the example model repository with the Python exporter,
 # verifies each model in C++ against Python, then serves the repository on port 8001
 # (Ctrl-C or SIGTERM stops it). Call it from another shell with (drawn PNGs go to visualizations/):
-#   PYTHONPATH=clients/python /usr/bin/python3 examples/client_example.py --server 127.0.0.1:8001
+#   PYTHONPATH=clients/python .venv/bin/python examples/client_example.py --server 127.0.0.1:8001
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
 rm -rf examples/repository
-/usr/bin/python3 examples/build_example_repository.py examples/repository
+.venv/bin/python examples/build_example_repository.py examples/repository
 for version_dir in examples/repository/*/1; do
   echo "== torchbricks verify $version_dir"
   build/tools/torchbricks verify "$version_dir" | tail -n 1
 done
 echo
 echo "== serving examples/repository on 127.0.0.1:${GRPC_PORT:-8001}; call it with:"
-echo "   PYTHONPATH=clients/python /usr/bin/python3 examples/client_example.py --server 127.0.0.1:${GRPC_PORT:-8001}"
+echo "   PYTHONPATH=clients/python .venv/bin/python examples/client_example.py --server 127.0.0.1:${GRPC_PORT:-8001}"
 exec build/server/torchbricks-server --model-repository examples/repository \
   --grpc-port "${GRPC_PORT:-8001}" "$@"

@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
-# Installs every Debian package TorchBricks Serve needs to build, test and run.
+# Installs everything TorchBricks Serve needs to build, test and run: Debian packages, the
+# project's Python environment .venv (torch and the Python packages, pinned in
+# requirements/python.txt), and the npm packages of the Node tests.
 # Idempotent: when everything is already installed it only checks and returns.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 # What compiling needs; TORCHBRICKS_SETUP_BUILD_ONLY=1 (the image's build stage) installs
-# only these.
+# only these (and .venv, whose torch wheel holds the libtorch the C++ code links).
 BUILD_PACKAGES=(
-  build-essential cmake pkg-config ninja-build python3
-  libtorch-dev libopenblas0-openmp
+  build-essential cmake pkg-config ninja-build python3 python3-venv
+  libopenblas0-openmp  # OpenCV's BLAS, on the same libgomp.so.1 as torch (docs/TORCH.md)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libopencv-dev
 )
 PACKAGES=(
   "${BUILD_PACKAGES[@]}"
-  python3-torch python3-torchvision python3-grpcio python3-protobuf python3-pytest python3-numpy
-  python3-pil
   prometheus clang-format
   clang-14 libclang-rt-14-dev libomp-14-dev  # sanitizer and fuzzing builds (scripts/sanitize.sh)
   openssl  # test certificates (tests/python/test_server_security.py)
-  docker.io debootstrap docker-compose python3-yaml  # deploy/docker/test.sh, tests/deploy
+  docker.io debootstrap docker-compose  # deploy/docker/test.sh, tests/deploy
 )
 if [[ -n "${TORCHBRICKS_SETUP_BUILD_ONLY:-}" ]]; then
   PACKAGES=("${BUILD_PACKAGES[@]}")
@@ -43,9 +44,27 @@ else
   echo "setup: all Debian packages present"
 fi
 
+# The project's Python: a virtual environment made from Debian's /usr/bin/python3, with the
+# packages of requirements/python.txt (torch, torchvision, torchbricks, grpcio, pytest, ...).
+# Installed again only when that file changed since the last install (its hash is kept in
+# the environment); pip's own cache makes a reinstall quick.
+VENV=.venv
+LOCK=requirements/python.txt
+if [[ ! -x $VENV/bin/python ]]; then
+  echo "setup: making the Python environment $VENV"
+  /usr/bin/python3 -m venv "$VENV"
+fi
+wanted=$(sha256sum "$LOCK" | cut -d' ' -f1)
+if [[ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$wanted" ]]; then
+  echo "setup: installing $LOCK into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$LOCK"
+  echo "$wanted" > "$VENV/.requirements.sha256"
+else
+  echo "setup: $VENV matches $LOCK"
+fi
+
 # The Node client test (tests/node) uses @grpc/grpc-js and @grpc/proto-loader from npm,
 # pinned by tests/node/package-lock.json. Install only when missing or out of date.
-cd "$(dirname "$0")/.."
 if [[ -n "${TORCHBRICKS_SKIP_NODE:-}${TORCHBRICKS_SETUP_BUILD_ONLY:-}" || ! -f tests/node/package-lock.json ]]; then
   exit 0  # image builds and other setups without the test tree skip the Node client
 fi

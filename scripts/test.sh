@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up, builds, and runs every test: GoogleTest and the fixture export
-# through ctest, then the Python tests through pytest (Debian's /usr/bin/python3, with the
-# deployment manifests' tests in tests/deploy), then the Docker image test
+# through ctest, then the Python tests through pytest (.venv/bin/python, the project's
+# Python that setup.sh makes, with the deployment manifests' tests in tests/deploy), then
+# the Docker image test
 # (deploy/docker/test.sh), then the sanitizer build's tests (scripts/sanitize.sh asan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ status=0
 
 export TORCHBRICKS_CLI="$PWD/build/tools/torchbricks"
 export PYTHONPATH="$PWD/clients/python:$PWD/tests/python${PYTHONPATH:+:$PYTHONPATH}"
-/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python tests/deploy || status=1
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/python tests/deploy || status=1
 
 # The image: built and run with our clients (skipped, saying why, where dockerd cannot run).
 bash deploy/docker/test.sh || status=1

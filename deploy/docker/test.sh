@@ -142,11 +142,11 @@ docker builder prune --force --filter until=24h > /dev/null  # cache no build us
 
 # --- run it as a user would, and check it ---------------------------------------------------------
 repository=$RUN_DIR/repository
-/usr/bin/python3 examples/build_example_repository.py "$repository" > "$RUN_DIR/repository.log" 2>&1 \
+.venv/bin/python examples/build_example_repository.py "$repository" > "$RUN_DIR/repository.log" 2>&1 \
   || { tail -n 20 "$RUN_DIR/repository.log"; exit 1; }
 chmod a+x "$RUN_DIR" && chmod -R a+rX "$repository"  # the server runs as uid 10001
 # Two free loopback ports, held together while chosen so that they differ.
-read -r GRPC_PORT METRICS_PORT < <(/usr/bin/python3 -c '
+read -r GRPC_PORT METRICS_PORT < <(.venv/bin/python -c '
 import socket
 held = [socket.socket() for _ in range(2)]
 for s in held:
@@ -161,7 +161,7 @@ CONTAINER=$(docker run --detach --network host --read-only \
   --metrics-port "$METRICS_PORT" --shutdown-timeout-secs "$DRAIN_SECS")
 t=$(now)
 status=0
-PYTHONPATH="$ROOT/clients/python:$ROOT/tests/python" /usr/bin/python3 deploy/docker/check_container.py \
+PYTHONPATH="$ROOT/clients/python:$ROOT/tests/python" .venv/bin/python deploy/docker/check_container.py \
   --docker "$DOCKER_CLI" --docker-host "unix://$RUN_DIR/docker.sock" --container "$CONTAINER" \
   --grpc "127.0.0.1:$GRPC_PORT" --metrics "127.0.0.1:$METRICS_PORT" --repository "$repository" \
   --drain-secs "$DRAIN_SECS" || status=1

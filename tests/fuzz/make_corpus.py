@@ -4,7 +4,7 @@ corpus/<target>/ gets a few real inputs per target: the repository's own manifes
 (examples/repository and the exported test fixtures, when present) and configs, small PNG
 and JPEG files made with Pillow, serialized ModelInferRequests made with the project's
 Python messages, BYTES tensors and model names. Each file is named by its content's hash,
-so rerunning adds nothing twice. Run with /usr/bin/python3 (Pillow and protobuf).
+so rerunning adds nothing twice. Run with .venv/bin/python (Pillow and protobuf).
 """
 import argparse
 import hashlib

@@ -7,7 +7,7 @@
 // stops it with SIGTERM and checks that it exits 0.
 //
 // Env: TORCHBRICKS_SERVER  server binary (default <repo>/build/server/torchbricks-server)
-//      TORCHBRICKS_PYTHON  python for make_fixtures.py (default /usr/bin/python3)
+//      TORCHBRICKS_PYTHON  python for make_fixtures.py (default .venv/bin/python, made by scripts/setup.sh)
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,9 +21,9 @@ import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const PYTHON = process.env.TORCHBRICKS_PYTHON || path.join(REPO_ROOT, '.venv', 'bin', 'python');
 const SERVER_BIN =
   process.env.TORCHBRICKS_SERVER || path.join(REPO_ROOT, 'build', 'server', 'torchbricks-server');
-const PYTHON = process.env.TORCHBRICKS_PYTHON || '/usr/bin/python3';
 
 const STARTUP_LIMIT_MS = 60_000; // port printed + ServerReady true, all together
 const SHUTDOWN_LIMIT_MS = 30_000;

@@ -3,10 +3,12 @@ exported, passes `torchbricks verify`, and is served (a real server on loopback)
 equal to the library's own forward: `collection(named_inputs, stage=Stage.X)` for 0.1.0 and
 `collection(named_inputs, tags=...)` for 0.4.2, in INFERENCE and EXPORT.
 
-The library comes from ../shared/torchbricks/<release> (or an installed torchbricks); the
-tests of a release are skipped, with the reason, when it is unavailable. Only `typeguard`
-and `torchmetrics` are stand-ins (stand_ins/README.md).
+0.4.2 is the torchbricks installed from PyPI (requirements/python.txt), 0.1.0 comes from
+../shared/torchbricks/0.1.0 (real_torchbricks.py); both run on the real typeguard and
+torchmetrics from PyPI. The tests of a release are skipped, with the reason, when it is
+unavailable.
 """
+import importlib.metadata
 import io
 import subprocess
 import warnings
@@ -56,7 +58,20 @@ def _export_release(release: str, repository: Path) -> SimpleNamespace:
                                            if isinstance(value, torch.Tensor) and key not in case.inputs}
                 outcome.library_drawings.update({key: len(forward[key]) for key in case.drawings if key in forward})
             results[name] = outcome
-    return SimpleNamespace(source=tb.path, stand_ins=tb.stand_ins, cases=results)
+    return SimpleNamespace(source=tb.path, cases=results)
+
+
+def test_releases_are_the_real_packages():
+    """0.4.2 is PyPI's, installed in the project's environment, and both releases import the
+    real typeguard and torchmetrics (no stand-ins)."""
+    import typeguard
+    import torchmetrics
+    assert real_torchbricks.where("0.4.2") == "installed torchbricks 0.4.2"
+    for module in (typeguard, torchmetrics):
+        assert "site-packages" in Path(module.__file__).parts, module.__file__
+    assert int(importlib.metadata.version("typeguard").split(".")[0]) >= 3
+    with real_torchbricks.release("0.1.0") as tb:
+        assert Path(tb.torchbricks.__file__).resolve().is_relative_to(real_torchbricks.RELEASES_DIR.resolve())
 
 
 @pytest.fixture(scope="module")
