@@ -22,6 +22,11 @@
 
 set(TORCHBRICKS_PYTHON "${PROJECT_SOURCE_DIR}/.venv/bin/python" CACHE FILEPATH
     "The project's Python (made by scripts/setup.sh): torch for the fixtures, and the libtorch linked")
+if(TORCHBRICKS_PYTHON STREQUAL "/usr/bin/python3")
+  # The default before torch 2 (Debian's python3-torch 1.13), still in older build folders' caches.
+  set(TORCHBRICKS_PYTHON "${PROJECT_SOURCE_DIR}/.venv/bin/python" CACHE FILEPATH
+      "The project's Python (made by scripts/setup.sh): torch for the fixtures, and the libtorch linked" FORCE)
+endif()
 if(NOT EXISTS "${TORCHBRICKS_PYTHON}")
   message(FATAL_ERROR "No Python at ${TORCHBRICKS_PYTHON}: run scripts/setup.sh first (it makes .venv), "
                       "or pass -DTORCHBRICKS_PYTHON=<python with torch>")

@@ -185,7 +185,7 @@ def test_stage_enum_module_is_traced_per_stage(suite, parse_bricks):
 
 
 @pytest.mark.parametrize("release,name,brick", [("0.1.0", "readme_resnet", "accuracy"),
-                                                ("0.4.2", "bag_of_bricks_classifier", "tasks/animals/metrics")])
+                                                ("0.4.2", "bag_of_bricks_classifier", "animals/metrics")])
 def test_metric_bricks_are_left_out_with_a_warning(suite, release, name, brick, parse_bricks):
     _, bricks = _manifest(suite, release, name, parse_bricks)
     assert brick not in bricks

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from . import module_export
+from . import jit_deprecation, module_export
 from .collection import BrickSpec, flatten_collection
 from .errors import ExportError
 from .examples import build_input_specs, examples_per_stage
@@ -29,6 +29,7 @@ DEFAULT_RTOL = 1e-4
 DEFAULT_ATOL = 1e-5
 
 
+@jit_deprecation.quietly
 def export_brick_collection(collection: Any, version_dir: Any, example_inputs: Optional[Mapping] = None,
                             input_specs: Optional[Mapping[str, Any]] = None, name: Optional[str] = None,
                             *, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,

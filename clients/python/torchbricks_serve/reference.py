@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from . import jit_deprecation
 from .collection import BrickSpec, flatten_collection
 from .errors import ExportError
 from .graph import alive_bricks
@@ -133,6 +134,7 @@ class ReferenceRecord(nn.Module):
         return self.outputs
 
 
+@jit_deprecation.quietly
 def save_reference(path: Path, stage: str, inputs: Mapping[str, Tensor], outputs: Mapping[str, Tensor]) -> None:
     """Writes a reference file (see the module docstring); tensors are copied to contiguous CPU."""
     def plain(tensors: Mapping[str, Tensor]) -> Dict[str, Tensor]:
@@ -143,6 +145,7 @@ def save_reference(path: Path, stage: str, inputs: Mapping[str, Tensor], outputs
     torch.jit.save(record, str(path))
 
 
+@jit_deprecation.quietly
 def load_reference(path: Path) -> Tuple[str, Dict[str, Tensor], Dict[str, Tensor]]:
     """Reads a reference file back as (stage, inputs, outputs)."""
     record = torch.jit.load(str(path), map_location="cpu")
