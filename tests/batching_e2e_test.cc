@@ -2,9 +2,12 @@
 // size and when the delay runs out; only equal shapes share a batch; a full queue,
 // deadlines and cancellation are answered without running. Observed through
 // ModelStatistics (execution_count = batches run, inference_count = rows).
+#include <unistd.h>
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <string>
 #include <thread>
 
 #include "core/testing/package_fixtures.h"
@@ -82,7 +85,10 @@ inference::ModelInferRequest Request(const std::string& model, int64_t rows, int
 class BatchingEndToEndTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    repository_ = new fs::path(fs::temp_directory_path() / "torchbricks_batching_repository");
+    // One folder per process: ctest runs each case as its own process, in parallel, and other
+    // checkouts on the machine may run theirs at the same time.
+    repository_ = new fs::path(fs::temp_directory_path() /
+                               ("torchbricks_batching_repository_" + std::to_string(getpid())));
     fs::remove_all(*repository_);
     const std::string slow = "max_queue_delay_microseconds: 5000000";
     AddModel(*repository_, "max4", "max_batch_size: 4 dynamic_batching { " + slow + " }");
