@@ -20,6 +20,7 @@ PACKAGES=(
   prometheus clang-format
   clang-14 libclang-rt-14-dev libomp-14-dev  # sanitizer and fuzzing builds (scripts/sanitize.sh)
   openssl  # test certificates (tests/python/test_server_security.py)
+  patchelf  # the GPU check's relocatable bundle (scripts/make_gpu_bundle.sh)
   docker.io debootstrap docker-compose  # deploy/docker/test.sh, tests/deploy
 )
 if [[ -n "${TORCHBRICKS_SETUP_BUILD_ONLY:-}" ]]; then

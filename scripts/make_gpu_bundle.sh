@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds the relocatable bundle the GPU check runs (issue 21): torchbricks-server,
+# torchbricks-perf and the torchbricks CLI from build/, every shared library they need except
+# torch's own (the GPU machine has the same torch 2.11 wheel), the C and C++ runtimes and
+# OpenMP (torch brings libgomp), found through an $ORIGIN rpath (patchelf), plus the
+# generated Python messages the check's client uses. Writes build/gpu-bundle.tar.xz.
+#
+#   bash scripts/make_gpu_bundle.sh && ls -l build/gpu-bundle.tar.xz
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=build/gpu-bundle
+rm -rf "$out" "$out.tar.xz"
+mkdir -p "$out/bin" "$out/lib" "$out/python"
+binaries=(build/server/torchbricks-server build/clients/cpp/perf/torchbricks-perf build/tools/torchbricks)
+cp "${binaries[@]}" "$out/bin/"
+for binary in "${binaries[@]}"; do ldd "$binary"; done | awk '/=> \// {print $3}' | sort -u |
+  while read -r library; do
+    case "$library" in
+      */torch/lib/* | */nvidia/* | */libc.so* | */libm.so* | */libdl.so* | */librt.so* | \
+        */libpthread.so* | */ld-linux* | */libstdc++.so* | */libgcc_s.so* | */libgomp.so*) ;;
+      *) cp -L "$library" "$out/lib/" ;;
+    esac
+  done
+patchelf --set-rpath '$ORIGIN/../lib' "$out"/bin/*
+strip --strip-debug "$out"/bin/* "$out"/lib/*.so* 2>/dev/null || true
+cp -r build/python/torchbricks_serve/generated "$out/python/"
+tar -C build -cJf "$out.tar.xz" gpu-bundle
+echo "make_gpu_bundle: $(du -sh "$out" | cut -f1) in $out, $(du -h "$out.tar.xz" | cut -f1) packed"
