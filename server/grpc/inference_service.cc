@@ -237,16 +237,23 @@ absl::Status InferenceService::InferOnVersion(grpc::ServerContextBase* context,
   return absl::OkStatus();
 }
 
-grpc::Status InferenceService::ModelInfer(grpc::ServerContext* context,
-                                          const inference::ModelInferRequest* request,
-                                          inference::ModelInferResponse* response) {
+grpc::Status InferenceService::ModelInferBytes(grpc::ServerContext* context,
+                                               const grpc::ByteBuffer* request,
+                                               inference::ModelInferResponse* response) {
   if (auto denied = state_->Deny(context, ProtocolGroup::kInference)) return *denied;
   GatePass pass(&state_->gate);
   if (!pass.admitted()) {
     state_->CountRefused(absl::StatusCode::kUnavailable);
     return Unavailable("the server is shutting down");
   }
-  return ToGrpcStatus(Infer(context, *request, response));
+  inference::ModelInferRequest parsed;
+  grpc::ByteBuffer bytes(*request);  // shares the slices; Deserialize consumes its argument
+  if (!grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(&bytes, &parsed).ok()) {
+    state_->CountRefused(absl::StatusCode::kInvalidArgument);
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        "the message is not a ModelInferRequest (it does not parse as one)"));
+  }
+  return ToGrpcStatus(Infer(context, parsed, response));
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InferenceService::ModelStreamInfer(

@@ -14,10 +14,12 @@
 namespace torchbricks::server {
 
 // ModelStreamInfer is served on raw messages through the callback API (see
-// StreamInferReactor); every other method is synchronous.
+// StreamInferReactor), ModelInfer on raw messages by UnaryInferMethod, which calls
+// ModelInferBytes(); every other method is synchronous.
 class InferenceService final
     : public inference::GRPCInferenceService::WithRawCallbackMethod_ModelStreamInfer<
-          inference::GRPCInferenceService::Service> {
+          inference::GRPCInferenceService::WithGenericMethod_ModelInfer<
+              inference::GRPCInferenceService::Service>> {
  public:
   // `state` must outlive the service.
   explicit InferenceService(ServerState* state) : state_(state) {}
@@ -39,8 +41,10 @@ class InferenceService final
   grpc::Status ModelConfig(grpc::ServerContext* context,
                            const inference::ModelConfigRequest* request,
                            inference::ModelConfigResponse* response) override;
-  grpc::Status ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* request,
-                          inference::ModelInferResponse* response) override;
+  // ModelInfer on the serialized request: INVALID_ARGUMENT when it does not parse as a
+  // ModelInferRequest; otherwise the request is served (see Infer()).
+  grpc::Status ModelInferBytes(grpc::ServerContext* context, const grpc::ByteBuffer* request,
+                               inference::ModelInferResponse* response);
   // One response per request, in order; a failed request answers with error_message and
   // the stream goes on. A message that is not a ModelInferRequest ends the stream with
   // INVALID_ARGUMENT; past --grpc-max-streams open streams a new one gets

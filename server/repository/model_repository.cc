@@ -18,6 +18,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// A requested version in its one spelling: decimal digits without a sign, spaces or a
+// leading zero ("1", not " 1", "+1" or "01", which would otherwise name version 1 too), at
+// most 18 digits. True and `number` set when `text` is one.
+bool ParseVersionNumber(absl::string_view text, int64_t* number) {
+  constexpr size_t kMaxDigits = 18;  // below 2^63
+  if (text.empty() || text.size() > kMaxDigits || text[0] == '0') return false;
+  int64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + (c - '0');
+  }
+  *number = value;
+  return true;
+}
+
 const char* StateName(VersionState state) {
   switch (state) {
     case VersionState::kLoading:
@@ -224,7 +239,7 @@ absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRepository::Find(
                          why.empty() ? "" : absl::StrCat(" (", absl::StrJoin(why, "; "), ")")));
       }
       int64_t number = 0;
-      if (!absl::SimpleAtoi(version, &number)) {
+      if (!ParseVersionNumber(version, &number)) {
         return absl::NotFoundError(
             absl::StrCat("model '", model, "' has no version '", version, "'"));
       }
@@ -246,7 +261,7 @@ absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRepository::Find(
   }
   int64_t number = 0;
   if (!version.empty() && !disk->second.empty() &&
-      (!absl::SimpleAtoi(version, &number) ||
+      (!ParseVersionNumber(version, &number) ||
        std::find(disk->second.begin(), disk->second.end(), number) == disk->second.end())) {
     return absl::NotFoundError(absl::StrCat("model '", model, "' has no version '", version, "'"));
   }
