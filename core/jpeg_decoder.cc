@@ -53,16 +53,32 @@ void OnMessage(j_common_ptr cinfo, int level) {
 
 // True when the decode must stop; context->stop says why. Every C++ temporary of the check
 // is gone when it returns, before OnProgress jumps.
+// Nothing may throw through libjpeg's C frames: an exception here (no memory for a message,
+// a throwing cancellation probe) stops the decode with a code-only status instead.
 bool ShouldStop(DecodeContext* context) noexcept {
-  if (context->cinfo.input_scan_number > kMaxJpegScans) {
-    context->stop = absl::InvalidArgumentError(
-        absl::StrCat("is a JPEG of more than ", kMaxJpegScans,
-                     " scans, the most decoded (each scan is another pass over the image)"));
+  try {
+    if (context->cinfo.input_scan_number > kMaxJpegScans) {
+      context->stop = absl::InvalidArgumentError(
+          absl::StrCat("is a JPEG of more than ", kMaxJpegScans,
+                       " scans, the most decoded (each scan is another pass over the image)"));
+      return true;
+    }
+    const int64_t pixels =
+        int64_t{context->cinfo.image_width} * int64_t{context->cinfo.image_height};
+    if (pixels > 0 && context->cinfo.input_scan_number > kMaxJpegScanPixels / pixels) {
+      context->stop = absl::InvalidArgumentError(
+          absl::StrCat("is a JPEG of ", context->cinfo.input_scan_number, " or more scans of ",
+                       pixels, " pixels, more decoding work than the ", kMaxJpegScanPixels,
+                       " scan-pixels allowed per image (fewer scans, or a smaller image)"));
+      return true;
+    }
+    if (context->limits == nullptr) return false;
+    context->stop = context->limits->Check(context->doing);
+    return !context->stop.ok();
+  } catch (...) {
+    context->stop = absl::Status(absl::StatusCode::kResourceExhausted, "");
     return true;
   }
-  if (context->limits == nullptr) return false;
-  context->stop = context->limits->Check(context->doing);
-  return !context->stop.ok();
 }
 
 // libjpeg's progress monitor: called before each row of input (while a multi-scan file is
@@ -117,6 +133,7 @@ bool ReadRows(DecodeContext* context, unsigned char* out, size_t stride, unsigne
 bool ReadHeaderGuarded(DecodeContext* context, const unsigned char* data, size_t size) {
   if (setjmp(context->jump) != 0) return false;
   jpeg_create_decompress(&context->cinfo);
+  context->cinfo.client_data = context;  // set again: not every libjpeg keeps it on create
   jpeg_mem_src(&context->cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(&context->cinfo, TRUE);
   return true;

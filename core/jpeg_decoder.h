@@ -38,6 +38,14 @@ namespace torchbricks {
 // the run's deadline bounds the rest. (TurboJPEG's TJFLAG_LIMITSCANS allows 500.)
 inline constexpr int kMaxJpegScans = 100;
 
+// The most decoding work a JPEG file may ask for, counted as scans x pixels: 20 scans at
+// kMaxImagePixels, 60 at 16 Mpx, the 100 of kMaxJpegScans below 10 Mpx. A baseline file
+// (one scan) or a progressive photo from any common encoder (6-20 scans) stays well
+// inside; a hostile progressive file at the pixel limit (100 scans of 50 Mpx decoded for
+// 13.4 s on this 2-core machine) is refused after about 2.7 s of work, whatever deadline
+// its client set (or none).
+inline constexpr int64_t kMaxJpegScanPixels = int64_t{20} * 50'000'000;
+
 // The size of the image a JPEG file holds, as libjpeg reads it from the frame header.
 struct JpegSize {
   int64_t width = 0;

@@ -336,6 +336,17 @@ TEST(JpegDecoderTest, FilesOfMoreThanTheScanLimitAreRefused) {
   EXPECT_THAT(std::string(batch.status().message()), HasSubstr("more than 100 scans"));
 }
 
+TEST(JpegDecoderTest, LargeImagesGetFewerScans) {
+  // 65 scans are fine at 64 x 64 but too much work at 4096 x 4096 (65 x 16.8 Mpx is past
+  // kMaxJpegScanPixels), whatever deadline the client set.
+  const std::string small = EncodeJpeg(Pattern(64, 64, 1), {.scans = GreyScanScript(0)});
+  EXPECT_TRUE(DecodeJpeg(small).ok());
+  const std::string large = EncodeJpeg(Pattern(4096, 4096, 1), {.scans = GreyScanScript(0)});
+  absl::StatusOr<cv::Mat> refused = DecodeJpeg(large);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("scan-pixels"));
+}
+
 TEST(JpegDecoderTest, RunLimitsStopDecoding) {
   const std::string file = EncodeJpeg(Pattern(512, 512, 3), {.progressive = true});
   // A deadline already passed: DeadlineExceeded, naming what was being decoded.

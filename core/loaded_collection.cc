@@ -188,9 +188,11 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
   };
 
   for (const std::vector<int>& level : Levels(plan, steps)) {
-    RETURN_IF_ERROR(
-        limits.Check(absl::StrCat("the run waited to start brick '",
-                                  graph_.bricks()[plan.steps()[level[0]].brick].name, "'")));
+    if (limits.Reached()) {
+      RETURN_IF_ERROR(
+          limits.Check(absl::StrCat("the run waited to start brick '",
+                                    graph_.bricks()[plan.steps()[level[0]].brick].name, "'")));
+    }
     std::vector<StepOutcome> outcomes(level.size());
     if (level.size() == 1 || !parallel_branches_) {
       for (size_t i = 0; i < level.size(); ++i) {

@@ -4,6 +4,11 @@
 
 namespace torchbricks {
 
+bool RunLimits::Reached() const {
+  return (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) ||
+         (cancelled && cancelled());
+}
+
 absl::Status RunLimits::Check(absl::string_view doing) const {
   if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
     return absl::DeadlineExceededError(

@@ -27,6 +27,9 @@ struct RunLimits {
   // from the running thread, possibly often: it must be cheap.
   std::function<bool()> cancelled;
 
+  // True once the run should stop (what Check() then explains). Cheap: no allocation.
+  bool Reached() const;
+
   // OK while the run should go on. Otherwise DeadlineExceeded or Cancelled, the message
   // saying that the run stopped while `doing` (e.g. "decoding input 'image' element 3").
   absl::Status Check(absl::string_view doing) const;

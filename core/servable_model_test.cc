@@ -164,11 +164,13 @@ TEST(ServableModelTest, ARunNobodyWaitsForStops) {
     EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded) << result.status();
   }
   EXPECT_TRUE(trace.bricks.empty());
-  // One still waited for: the batch runs, and both get their rows.
+  // One still waited for: the batch runs once (each brick once), and both get their rows.
   items[1].limits = {.cancelled = [] { return false; }};
-  results = (*model)->RunBatch(Stage::kInference, items, nullptr);
+  RunTrace batched_once;
+  results = (*model)->RunBatch(Stage::kInference, items, &batched_once);
   EXPECT_TRUE(results[0].ok()) << results[0].status();
   EXPECT_TRUE(results[1].ok()) << results[1].status();
+  EXPECT_EQ(batched_once.bricks.size(), 3u) << "the batch should have run as one";
   // Every member cancelled: it stops with Cancelled.
   items[0].limits = items[1].limits = {.cancelled = [] { return true; }};
   results = (*model)->RunBatch(Stage::kInference, items, nullptr);

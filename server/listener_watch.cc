@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -23,11 +24,12 @@ absl::StatusOr<std::pair<OpenFileLimit, OpenFileLimit>> RaiseOpenFileLimit() {
     return absl::InternalError(absl::StrCat("getrlimit(RLIMIT_NOFILE): ", std::strerror(errno)));
   }
   const OpenFileLimit before{limit.rlim_cur, limit.rlim_max};
-  if (limit.rlim_cur != limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
+  const rlim_t wanted = std::min<rlim_t>(limit.rlim_max, kMostOpenFiles);
+  if (limit.rlim_cur < wanted) {
+    limit.rlim_cur = wanted;
     if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
       return absl::InternalError(
-          absl::StrCat("setrlimit(RLIMIT_NOFILE, ", limit.rlim_max, "): ", std::strerror(errno)));
+          absl::StrCat("setrlimit(RLIMIT_NOFILE, ", wanted, "): ", std::strerror(errno)));
     }
   }
   return std::make_pair(before, OpenFileLimit{limit.rlim_cur, limit.rlim_max});

@@ -16,6 +16,7 @@
 #define TORCHBRICKS_SERVER_LISTENER_WATCH_H_
 
 #include <cstdint>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -28,10 +29,15 @@ struct OpenFileLimit {
   uint64_t hard = 0;
 };
 
-// Raises the soft limit on open descriptors to the hard limit (the most an unprivileged
-// process may take; Docker and Kubernetes give 1,048,576, a Debian login 1,024 soft of
-// 524,288 hard). Returns the limits before and after as {before, after}; Internal when the
-// limits cannot be read or set (the limits are then unchanged).
+// The most descriptors RaiseOpenFileLimit() asks for: hard limits of "infinity" exist, and
+// code that walks every possible descriptor slows down with the limit.
+inline constexpr uint64_t kMostOpenFiles = uint64_t{1} << 20;
+
+// Raises the soft limit on open descriptors to the hard limit, at most kMostOpenFiles (the
+// hard limit is the most an unprivileged process may take; Docker and Kubernetes give
+// 1,048,576, a Debian login 1,024 soft of 524,288 hard); a soft limit already higher stays. Returns
+// the limits before and after as {before, after}; Internal when the limits cannot be read or set
+// (the limits are then unchanged).
 absl::StatusOr<std::pair<OpenFileLimit, OpenFileLimit>> RaiseOpenFileLimit();
 
 // The limits now; {0, 0} when they cannot be read.

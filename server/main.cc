@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -30,28 +31,33 @@ constexpr uint64_t kFewOpenFiles = 4096;
 // How long after the shutdown timeout the process may still take to stop (see main()).
 constexpr absl::Duration kShutdownUnwindTime = absl::Seconds(3);
 
+// Lines that any client can cause (gRPC's about failed TLS handshakes from unauthenticated
+// peers, libjpeg's about corrupt files) pass at most a burst of 20, then one a second per
+// source line, with the count of lines dropped (server/observability/log_rate_limiter.h).
+constexpr torchbricks::server::LogRateLimiter::Options kOutsiderLines = {.burst = 20,
+                                                                         .per_second = 1};
+
+// False when the operator silenced gRPC (GRPC_VERBOSITY=NONE): its lines are then only
+// watched, not written. Set once in main() before gRPC starts.
+bool grpc_lines_shown = true;
+
 // gRPC's own log lines, written through LogEvent so that --log-format json stays one JSON
-// object per line.
+// object per line. Every line is first shown to the listener watch.
 void ForwardGrpcLog(gpr_log_func_args* args) {
   using torchbricks::server::LogLevel;
   torchbricks::server::NoteGrpcLogLine(args->message);
-  // Unauthenticated peers can make gRPC log a line each (a failed TLS handshake): at most
-  // a burst of 20, then one a second, with the count of lines dropped.
-  static torchbricks::server::LogRateLimiter limiter({.burst = 20, .per_second = 1});
-  const std::optional<uint64_t> dropped = limiter.Admit(absl::Now());
-  if (!dropped.has_value()) return;
+  if (!grpc_lines_shown) return;
+  static torchbricks::server::KeyedLogRateLimiter limiters(kOutsiderLines);
   const LogLevel level = args->severity == GPR_LOG_SEVERITY_ERROR  ? LogLevel::kError
                          : args->severity == GPR_LOG_SEVERITY_INFO ? LogLevel::kInfo
                                                                    : LogLevel::kVerbose;
-  std::vector<std::pair<std::string, std::string>> fields = {
-      {"source", "grpc"}, {"file", absl::StrCat(args->file ? args->file : "", ":", args->line)}};
-  if (*dropped > 0) fields.emplace_back("lines_dropped_before", absl::StrCat(*dropped));
-  torchbricks::server::LogEvent(level, args->message, fields);
+  const std::string where = absl::StrCat(args->file ? args->file : "", ":", args->line);
+  torchbricks::server::LogEventLimited(limiters.For(where), level, args->message,
+                                       {{"source", "grpc"}, {"file", where}});
 }
 
 // libtorch's warnings and log lines, likewise, and libjpeg's warnings (kind "libjpeg": one
-// line per decoded file, core/jpeg_decoder.h). Any client can send corrupt JPEGs, so
-// libjpeg's lines pass at most a burst of 20, then one a second, with the count dropped.
+// line per decoded file, core/jpeg_decoder.h), rate-limited as above.
 void ForwardTorchLog(const torchbricks::TorchLogLine& line) {
   using torchbricks::server::LogLevel;
   using Severity = torchbricks::TorchLogLine::Severity;
@@ -65,12 +71,8 @@ void ForwardTorchLog(const torchbricks::TorchLogLine& line) {
         {{"source", "libtorch"}, {"kind", line.kind}, {"file", line.location}});
     return;
   }
-  static torchbricks::server::LogRateLimiter limiter({.burst = 20, .per_second = 1});
-  const std::optional<uint64_t> dropped = limiter.Admit(absl::Now());
-  if (!dropped.has_value()) return;
-  std::vector<std::pair<std::string, std::string>> fields = {{"source", "libjpeg"}};
-  if (*dropped > 0) fields.emplace_back("lines_dropped_before", absl::StrCat(*dropped));
-  torchbricks::server::LogEvent(level, line.message, fields);
+  static torchbricks::server::LogRateLimiter limiter(kOutsiderLines);
+  torchbricks::server::LogEventLimited(limiter, level, line.message, {{"source", "libjpeg"}});
 }
 
 }  // namespace
@@ -96,9 +98,15 @@ int main(int argc, char** argv) {
   SetLogLevel(options->log_level);
   SetLogFormat(options->log_format);
   // gRPC's lines always go through our logger: they are rate-limited, and one of them is
-  // how a lost listener shows (server/listener_watch.h).
+  // how a lost listener shows (server/listener_watch.h). So gRPC must write its errors even
+  // when GRPC_VERBOSITY=NONE asks for silence; that wish is kept here instead (gRPC reads
+  // the variable when it starts, which is after this).
+  const char* verbosity = std::getenv("GRPC_VERBOSITY");
+  grpc_lines_shown = verbosity == nullptr || !absl::EqualsIgnoreCase(verbosity, "NONE");
+  if (!grpc_lines_shown) setenv("GRPC_VERBOSITY", "ERROR", 1);
   gpr_set_log_function(ForwardGrpcLog);
-  if (options->log_format == LogFormat::kJson) torchbricks::SetTorchLogSink(ForwardTorchLog);
+  // libtorch's and libjpeg's lines too, in both formats (libjpeg's are rate-limited).
+  torchbricks::SetTorchLogSink(ForwardTorchLog);
   if (auto limits = RaiseOpenFileLimit(); limits.ok()) {
     const auto& [before, after] = *limits;
     LogEvent(after.soft < kFewOpenFiles ? LogLevel::kWarning : LogLevel::kInfo, "open file limit",

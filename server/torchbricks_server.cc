@@ -82,8 +82,6 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
   std::unique_ptr<TorchBricksServer> server(new TorchBricksServer(options));
   server->inference_service_ = std::make_unique<InferenceService>(&server->state_);
   server->brick_service_ = std::make_unique<BrickService>(&server->state_);
-  server->unary_infer_method_ =
-      std::make_unique<UnaryInferMethod>(server->inference_service_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -114,8 +112,7 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(server->inference_service_.get());
-  builder.RegisterService(server->unary_infer_method_.get());
-  builder.RegisterCallbackGenericService(server->unary_infer_method_->unknown_methods());
+  builder.RegisterCallbackGenericService(&server->unknown_methods_);
   builder.RegisterService(server->brick_service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
@@ -174,7 +171,9 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
   ASSIGN_OR_RETURN(server->repository_, ModelRepository::Create(std::move(repository_options)));
   server->state_.repository.store(server->repository_.get());
   server->state_.ready.store(true);
-  server->grpc_server_->GetHealthCheckService()->SetServingStatus("", true);
+  // A listener lost while the models loaded keeps the server unready (WatchListener).
+  server->grpc_server_->GetHealthCheckService()->SetServingStatus(
+      "", !server->state_.listener_lost.load());
   Log(LogLevel::kInfo, "ready");
   return server;
 }

@@ -14,11 +14,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/server.h"
 #include "server/grpc/brick_service.h"
 #include "server/grpc/inference_service.h"
 #include "server/grpc/server_state.h"
-#include "server/grpc/unary_infer_method.h"
 #include "server/observability/metrics_http_server.h"
 #include "server/repository/model_repository.h"
 #include "server/server_options.h"
@@ -55,7 +55,8 @@ class TorchBricksServer {
   ServerState state_;
   std::unique_ptr<InferenceService> inference_service_;
   std::unique_ptr<BrickService> brick_service_;
-  std::unique_ptr<UnaryInferMethod> unary_infer_method_;  // borrows inference_service_
+  // Answers UNIMPLEMENTED for methods nobody serves (InferenceService needs one registered).
+  grpc::CallbackGenericService unknown_methods_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<ModelRepository> repository_;
   std::unique_ptr<MetricsHttpServer> metrics_;  // null when metrics are off

@@ -248,6 +248,15 @@ absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(
     if (placement.has_value()) {
       absl::StatusOr<SharedMemorySlice> slice = lease->Slice(input.name(), *placement);
       if (!slice.ok()) return slice.status();
+      // A wrong size is refused before anything is allocated for the copy (BYTES elements
+      // can only be counted once copied; their bytes are in the caller's byte budget).
+      if (*type != package::TYPE_STRING &&
+          static_cast<int64_t>(slice->size()) != elements * ElementSize(*type)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("input '", input.name(), "' has ", slice->size(),
+                         " bytes in shared memory but shape [", absl::StrJoin(input.shape(), ","),
+                         "] of ", input.datatype(), " needs ", elements * ElementSize(*type)));
+      }
       // Copied once, here: the model may work in place on its inputs, and the client may
       // write its region at any time; neither may reach the other.
       scratch->emplace_back(slice->size(), '\0');
@@ -293,6 +302,18 @@ absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(
     views.push_back(std::move(view));
   }
   return views;
+}
+
+uint64_t SharedMemoryInputBytes(const inference::ModelInferRequest& request) {
+  uint64_t bytes = 0;
+  for (const auto& input : request.inputs()) {
+    absl::StatusOr<std::optional<ShmPlacement>> placement =
+        ShmPlacementOf(input.name(), input.parameters());
+    if (placement.ok() && placement->has_value() && (*placement)->byte_size > 0) {
+      bytes += static_cast<uint64_t>((*placement)->byte_size);
+    }
+  }
+  return bytes;
 }
 
 absl::StatusOr<Stage> StageOfRequest(const inference::ModelInferRequest& request) {

@@ -35,6 +35,12 @@ absl::StatusOr<std::optional<ShmPlacement>> ShmPlacementOf(
     absl::string_view tensor,
     const google::protobuf::Map<std::string, inference::InferParameter>& parameters);
 
+// The bytes DecodeInputs() will copy out of shared memory for `request`: the sum of the
+// shared_memory_byte_size of its inputs placed there (parameters that do not parse count 0;
+// DecodeInputs refuses them). Callers count these against their byte budget before decoding,
+// since the request's own size does not show them.
+uint64_t SharedMemoryInputBytes(const inference::ModelInferRequest& request);
+
 // Views of the request's input tensors. Raw contents are viewed in place; typed contents
 // are converted into `scratch`; inputs placed in shared memory are copied once, out of
 // their region, into `scratch` (through `lease`; null: shared memory is off, as with a

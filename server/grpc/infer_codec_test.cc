@@ -205,6 +205,24 @@ TEST(InferCodecTest, InputsInSharedMemoryAreCopiedOutOfTheRegionOnce) {
   EXPECT_EQ(region.data()[64], 0);
 }
 
+TEST(InferCodecTest, SharedMemoryInputsOfTheWrongSizeAreRefusedBeforeTheyAreCopied) {
+  ClientRegion region(1 << 20);
+  Request request;
+  // A whole MiB placed behind a [1, 3] FP32 input (12 bytes), several times over.
+  for (const char* name : {"a", "b", "c"}) {
+    PlaceIn(AddInput(&request, name, "FP32", {1, 3})->mutable_parameters(), 0, 1 << 20);
+  }
+  EXPECT_EQ(SharedMemoryInputBytes(request), 3u << 20);  // what the caller budgets for
+  std::deque<std::string> scratch;
+  SharedMemoryLease lease(region.regions());
+  auto views = DecodeInputs(request, &scratch, &lease);
+  EXPECT_EQ(views.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(views.status().message().find("input 'a' has 1048576 bytes in shared memory"),
+            std::string::npos)
+      << views.status();
+  EXPECT_TRUE(scratch.empty()) << "nothing may be copied for a request that is refused";
+}
+
 TEST(InferCodecTest, AnOutputRequestedTwiceIsInvalidArgumentNamingIt) {
   ClientRegion region(4096);
   Request request;

@@ -14,15 +14,21 @@
 namespace torchbricks::server {
 
 // ModelStreamInfer is served on raw messages through the callback API (see
-// StreamInferReactor), ModelInfer on raw messages by UnaryInferMethod, which calls
-// ModelInferBytes(); every other method is synchronous.
+// StreamInferReactor). ModelInfer is served on raw messages too, synchronously, by
+// ModelInferBytes(): gRPC's generated handler would parse the request itself and answer
+// INTERNAL with an empty message when it cannot, where a stream answers INVALID_ARGUMENT.
+// The generated method is handed over (WithGenericMethod_ModelInfer) and the constructor
+// adds a handler for the same path whose request type is grpc::ByteBuffer, through the
+// handler classes generated code itself uses. gRPC's ServerBuilder then requires a generic
+// service beside it: register a grpc::CallbackGenericService, whose default answer for
+// methods nobody serves is UNIMPLEMENTED, as without one. Every other method is synchronous.
 class InferenceService final
     : public inference::GRPCInferenceService::WithRawCallbackMethod_ModelStreamInfer<
           inference::GRPCInferenceService::WithGenericMethod_ModelInfer<
               inference::GRPCInferenceService::Service>> {
  public:
   // `state` must outlive the service.
-  explicit InferenceService(ServerState* state) : state_(state) {}
+  explicit InferenceService(ServerState* state);
 
   grpc::Status ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
                           inference::ServerLiveResponse* response) override;

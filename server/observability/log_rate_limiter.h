@@ -10,11 +10,18 @@
 #define TORCHBRICKS_SERVER_OBSERVABILITY_LOG_RATE_LIMITER_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/observability/logging.h"
 
 namespace torchbricks::server {
 
@@ -42,6 +49,34 @@ class LogRateLimiter {
   absl::Time refilled_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
 };
+
+// One LogRateLimiter per key (a log line's source file and line), made on first use, so a
+// flood from one place (failed TLS handshakes) does not silence the others (a lost
+// listener's one line, a trace being debugged). At most kMaxKeys keys; lines of further
+// keys share one limiter. Thread-safe.
+class KeyedLogRateLimiter {
+ public:
+  static constexpr size_t kMaxKeys = 256;
+
+  explicit KeyedLogRateLimiter(LogRateLimiter::Options options)
+      : options_(options), overflow_(options) {}
+  KeyedLogRateLimiter(const KeyedLogRateLimiter&) = delete;
+  KeyedLogRateLimiter& operator=(const KeyedLogRateLimiter&) = delete;
+
+  // The limiter of `key`; valid as long as this object.
+  LogRateLimiter& For(absl::string_view key);
+
+ private:
+  const LogRateLimiter::Options options_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<LogRateLimiter>> limiters_ ABSL_GUARDED_BY(mu_);
+  LogRateLimiter overflow_;
+};
+
+// Logs through LogEvent() unless `limiter` drops the line; a line that passes after some
+// were dropped carries their count in the field `lines_dropped_before`.
+void LogEventLimited(LogRateLimiter& limiter, LogLevel level, absl::string_view message,
+                     std::vector<std::pair<std::string, std::string>> fields);
 
 }  // namespace torchbricks::server
 

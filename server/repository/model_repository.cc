@@ -18,21 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A requested version in its one spelling: decimal digits without a sign, spaces or a
-// leading zero ("1", not " 1", "+1" or "01", which would otherwise name version 1 too), at
-// most 18 digits. True and `number` set when `text` is one.
-bool ParseVersionNumber(absl::string_view text, int64_t* number) {
-  constexpr size_t kMaxDigits = 18;  // below 2^63
-  if (text.empty() || text.size() > kMaxDigits || text[0] == '0') return false;
-  int64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + (c - '0');
-  }
-  *number = value;
-  return true;
-}
-
 const char* StateName(VersionState state) {
   switch (state) {
     case VersionState::kLoading:

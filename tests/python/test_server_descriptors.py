@@ -56,10 +56,14 @@ def test_the_soft_limit_is_raised_so_many_idle_connections_leave_the_listener_wo
         assert server.stop() == 0
 
 
-def test_a_lost_listener_turns_readiness_and_liveness_off(fixture_repository):
+@pytest.mark.parametrize("grpc_verbosity", [None, "NONE"])
+def test_a_lost_listener_turns_readiness_and_liveness_off(fixture_repository, monkeypatch, grpc_verbosity):
     """Soft = hard = 200: 300 idle connections exhaust the descriptors and gRPC drops its listener.
     A connection made before still works, and on it the server says it is neither ready nor live;
-    /metrics says the listener is down; the log says why."""
+    /metrics says the listener is down; the log says why. Also when the operator silenced gRPC's
+    own log (GRPC_VERBOSITY=NONE), whose one line is how the loss shows."""
+    if grpc_verbosity is not None:
+        monkeypatch.setenv("GRPC_VERBOSITY", grpc_verbosity)
     _raise_own_limit(1000)
     with ServerProcess(fixture_repository, "--model-control-mode", "explicit", "--load-model", MODEL,
                        command_prefix=["prlimit", "--nofile=200:200"]) as server:
