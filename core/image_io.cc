@@ -12,9 +12,9 @@
 #include "absl/strings/str_join.h"
 #include "core/bytes_elements.h"
 #include "core/jpeg_decoder.h"
+#include "core/png_codec.h"
 #include "core/status_macros.h"
 #include "core/torch_errors.h"
-#include "opencv2/imgcodecs.hpp"
 #include "opencv2/imgproc.hpp"
 
 namespace torchbricks {
@@ -99,7 +99,7 @@ bool LooksLikePng(absl::string_view element) {
 }
 
 // Width and height from a PNG's IHDR chunk, without decoding; nullopt when the header
-// cannot be read. (libpng, through OpenCV, decodes the size IHDR declares.)
+// cannot be read. (libpng decodes the size IHDR declares: core/png_codec.)
 std::optional<std::pair<int64_t, int64_t>> PngSize(absl::string_view element) {
   const auto* data = reinterpret_cast<const unsigned char*>(element.data());
   if (element.size() < 24 || std::memcmp(data + 12, "IHDR", 4) != 0) return std::nullopt;
@@ -189,17 +189,6 @@ absl::Status CheckBytesPadding(absl::Span<const absl::string_view> elements,
 
 namespace {
 
-// PNG `element` decoded by OpenCV, as RGB; empty when it cannot be. May throw cv::Exception.
-cv::Mat DecodePng(const std::string& element) {
-  const cv::Mat bgr = cv::imdecode(
-      cv::Mat(1, static_cast<int>(element.size()), CV_8UC1, const_cast<char*>(element.data())),
-      cv::IMREAD_COLOR);
-  if (bgr.empty()) return bgr;
-  cv::Mat rgb;
-  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-  return rgb;
-}
-
 // Decodes element `index` of input `spec` to RGB, resized to the spec's size when it has
 // one. JPEGs have at most `max_pixels` (DecodeImages checked every header already).
 absl::StatusOr<cv::Mat> DecodeOne(const ValueSpec& spec, const std::string& element, size_t index,
@@ -221,8 +210,12 @@ absl::StatusOr<cv::Mat> DecodeOne(const ValueSpec& spec, const std::string& elem
       }
       rgb = *std::move(decoded);
     } else {
-      rgb = DecodePng(element);
-      if (rgb.empty()) return undecodable("cannot be decoded (truncated or corrupt)");
+      absl::StatusOr<cv::Mat> decoded = DecodePngRgb(element, max_pixels);
+      if (!decoded.ok()) {
+        if (decoded.status().code() != absl::StatusCode::kInvalidArgument) return decoded.status();
+        return undecodable(decoded.status().message());
+      }
+      rgb = *std::move(decoded);
     }
     if (spec.image_height > 0 && (rgb.rows != spec.image_height || rgb.cols != spec.image_width)) {
       const bool shrinking = rgb.rows > spec.image_height || rgb.cols > spec.image_width;
@@ -320,18 +313,8 @@ absl::StatusOr<cv::Mat> ToRgbImage(const at::Tensor& image, bool channels_last) 
 }
 
 absl::StatusOr<std::string> EncodePng(const cv::Mat& rgb) {
-  std::vector<unsigned char> png;
-  try {
-    cv::Mat bgr;
-    cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
-    // Level 1: the fastest zlib level; drawings are encoded per request (docs/PERFORMANCE.md).
-    if (!cv::imencode(".png", bgr, png, {cv::IMWRITE_PNG_COMPRESSION, 1})) {
-      return absl::InternalError("PNG encoding failed");
-    }
-  } catch (const cv::Exception& error) {
-    return absl::InternalError(absl::StrCat("PNG encoding failed: ", error.msg));
-  }
-  return std::string(png.begin(), png.end());
+  // Level 1: the fastest zlib level; drawings are encoded per request (docs/PERFORMANCE.md).
+  return EncodePngRgb(rgb, /*compression_level=*/1);
 }
 
 }  // namespace torchbricks
