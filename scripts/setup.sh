@@ -10,7 +10,7 @@ BUILD_PACKAGES=(
   libtorch-dev libopenblas0-openmp
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libopencv-dev libjpeg62-turbo-dev  # libjpeg-turbo: JPEG inputs (core/jpeg_decoder.h)
+  libopencv-dev libjpeg62-turbo-dev libpng-dev  # JPEG and PNG files: core/jpeg_decoder.h, core/png_codec.h
 )
 PACKAGES=(
   "${BUILD_PACKAGES[@]}"
