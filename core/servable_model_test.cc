@@ -41,7 +41,7 @@ std::unique_ptr<OwnedInput> Floats(const std::string& name, std::vector<int64_t>
   std::vector<float> values(n);
   for (int64_t i = 0; i < n; ++i) values[i] = seed + 0.001f * static_cast<float>(i % 997);
   std::string bytes(n * sizeof(float), '\0');
-  std::memcpy(bytes.data(), values.data(), bytes.size());
+  if (n > 0) std::memcpy(bytes.data(), values.data(), bytes.size());  // no rows: no data
   return std::make_unique<OwnedInput>(name, package::TYPE_FP32, std::move(shape), std::move(bytes));
 }
 
