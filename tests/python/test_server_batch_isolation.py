@@ -2,7 +2,6 @@
 input of a request must have the same rows (dimension 0), or one client's rows would be answered
 to another inside a shared batch; every batched input counts against max_batch_size; and an input
 the requested stage does not read is refused instead of deciding the request's rows."""
-import threading
 
 import grpc
 import numpy as np
@@ -11,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from readme_models import brick
+from concurrent_calls import infer_together
 from server_process import ServerProcess
 from torchbricks_serve import export_brick_collection
 
@@ -56,25 +56,7 @@ def _rows(n: int, value: float) -> np.ndarray:
 
 def _together(server, requests):
     """Sends each {input: array} at the same moment from its own connection; results or RpcErrors."""
-    results = [None] * len(requests)
-    barrier = threading.Barrier(len(requests))
-
-    def call(index):
-        with server.client(timeout=30) as client:
-            client.server_live()
-            barrier.wait(timeout=30)
-            try:
-                results[index] = client.infer(MODEL, requests[index], outputs=["combined"])
-            except grpc.RpcError as error:
-                results[index] = error
-
-    threads = [threading.Thread(target=call, args=(i,), daemon=True) for i in range(len(requests))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
+    return infer_together(server, MODEL, requests, outputs=[["combined"]] * len(requests))
 
 
 def test_complementary_rows_cannot_reach_a_victims_batch(isolation_server):
