@@ -29,14 +29,17 @@ RUN --mount=type=cache,id=torchbricks-build,target=/build \
 
 FROM debian:bookworm AS final
 # libtorch1.13 brings libtorch's own dependencies; libopenblas0-openmp keeps convolutions off
-# the reference BLAS (about 5x faster, DESIGN §7). OpenCV decodes image inputs and draws and
-# encodes visualizations. The ldd check fails the build when a library is missing.
+# the reference BLAS (about 5x faster, DESIGN §7). libjpeg-turbo and libpng decode image
+# inputs and encode visualizations, which OpenCV's core and imgproc draw (imgcodecs is still
+# here because Debian's libtorch 1.13 links it). The ldd check fails the build when a library
+# is missing.
 RUN --mount=type=cache,id=torchbricks-apt-runtime,target=/var/cache/apt/archives,sharing=locked \
     apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       libtorch1.13 libopenblas0-openmp libgomp1 libgoogle-glog0v6 \
       libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 \
-      libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 > /dev/null \
+      libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 \
+      libjpeg62-turbo libpng16-16 > /dev/null \
  && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log
 COPY --from=build /out/ /usr/local/bin/
 RUN ! ldd /usr/local/bin/torchbricks-server /usr/local/bin/torchbricks \

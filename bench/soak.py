@@ -26,6 +26,7 @@ What it does, in order:
    | raw_length      | x's raw contents one byte short of [B,3] FP32  | INVALID_ARGUMENT            |
    | unknown_output  | asks for an output the model does not have     | INVALID_ARGUMENT            |
    | bad_stage       | the request parameter stage = an unknown stage | INVALID_ARGUMENT            |
+   | skewed_rows     | keyword_inputs, x and y with different rows    | INVALID_ARGUMENT, or UNAVAILABLE as storm |
 
    Over the stream an error comes back as a message whose error_message starts with the status
    code's name ("INVALID_ARGUMENT: ..."); it is checked the same way. stage_traced gets a
@@ -96,18 +97,21 @@ UNKNOWN_MODEL = "soak_no_such_model"
 _SERVICE = "/inference.GRPCInferenceService/"
 _PORT_LINE = re.compile(r"serving gRPC on (\S+):(\d+)")
 
-# kind -> share of the requests (sums to 1). The six bad kinds are 4 % each (24 % in all).
+# kind -> share of the requests (sums to 1). The seven bad kinds are 4 % each (28 % in all).
 SHARES = {
-    "good": 0.56, "good_export": 0.10, "storm": 0.10,
+    "good": 0.52, "good_export": 0.10, "storm": 0.10,
     "unknown_model": 0.04, "wrong_shape": 0.04, "wrong_datatype": 0.04,
-    "raw_length": 0.04, "unknown_output": 0.04, "bad_stage": 0.04,
+    "raw_length": 0.04, "unknown_output": 0.04, "bad_stage": 0.04, "skewed_rows": 0.04,
 }
 # kind -> the status code it must get while the server serves normally.
 EXPECTED_CODE = {
     "good": "OK", "good_export": "OK", "storm": "OK",
     "unknown_model": "NOT_FOUND", "wrong_shape": "INVALID_ARGUMENT", "wrong_datatype": "INVALID_ARGUMENT",
     "raw_length": "INVALID_ARGUMENT", "unknown_output": "INVALID_ARGUMENT", "bad_stage": "INVALID_ARGUMENT",
+    "skewed_rows": "INVALID_ARGUMENT",
 }
+# Kinds sent to keyword_inputs, which the storm loads and unloads under them.
+STORM_KINDS = ("storm", "skewed_rows")
 # UNAVAILABLE details accepted for `storm` requests while keyword_inputs is loaded and unloaded.
 STORM_UNAVAILABLE = re.compile(r"is not loaded|has no ready version")
 # UNAVAILABLE details of the server's refusal while draining (server/grpc/inference_service.cc).
@@ -149,6 +153,9 @@ class Catalogue:
             add["unknown_output"].append((_ser(build_infer_request(MODEL, {"x": x},
                                                                    outputs=["soak_no_such_output"])), None))
             add["bad_stage"].append((_ser(build_infer_request(MODEL, {"x": x}, stage="SOAK_NO_SUCH_STAGE")), None))
+            # Inputs that disagree on their rows (issue 20: they would take a batch-mate's rows).
+            skewed_y = rng.random(((rows + 1) if v % 2 else 0, 3), dtype=np.float32)
+            add["skewed_rows"].append((_ser(build_infer_request(STORM_MODEL, {"x": x, "y": skewed_y})), None))
 
     def get(self, kind, index):
         return self.variants[kind][index % self.VARIANTS]
@@ -410,7 +417,7 @@ class Soak:
             return "OK", EXPECTED_CODE[kind] == "OK", False
         if code == EXPECTED_CODE[kind]:
             return code, True, False
-        if kind == "storm" and code == "UNAVAILABLE":
+        if kind in STORM_KINDS and code == "UNAVAILABLE":
             match = STORM_UNAVAILABLE.search(details)
             if match:
                 return f"UNAVAILABLE ({match.group(0)})", True, False

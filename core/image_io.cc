@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
+#include <tuple>
 #include <utility>
 
 #include "ATen/Parallel.h"
@@ -10,9 +11,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/bytes_elements.h"
+#include "core/jpeg_decoder.h"
+#include "core/png_codec.h"
 #include "core/status_macros.h"
 #include "core/torch_errors.h"
-#include "opencv2/imgcodecs.hpp"
 #include "opencv2/imgproc.hpp"
 
 namespace torchbricks {
@@ -80,44 +82,28 @@ uint32_t BigEndian(const unsigned char* bytes, int count) {
   return value;
 }
 
-// True when `element` starts like a JPEG or a PNG file.
-bool LooksLikeJpegOrPng(absl::string_view element) {
-  static constexpr unsigned char kJpeg[] = {0xff, 0xd8, 0xff};
-  static constexpr unsigned char kPng[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  auto starts_with = [&](const unsigned char* magic, size_t size) {
-    return element.size() >= size && std::memcmp(element.data(), magic, size) == 0;
-  };
-  return starts_with(kJpeg, sizeof(kJpeg)) || starts_with(kPng, sizeof(kPng));
+bool StartsWith(absl::string_view element, const unsigned char* magic, size_t size) {
+  return element.size() >= size && std::memcmp(element.data(), magic, size) == 0;
 }
 
-// Width and height from a PNG's IHDR chunk or a JPEG's first frame header, without
-// decoding; nullopt when the header cannot be read.
-std::optional<std::pair<int64_t, int64_t>> ImageSize(absl::string_view element) {
+// True when `element` starts like a JPEG file.
+bool LooksLikeJpeg(absl::string_view element) {
+  static constexpr unsigned char kJpeg[] = {0xff, 0xd8, 0xff};
+  return StartsWith(element, kJpeg, sizeof(kJpeg));
+}
+
+// True when `element` starts like a PNG file.
+bool LooksLikePng(absl::string_view element) {
+  static constexpr unsigned char kPng[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  return StartsWith(element, kPng, sizeof(kPng));
+}
+
+// Width and height from a PNG's IHDR chunk, without decoding; nullopt when the header
+// cannot be read. (libpng decodes the size IHDR declares: core/png_codec.)
+std::optional<std::pair<int64_t, int64_t>> PngSize(absl::string_view element) {
   const auto* data = reinterpret_cast<const unsigned char*>(element.data());
-  const size_t size = element.size();
-  if (size >= 24 && data[0] == 0x89 && std::memcmp(data + 12, "IHDR", 4) == 0) {
-    return std::make_pair<int64_t, int64_t>(BigEndian(data + 16, 4), BigEndian(data + 20, 4));
-  }
-  size_t offset = 2;  // after the JPEG start-of-image marker
-  while (offset + 4 <= size) {
-    if (data[offset] != 0xff) return std::nullopt;
-    const unsigned char marker = data[offset + 1];
-    if (marker == 0xff) {  // fill byte
-      ++offset;
-      continue;
-    }
-    const uint32_t length = BigEndian(data + offset + 2, 2);
-    const bool frame =
-        marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc;
-    if (frame) {
-      if (offset + 9 > size) return std::nullopt;
-      return std::make_pair<int64_t, int64_t>(BigEndian(data + offset + 7, 2),
-                                              BigEndian(data + offset + 5, 2));
-    }
-    if (marker == 0xda || marker == 0xd9 || length < 2) return std::nullopt;
-    offset += 2 + length;
-  }
-  return std::nullopt;
+  if (element.size() < 24 || std::memcmp(data + 12, "IHDR", 4) != 0) return std::nullopt;
+  return std::make_pair<int64_t, int64_t>(BigEndian(data + 16, 4), BigEndian(data + 20, 4));
 }
 
 }  // namespace
@@ -141,10 +127,21 @@ absl::StatusOr<int64_t> CheckImageFile(absl::string_view input, size_t index,
     return absl::InvalidArgumentError(
         absl::StrCat("input '", input, "' element ", index, " (", element.size(), " bytes) ", why));
   };
-  if (!LooksLikeJpegOrPng(element)) return refuse("is not a JPEG or PNG file");
-  const std::optional<std::pair<int64_t, int64_t>> size = ImageSize(element);
-  if (!size.has_value()) return refuse("has no readable image size (truncated or corrupt)");
-  const auto [width, height] = *size;
+  int64_t width = 0;
+  int64_t height = 0;
+  if (LooksLikeJpeg(element)) {
+    // libjpeg's own header parse: the size it reports is the size it decodes.
+    const absl::StatusOr<JpegSize> size = ReadJpegSize(element);
+    if (!size.ok()) return refuse(size.status().message());
+    width = size->width;
+    height = size->height;
+  } else if (LooksLikePng(element)) {
+    const std::optional<std::pair<int64_t, int64_t>> size = PngSize(element);
+    if (!size.has_value()) return refuse("has no readable image size (truncated or corrupt)");
+    std::tie(width, height) = *size;
+  } else {
+    return refuse("is not a JPEG or PNG file");
+  }
   if (width <= 0 || height <= 0) return refuse("declares an empty image");
   if (width > kMaxImageSide || height > kMaxImageSide) {
     return refuse(absl::StrCat("is ", width, "x", height, ", larger than the limit of ",
@@ -192,19 +189,34 @@ absl::Status CheckBytesPadding(absl::Span<const absl::string_view> elements,
 
 namespace {
 
-// Decodes element `index` of input `spec` to RGB, resized to the spec's size when it has one.
-absl::StatusOr<cv::Mat> DecodeOne(const ValueSpec& spec, const std::string& element, size_t index) {
+// Decodes element `index` of input `spec` to RGB, resized to the spec's size when it has
+// one. JPEGs have at most `max_pixels` (DecodeImages checked every header already).
+absl::StatusOr<cv::Mat> DecodeOne(const ValueSpec& spec, const std::string& element, size_t index,
+                                  int64_t max_pixels, const RunLimits& limits) {
   auto undecodable = [&](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "' element ", index, " (",
                                                    element.size(), " bytes) ", why));
   };
+  const std::string what = absl::StrCat("input '", spec.name, "' element ", index);
+  RETURN_IF_ERROR(limits.Check(absl::StrCat("decoding ", what)));
   try {
-    const cv::Mat bgr = cv::imdecode(
-        cv::Mat(1, static_cast<int>(element.size()), CV_8UC1, const_cast<char*>(element.data())),
-        cv::IMREAD_COLOR);
-    if (bgr.empty()) return undecodable("cannot be decoded (truncated or corrupt)");
     cv::Mat rgb;
-    cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+    if (LooksLikeJpeg(element)) {
+      absl::StatusOr<cv::Mat> decoded =
+          DecodeJpeg(element, {.max_pixels = max_pixels, .limits = &limits, .what = what});
+      if (!decoded.ok()) {
+        if (decoded.status().code() != absl::StatusCode::kInvalidArgument) return decoded.status();
+        return undecodable(decoded.status().message());
+      }
+      rgb = *std::move(decoded);
+    } else {
+      absl::StatusOr<cv::Mat> decoded = DecodePngRgb(element, max_pixels);
+      if (!decoded.ok()) {
+        if (decoded.status().code() != absl::StatusCode::kInvalidArgument) return decoded.status();
+        return undecodable(decoded.status().message());
+      }
+      rgb = *std::move(decoded);
+    }
     if (spec.image_height > 0 && (rgb.rows != spec.image_height || rgb.cols != spec.image_width)) {
       const bool shrinking = rgb.rows > spec.image_height || rgb.cols > spec.image_width;
       cv::Mat resized;
@@ -222,20 +234,22 @@ absl::StatusOr<cv::Mat> DecodeOne(const ValueSpec& spec, const std::string& elem
 }  // namespace
 
 absl::StatusOr<at::Tensor> DecodeImages(const ValueSpec& spec, const at::Tensor& rows,
-                                        int64_t max_image_pixels) {
+                                        int64_t max_image_pixels, const RunLimits& limits) {
   absl::StatusOr<std::vector<std::string>> elements = UnpackBytes(rows, spec.name);
   if (!elements.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input '", spec.name, "' is an encoded image input: send BYTES elements (JPEG or PNG)"));
   }
   // Refuse files whose headers announce huge images before decoding allocates for them.
-  RETURN_IF_ERROR(
-      CheckImageFiles(spec.name, std::vector<absl::string_view>(elements->begin(), elements->end()),
-                      ImagePixelBudget(spec, max_image_pixels)));
+  const int64_t budget = ImagePixelBudget(spec, max_image_pixels);
+  RETURN_IF_ERROR(CheckImageFiles(
+      spec.name, std::vector<absl::string_view>(elements->begin(), elements->end()), budget));
   // The files of a batch are decoded in parallel on the intra-op threads.
   std::vector<absl::StatusOr<cv::Mat>> decoded(elements->size(), cv::Mat());
   at::parallel_for(0, static_cast<int64_t>(elements->size()), 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) decoded[i] = DecodeOne(spec, (*elements)[i], i);
+    for (int64_t i = begin; i < end; ++i) {
+      decoded[i] = DecodeOne(spec, (*elements)[i], i, budget, limits);
+    }
   });
   std::vector<cv::Mat> images;
   images.reserve(decoded.size());
@@ -299,18 +313,8 @@ absl::StatusOr<cv::Mat> ToRgbImage(const at::Tensor& image, bool channels_last) 
 }
 
 absl::StatusOr<std::string> EncodePng(const cv::Mat& rgb) {
-  std::vector<unsigned char> png;
-  try {
-    cv::Mat bgr;
-    cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
-    // Level 1: the fastest zlib level; drawings are encoded per request (docs/PERFORMANCE.md).
-    if (!cv::imencode(".png", bgr, png, {cv::IMWRITE_PNG_COMPRESSION, 1})) {
-      return absl::InternalError("PNG encoding failed");
-    }
-  } catch (const cv::Exception& error) {
-    return absl::InternalError(absl::StrCat("PNG encoding failed: ", error.msg));
-  }
-  return std::string(png.begin(), png.end());
+  // Level 1: the fastest zlib level; drawings are encoded per request (docs/PERFORMANCE.md).
+  return EncodePngRgb(rgb, /*compression_level=*/1);
 }
 
 }  // namespace torchbricks

@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "core/brick_graph.h"
+#include "core/run_limits.h"
 #include "opencv2/core.hpp"
 #include "torch/types.h"
 
@@ -56,7 +57,9 @@ inline constexpr int64_t kMinImagePixelBudget = 4096 * 4096;
 // [kMinImagePixelBudget, kMaxImagePixels], else (no declared size) kMaxImagePixels.
 int64_t ImagePixelBudget(const ValueSpec& spec, int64_t configured = 0);
 
-// The pixel count of element `index` of encoded image input `input`, read from its header.
+// The pixel count of element `index` of encoded image input `input`, read from its header:
+// a PNG's IHDR chunk, a JPEG's frame header as libjpeg reads it (core/jpeg_decoder.h), so
+// that the size checked is the size DecodeImages() decodes, whatever the marker stream.
 // InvalidArgument naming input and element when it is not a JPEG or PNG file, its size
 // cannot be read, it exceeds kMaxImageSide per side, or it has more than `max_pixels`
 // (the message names the budget). Does not decode.
@@ -74,12 +77,17 @@ absl::Status CheckBytesPadding(absl::Span<const absl::string_view> elements,
                                absl::string_view tensor_name);
 
 // Decodes the encoded images of input `spec` (rows tensor of B elements) to one uint8
-// [B, 3, H, W] RGB tensor, resized to the spec's size when it declares one.
-// InvalidArgument naming the input and the element index for bytes that are not a
-// decodable JPEG or PNG or that fail CheckImageFile() with ImagePixelBudget(spec,
-// `max_image_pixels`), and for images of different sizes without a declared resize.
+// [B, 3, H, W] RGB tensor, resized to the spec's size when it declares one. JPEGs are
+// decoded by core/jpeg_decoder.h (EXIF orientation is not applied), PNGs by OpenCV; the
+// images of a batch in parallel on the intra-op threads.
+// Errors: InvalidArgument naming the input and the element index for bytes that are not
+// a decodable JPEG or PNG, that fail CheckImageFile() with ImagePixelBudget(spec,
+// `max_image_pixels`) or that are a JPEG of more than kMaxJpegScans scans, and for images
+// of different sizes without a declared resize; DeadlineExceeded or Cancelled (from
+// `limits`, checked before each image and while a JPEG decodes) once nobody waits for
+// the run.
 absl::StatusOr<at::Tensor> DecodeImages(const ValueSpec& spec, const at::Tensor& rows,
-                                        int64_t max_image_pixels = 0);
+                                        int64_t max_image_pixels = 0, const RunLimits& limits = {});
 
 // An RGB CV_8UC3 image (a copy) of one image tensor: [C, H, W] (channels first) or, with
 // `channels_last`, [H, W, C]; C is 1 (grey) or 3; uint8 as is, floating point scaled from

@@ -111,7 +111,7 @@ absl::StatusOr<std::unique_ptr<LoadedCollection>> LoadedCollection::Load(
 
 absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTensors& inputs,
                                                    absl::Span<const std::string> outputs,
-                                                   RunTrace* trace) const {
+                                                   RunTrace* trace, const RunLimits& limits) const {
   std::vector<TensorSignature> signatures;
   signatures.reserve(inputs.size());
   for (const auto& [name, tensor] : inputs) {
@@ -148,7 +148,7 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
     // A named reference: C++17 lambdas cannot capture structured bindings (clang refuses).
     const at::Tensor& rows = tensor;
     RETURN_IF_ERROR(CallTorch(absl::StrCat("input '", name, "'"), [&] {
-      decoded = DecodeImages(spec, rows, max_image_pixels_);
+      decoded = DecodeImages(spec, rows, max_image_pixels_, limits);
       if (decoded.ok()) *decoded = decoded->to(rows.device());
     }));
     if (!decoded.ok()) return decoded.status();
@@ -188,6 +188,11 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
   };
 
   for (const std::vector<int>& level : Levels(plan, steps)) {
+    if (limits.Reached()) {
+      RETURN_IF_ERROR(
+          limits.Check(absl::StrCat("the run waited to start brick '",
+                                    graph_.bricks()[plan.steps()[level[0]].brick].name, "'")));
+    }
     std::vector<StepOutcome> outcomes(level.size());
     if (level.size() == 1 || !parallel_branches_) {
       for (size_t i = 0; i < level.size(); ++i) {
@@ -240,6 +245,11 @@ absl::Status LoadedCollection::Check(Stage stage, absl::Span<const TensorSignatu
       return absl::InvalidArgumentError(
           absl::StrCat("unknown input '", input.name,
                        "'; the model's inputs are: ", DeclaredInputNames(graph_)));
+    }
+    if (!plan.TakesInput(index)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", input.name, "' is not read in stage ", StageName(stage),
+                       "; send only the inputs the stage takes (listed in ModelMetadata)"));
     }
     const int slot = plan.FindSlot(input.name);
     if (given[slot]) {

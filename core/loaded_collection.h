@@ -21,6 +21,7 @@
 #include "absl/types/span.h"
 #include "core/brick_graph.h"
 #include "core/brick_module.h"
+#include "core/run_limits.h"
 #include "core/run_trace.h"
 #include "core/stage.h"
 #include "core/stage_plan.h"
@@ -71,10 +72,13 @@ class LoadedCollection {
   // Errors: InvalidArgument naming the tensor for an unknown input, a missing required
   // input, a dtype or shape that contradicts the declaration, or an unknown output;
   // Internal naming the brick when libtorch fails inside it. `inputs` is never changed.
-  // If `trace` is not null it receives the bricks that ran (even on failure).
+  // If `trace` is not null it receives the bricks that ran (even on failure). Between
+  // bricks, and while decoding images, the run stops with `limits`' error
+  // (DeadlineExceeded or Cancelled) once they say nobody waits for its answer.
   absl::StatusOr<NamedTensors> Run(Stage stage, const NamedTensors& inputs,
                                    absl::Span<const std::string> outputs = {},
-                                   RunTrace* trace = nullptr) const;
+                                   RunTrace* trace = nullptr,
+                                   const RunLimits& limits = RunLimits()) const;
 
   // The checks Run() makes before running anything: unknown, missing or ill-typed
   // inputs and unknown outputs. OK when Run() would start executing bricks.

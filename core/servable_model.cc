@@ -86,6 +86,13 @@ class TorchServableModel : public ServableModel {
   absl::StatusOr<std::vector<HostTensor>> Run(Stage stage, absl::Span<const HostTensorView> inputs,
                                               absl::Span<const std::string> outputs,
                                               RunTrace* trace) const override {
+    return RunOne(stage, {inputs, outputs, RunLimits()}, trace);
+  }
+
+  absl::StatusOr<std::vector<HostTensor>> RunOne(Stage stage, const BatchItem& item,
+                                                 RunTrace* trace) const {
+    const absl::Span<const HostTensorView> inputs = item.inputs;
+    const absl::Span<const std::string> outputs = item.outputs;
     const ScopedTorchWarningRoute warnings;
     NamedTensors tensors;
     for (const HostTensorView& view : inputs) {
@@ -98,7 +105,8 @@ class TorchServableModel : public ServableModel {
       }
     }
     RETURN_IF_ERROR(ToDevice(&tensors));
-    ASSIGN_OR_RETURN(NamedTensors produced, collection_->Run(stage, tensors, outputs, trace));
+    ASSIGN_OR_RETURN(NamedTensors produced,
+                     collection_->Run(stage, tensors, outputs, trace, item.limits));
     std::vector<HostTensor> result;
     result.reserve(produced.size());
     for (const auto& [name, tensor] : produced) {
@@ -123,9 +131,7 @@ class TorchServableModel : public ServableModel {
         return results;
       }
     }
-    for (const BatchItem& item : items) {
-      results.push_back(Run(stage, item.inputs, item.outputs, trace));
-    }
+    for (const BatchItem& item : items) results.push_back(RunOne(stage, item, trace));
     return results;
   }
 
@@ -172,7 +178,14 @@ class TorchServableModel : public ServableModel {
       if (item.inputs.empty() || item.inputs[0].shape.empty()) {
         return absl::FailedPreconditionError("an item has no batch dimension");
       }
+      // Each item's outputs are split at its own rows: every one of its inputs must have
+      // them, or rows of one request would be answered to another.
       rows.push_back(item.inputs[0].shape[0]);
+      for (const HostTensorView& view : item.inputs) {
+        if (view.shape.empty() || view.shape[0] != rows.back()) {
+          return absl::FailedPreconditionError("an item's inputs disagree on the batch size");
+        }
+      }
       for (const HostTensorView& view : item.inputs) {
         if (view.data_type == package::TYPE_STRING) {
           ASSIGN_OR_RETURN(std::vector<absl::string_view> elements, BytesElements(view));
@@ -225,7 +238,8 @@ class TorchServableModel : public ServableModel {
     }
     RETURN_IF_ERROR(ToDevice(&batched));
     RunTrace batch_trace;
-    ASSIGN_OR_RETURN(NamedTensors produced, collection_->Run(stage, batched, wanted, &batch_trace));
+    ASSIGN_OR_RETURN(NamedTensors produced,
+                     collection_->Run(stage, batched, wanted, &batch_trace, BatchLimits(items)));
     std::map<std::string, std::vector<at::Tensor>> split;
     for (const auto& [name, tensor] : produced) {
       if (tensor.dim() == 0 || tensor.size(0) != total) {
@@ -255,6 +269,27 @@ class TorchServableModel : public ServableModel {
                                       batch_trace.brick_nanoseconds.end());
     }
     return members;
+  }
+
+  // The limits of a batched run: it goes on while any item's deadline is ahead and not
+  // every item was cancelled.
+  static RunLimits BatchLimits(absl::Span<const BatchItem> items) {
+    RunLimits limits{.deadline = absl::InfinitePast()};
+    std::vector<std::function<bool()>> probes;
+    for (const BatchItem& item : items) {
+      limits.deadline = std::max(limits.deadline, item.limits.deadline);
+      probes.push_back(item.limits.cancelled);
+    }
+    for (const auto& probe : probes) {
+      if (!probe) return limits;  // an item that cannot be cancelled: never all cancelled
+    }
+    limits.cancelled = [probes = std::move(probes)] {
+      for (const auto& probe : probes) {
+        if (!probe()) return false;
+      }
+      return true;
+    };
+    return limits;
   }
 
   std::unique_ptr<LoadedCollection> collection_;

@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "core/brick_graph.h"
+#include "core/run_limits.h"
 #include "core/run_trace.h"
 #include "core/stage.h"
 #include "core/stage_plan.h"
@@ -43,10 +44,12 @@ struct HostTensor {
   std::string data;
 };
 
-// One request of a batch: its inputs (borrowed) and the outputs it wants.
+// One request of a batch: its inputs (borrowed), the outputs it wants, and until when it
+// wants them. Every input of an item has the same size in dimension 0 (its rows).
 struct BatchItem {
   absl::Span<const HostTensorView> inputs;
   absl::Span<const std::string> outputs;
+  RunLimits limits;
 };
 
 class ServableModel {
@@ -61,9 +64,11 @@ class ServableModel {
   // Runs several requests as one: their inputs, which must have the same names, dtypes
   // and sizes past dimension 0, are concatenated along dimension 0, the union of their
   // outputs is computed once and split back, so each gets exactly its own rows and the
-  // outputs it asked for. When the batched run fails, or an output has no batch
-  // dimension to split, every item is run on its own, so a failure reaches only the
-  // items that fail alone. Returns one result per item, in order. `trace` gets the bricks
+  // outputs it asked for. When the batched run fails, an output has no batch dimension to
+  // split, or an item's inputs disagree on their rows, every item is run on its own, so a
+  // failure reaches only the items that fail alone. The batched run stops early
+  // (DeadlineExceeded or Cancelled) once no item's limits let it go on; a single run, once
+  // its own item's do not. Returns one result per item, in order. `trace` gets the bricks
   // of the batched run (or of every single run).
   virtual std::vector<absl::StatusOr<std::vector<HostTensor>>> RunBatch(
       Stage stage, absl::Span<const BatchItem> items, RunTrace* trace) const = 0;

@@ -41,7 +41,7 @@ std::unique_ptr<OwnedInput> Floats(const std::string& name, std::vector<int64_t>
   std::vector<float> values(n);
   for (int64_t i = 0; i < n; ++i) values[i] = seed + 0.001f * static_cast<float>(i % 997);
   std::string bytes(n * sizeof(float), '\0');
-  std::memcpy(bytes.data(), values.data(), bytes.size());
+  if (n > 0) std::memcpy(bytes.data(), values.data(), bytes.size());  // no rows: no data
   return std::make_unique<OwnedInput>(name, package::TYPE_FP32, std::move(shape), std::move(bytes));
 }
 
@@ -117,6 +117,64 @@ TEST(ServableModelTest, FailureInsideABatchReachesOnlyTheMemberThatFailsAlone) {
       << results[1].status();
   ASSERT_TRUE(results[2].ok()) << results[2].status();
   EXPECT_EQ(AsFloats((*results[2])[0]), (std::vector<float>{6, 7}));
+}
+
+TEST(ServableModelTest, ItemsWhoseInputsDisagreeOnRowsAreNeverConcatenated) {
+  // keyword_inputs computes (y - x) row by row. Two items whose inputs have complementary
+  // rows (0 and 2, then 2 and 0) around a victim would concatenate to equal totals; each
+  // item must be split at its own rows, so they run alone and the victim gets its own answer.
+  auto model =
+      LoadServableModel({.version_dir = FixturePackage("keyword_inputs"), .warmup_runs = 1});
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<std::vector<std::unique_ptr<OwnedInput>>> inputs(3);
+  const std::vector<std::pair<int64_t, int64_t>> rows = {{0, 2}, {1, 1}, {2, 0}};
+  for (size_t i = 0; i < rows.size(); ++i) {
+    inputs[i].push_back(Floats("x", {rows[i].first, 3}, 10.0f * static_cast<float>(i)));
+    inputs[i].push_back(Floats("y", {rows[i].second, 3}, 100.0f * static_cast<float>(i + 1)));
+  }
+  std::vector<std::vector<HostTensorView>> views(3);
+  std::vector<BatchItem> items;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    for (const auto& input : inputs[i]) views[i].push_back(input->view);
+    items.push_back({views[i], {}});
+  }
+  auto results = (*model)->RunBatch(Stage::kInference, items, nullptr);
+  ASSERT_EQ(results.size(), 3u);
+  auto alone = (*model)->Run(Stage::kInference, views[1], {}, nullptr);
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  ASSERT_TRUE(results[1].ok()) << results[1].status();
+  EXPECT_EQ(AsFloats((*results[1])[0]), AsFloats((*alone)[0]));
+  EXPECT_FALSE(results[0].ok());
+  EXPECT_FALSE(results[2].ok());
+}
+
+TEST(ServableModelTest, ARunNobodyWaitsForStops) {
+  auto model = LoadServableModel({.version_dir = FixturePackage("readme_dummy"), .warmup_runs = 1});
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto first = Floats("raw_images", {1, 3, 100, 200}, 0.1f);
+  auto second = Floats("raw_images", {1, 3, 100, 200}, 0.2f);
+  const absl::Time past = absl::Now() - absl::Seconds(1);
+  // Both expired: the batch stops before its first brick.
+  std::vector<BatchItem> items = {{absl::MakeConstSpan(&first->view, 1), {}, {.deadline = past}},
+                                  {absl::MakeConstSpan(&second->view, 1), {}, {.deadline = past}}};
+  RunTrace trace;
+  auto results = (*model)->RunBatch(Stage::kInference, items, &trace);
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& result : results) {
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded) << result.status();
+  }
+  EXPECT_TRUE(trace.bricks.empty());
+  // One still waited for: the batch runs once (each brick once), and both get their rows.
+  items[1].limits = {.cancelled = [] { return false; }};
+  RunTrace batched_once;
+  results = (*model)->RunBatch(Stage::kInference, items, &batched_once);
+  EXPECT_TRUE(results[0].ok()) << results[0].status();
+  EXPECT_TRUE(results[1].ok()) << results[1].status();
+  EXPECT_EQ(batched_once.bricks.size(), 3u) << "the batch should have run as one";
+  // Every member cancelled: it stops with Cancelled.
+  items[0].limits = items[1].limits = {.cancelled = [] { return true; }};
+  results = (*model)->RunBatch(Stage::kInference, items, nullptr);
+  EXPECT_EQ(results[0].status().code(), absl::StatusCode::kCancelled) << results[0].status();
 }
 
 TEST(ServableModelTest, ValidateRefusesWhatRunWouldRefuse) {

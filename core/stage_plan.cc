@@ -61,6 +61,7 @@ absl::StatusOr<StagePlan> StagePlan::Create(const BrickGraph& graph, Stage stage
       if (in == kStageInputName) continue;
       if (in == kAllInputName) {
         // torchbricks hands `__all__` everything computed so far: the earlier bricks.
+        plan.reads_all_ = true;
         for (int j = 0; j < i; ++j) deps[i].push_back(j);
         continue;
       }
@@ -158,6 +159,11 @@ absl::StatusOr<StagePlan> StagePlan::Create(const BrickGraph& graph, Stage stage
     if (input_used[i]) plan.required_inputs_.push_back(static_cast<int>(i));
   }
   return plan;
+}
+
+bool StagePlan::TakesInput(int input_index) const {
+  return reads_all_ || std::find(required_inputs_.begin(), required_inputs_.end(), input_index) !=
+                           required_inputs_.end();
 }
 
 int StagePlan::FindSlot(absl::string_view name) const {

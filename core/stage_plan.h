@@ -49,6 +49,10 @@ class StagePlan {
   int InputIndexOfSlot(int slot) const { return slot_input_[slot]; }
   // Declared inputs (indices into BrickGraph::inputs()) that alive bricks consume.
   const std::vector<int>& required_inputs() const { return required_inputs_; }
+  // True when this stage reads declared input `input_index` (an index into
+  // BrickGraph::inputs()): an alive brick consumes it, or an alive brick takes `__all__`,
+  // which hands it every value given. A request may only send inputs its stage reads.
+  bool TakesInput(int input_index) const;
   // Outputs of alive bricks that no alive brick consumes, in production order.
   const std::vector<std::string>& terminal_outputs() const { return terminal_outputs_; }
   // Step index producing each slot, or -1 for inputs.
@@ -67,6 +71,7 @@ class StagePlan {
   std::vector<int> producer_;
   absl::flat_hash_map<std::string, int> slot_of_;
   std::vector<int> required_inputs_;
+  bool reads_all_ = false;  // an alive brick takes `__all__`
   std::vector<std::string> terminal_outputs_;
   // Outputs of bricks dead in this stage, for a helpful error: name -> brick name.
   absl::flat_hash_map<std::string, std::string> dead_producers_;

@@ -1,6 +1,7 @@
 #include "core/torch_log_sink.h"
 
 #include <atomic>
+#include <cstdio>
 #include <memory>
 #include <utility>
 
@@ -96,6 +97,18 @@ void SetTorchLogSink(TorchLogSink sink) {
 #ifdef C10_USE_GLOG
   RouteGlog();
 #endif
+}
+
+void EmitLibraryLog(const TorchLogLine& line) {
+  if (sink_set.load(std::memory_order_acquire)) {
+    Deliver(line);
+    return;
+  }
+  const char* severity = line.severity == TorchLogLine::Severity::kError     ? "error"
+                         : line.severity == TorchLogLine::Severity::kWarning ? "warning"
+                         : line.severity == TorchLogLine::Severity::kInfo    ? "info"
+                                                                             : "verbose";
+  std::fprintf(stderr, "%s: %s: %s\n", line.kind.c_str(), severity, line.message.c_str());
 }
 
 ScopedTorchWarningRoute::ScopedTorchWarningRoute() {

@@ -1,7 +1,9 @@
 // Where libtorch's own messages go: its warnings (TORCH_WARN, and warnings.warn in
-// TorchScript code) and c10's log lines, which otherwise print plain text on stderr. A
-// process sets one sink at start-up (the server sends them through its logger, so that
-// --log-format json keeps stderr JSON). Torch-free, so server/ may include it; thread-safe.
+// TorchScript code) and c10's log lines, which otherwise print plain text on stderr; the
+// same sink takes the messages of the other libraries core/ calls (libjpeg's warnings,
+// EmitLibraryLog). A process sets one sink at start-up (the server sends them through its
+// logger, so that --log-format json keeps stderr JSON). Torch-free, so server/ may include
+// it; thread-safe.
 //
 //   SetTorchLogSink([](const TorchLogLine& line) { MyLog(line.severity, line.message); });
 #ifndef TORCHBRICKS_CORE_TORCH_LOG_SINK_H_
@@ -12,12 +14,12 @@
 
 namespace torchbricks {
 
-// One message of libtorch.
+// One message of libtorch (or of another library, see EmitLibraryLog).
 struct TorchLogLine {
   enum class Severity { kVerbose, kInfo, kWarning, kError };
   Severity severity = Severity::kWarning;
   // "warning" for a c10 warning (TORCH_WARN, TorchScript's warnings.warn), "log" for a
-  // line of c10's log library.
+  // line of c10's log library; the library's name for another library ("libjpeg").
   std::string kind;
   std::string message;   // without a trailing newline
   std::string location;  // "file:line" where libtorch (or the TorchScript code) raised it
@@ -36,6 +38,12 @@ using TorchLogSink = std::function<void(const TorchLogLine&)>;
 // print on stderr. A later call replaces the sink; an empty one drops the messages. Call it
 // before models load.
 void SetTorchLogSink(TorchLogSink sink);
+
+// Sends `line`, a message of a library other than libtorch (`kind` names it: "libjpeg"),
+// to the sink set by SetTorchLogSink() (an empty one drops it). With no sink set, prints
+// it to stderr as plain text: "libjpeg: warning: <message>". Callers keep hostile input
+// from raising many lines (core/jpeg_decoder.cc sends one per file).
+void EmitLibraryLog(const TorchLogLine& line);
 
 // While alive, c10 warnings raised on the calling thread go to the sink set by
 // SetTorchLogSink() (none set: no effect); restores the thread's previous handler.

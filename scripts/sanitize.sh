@@ -60,6 +60,7 @@ if [ "$cpp_only" = 0 ]; then
   # The Python tests that run the sanitized binaries (the others run no C++ of ours).
   .venv/bin/python -m pytest -q -p no:cacheprovider tests/python/test_server_*.py \
     tests/python/test_metrics.py tests/python/test_cli_verify.py tests/python/test_shared_memory.py \
+    tests/python/test_shared_memory_hardening.py tests/python/test_image_decoding_hardening.py \
     tests/python/test_model_config.py tests/python/test_soak_short.py || status=1
   echo "sanitize.sh $mode: Python tests in $(($(date +%s) - tested)) s"
 fi

@@ -13,7 +13,7 @@ BUILD_PACKAGES=(
   libopenblas0-openmp  # OpenCV's BLAS, on the same libgomp.so.1 as torch (docs/TORCH.md)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libopencv-dev
+  libopencv-dev libjpeg62-turbo-dev libpng-dev  # JPEG and PNG files: core/jpeg_decoder.h, core/png_codec.h
 )
 PACKAGES=(
   "${BUILD_PACKAGES[@]}"

@@ -126,6 +126,10 @@ std::string ScrapeMetrics(ServerState& state) {
               "counter");
   out.AddSample("torchbricks_requests_in_flight", "Inference requests being served now.", "gauge",
                 {}, static_cast<double>(state.gate.in_flight()));
+  out.AddSample("torchbricks_grpc_listener_up",
+                "1 while gRPC accepts new connections; 0 once its listener was lost (the "
+                "process must be restarted).",
+                "gauge", {}, state.listener_lost.load() ? 0.0 : 1.0);
   if (ModelRepository* repository = state.repository.load()) {
     for (const IndexEntry& entry : repository->Index(/*ready_only=*/false)) {
       if (entry.version.empty()) continue;

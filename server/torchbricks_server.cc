@@ -15,6 +15,7 @@
 #include "grpcpp/security/tls_certificate_provider.h"
 #include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/server_builder.h"
+#include "server/listener_watch.h"
 #include "server/observability/logging.h"
 #include "server/server_metrics.h"
 
@@ -27,6 +28,13 @@ constexpr absl::Duration kRefusalWindow = absl::Milliseconds(250);
 
 // The health service name that reports liveness (for Kubernetes liveness probes).
 constexpr char kLivenessService[] = "liveness";
+
+// How often the listener watcher looks (server/listener_watch.h).
+constexpr absl::Duration kListenerCheckInterval = absl::Milliseconds(250);
+
+// A connection must finish its TLS and HTTP/2 handshakes within this time, or gRPC closes it
+// (its default, 120 s, lets a client that never speaks hold a descriptor six times longer).
+constexpr absl::Duration kHandshakeTimeout = absl::Seconds(20);
 
 // OK when `path` names a readable PEM file; InvalidArgument naming `flag` otherwise.
 absl::Status CheckPemFile(const char* flag, const std::string& path) {
@@ -89,6 +97,8 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
   // gRPC sets SO_REUSEPORT by default, so a second server on the same port would start and
   // take half the connections; sharing a port is only on request (--reuse-grpc-port).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, options.reuse_grpc_port ? 1 : 0);
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(kHandshakeTimeout)));
   // Each synchronous call in flight holds one of gRPC's threads: bound them, and so the
   // calls in flight (one that finds no thread is refused RESOURCE_EXHAUSTED).
   grpc::ResourceQuota quota("torchbricks-server");
@@ -102,6 +112,7 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(server->inference_service_.get());
+  builder.RegisterCallbackGenericService(&server->unknown_methods_);
   builder.RegisterService(server->brick_service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
@@ -111,6 +122,7 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
   // "" (the server) is SERVING exactly when ready; "liveness" whenever the process runs.
   server->grpc_server_->GetHealthCheckService()->SetServingStatus("", false);
   server->grpc_server_->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
+  server->listener_watcher_ = std::thread([s = server.get()] { s->WatchListener(); });
   Log(LogLevel::kInfo, absl::StrCat("listening on ", options.grpc_address, ":", server->port_,
                                     options.grpc_use_ssl_mutual ? " with mutual TLS"
                                     : options.grpc_use_ssl      ? " with TLS"
@@ -159,16 +171,34 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
   ASSIGN_OR_RETURN(server->repository_, ModelRepository::Create(std::move(repository_options)));
   server->state_.repository.store(server->repository_.get());
   server->state_.ready.store(true);
-  server->grpc_server_->GetHealthCheckService()->SetServingStatus("", true);
+  // A listener lost while the models loaded keeps the server unready (WatchListener).
+  server->grpc_server_->GetHealthCheckService()->SetServingStatus(
+      "", !server->state_.listener_lost.load());
   Log(LogLevel::kInfo, "ready");
   return server;
 }
 
 TorchBricksServer::~TorchBricksServer() { Shutdown(); }
 
+void TorchBricksServer::WatchListener() {
+  while (!stop_watching_.WaitForNotificationWithTimeout(kListenerCheckInterval)) {
+    if (!GrpcListenerLost() || state_.listener_lost.exchange(true)) continue;
+    state_.ready.store(false);
+    grpc_server_->GetHealthCheckService()->SetServingStatus("", false);
+    grpc_server_->GetHealthCheckService()->SetServingStatus(kLivenessService, false);
+    LogEvent(LogLevel::kError,
+             "gRPC's listener stopped accepting connections (gRPC 1.51 gives up after a failed "
+             "accept, e.g. when file descriptors ran out); the server is no longer ready or "
+             "live and must be restarted",
+             {{"open_file_limit", absl::StrCat(CurrentOpenFileLimit().soft)}});
+  }
+}
+
 void TorchBricksServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  stop_watching_.Notify();
+  if (listener_watcher_.joinable()) listener_watcher_.join();
   state_.ready.store(false);
   state_.gate.StartDraining();
   if (grpc_server_ != nullptr) {

@@ -10,8 +10,11 @@
 #define TORCHBRICKS_SERVER_TORCHBRICKS_SERVER_H_
 
 #include <memory>
+#include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/server.h"
 #include "server/grpc/brick_service.h"
 #include "server/grpc/inference_service.h"
@@ -43,17 +46,25 @@ class TorchBricksServer {
   void Shutdown();
 
  private:
+  // Until stop_watching_: every kListenerCheckInterval, whether gRPC lost its listener; if
+  // so, logs it once and reports the server neither ready nor live.
+  void WatchListener();
   explicit TorchBricksServer(const ServerOptions& options) : options_(options) {}
 
   const ServerOptions options_;
   ServerState state_;
   std::unique_ptr<InferenceService> inference_service_;
   std::unique_ptr<BrickService> brick_service_;
+  // Answers UNIMPLEMENTED for methods nobody serves (InferenceService needs one registered).
+  grpc::CallbackGenericService unknown_methods_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<ModelRepository> repository_;
   std::unique_ptr<MetricsHttpServer> metrics_;  // null when metrics are off
   int port_ = 0;
   bool shut_down_ = false;
+  // Turns readiness and liveness off when gRPC's listener is lost (WatchListener()).
+  absl::Notification stop_watching_;
+  std::thread listener_watcher_;
 };
 
 }  // namespace torchbricks::server

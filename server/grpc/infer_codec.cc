@@ -156,14 +156,21 @@ absl::StatusOr<std::map<std::string, PlacedOutput>> PlaceOutputs(
   SharedMemoryLease shared_memory_off(nullptr);  // refuses every placement
   if (lease == nullptr) lease = &shared_memory_off;
   std::map<std::string, PlacedOutput> placed;
+  absl::flat_hash_set<std::string> seen;
   for (const auto& output : request.outputs()) {
+    // One output has one place: a second request of it (into another region, say) would
+    // be answered once and leave the other place unwritten.
+    if (!seen.insert(output.name()).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "output '", output.name(), "' is requested more than once; request each output once"));
+    }
     absl::StatusOr<std::optional<ShmPlacement>> placement =
         ShmPlacementOf(output.name(), output.parameters());
     if (!placement.ok()) return placement.status();
     if (!placement->has_value()) continue;
-    absl::StatusOr<absl::Span<char>> bytes = lease->Bytes(output.name(), **placement);
-    if (!bytes.ok()) return bytes.status();
-    placed[output.name()] = PlacedOutput{**placement, *bytes};
+    absl::StatusOr<SharedMemorySlice> slice = lease->Slice(output.name(), **placement);
+    if (!slice.ok()) return slice.status();
+    placed.emplace(output.name(), PlacedOutput{**placement, *slice});
   }
   return placed;
 }
@@ -239,9 +246,25 @@ absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(
     }
     bool in_region = false;
     if (placement.has_value()) {
-      absl::StatusOr<absl::Span<char>> bytes = lease->Bytes(input.name(), *placement);
-      if (!bytes.ok()) return bytes.status();
-      view.data = absl::string_view(bytes->data(), bytes->size());
+      absl::StatusOr<SharedMemorySlice> slice = lease->Slice(input.name(), *placement);
+      if (!slice.ok()) return slice.status();
+      // A wrong size is refused before anything is allocated for the copy (BYTES elements
+      // can only be counted once copied; their bytes are in the caller's byte budget).
+      if (*type != package::TYPE_STRING &&
+          static_cast<int64_t>(slice->size()) != elements * ElementSize(*type)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("input '", input.name(), "' has ", slice->size(),
+                         " bytes in shared memory but shape [", absl::StrJoin(input.shape(), ","),
+                         "] of ", input.datatype(), " needs ", elements * ElementSize(*type)));
+      }
+      // Copied once, here: the model may work in place on its inputs, and the client may
+      // write its region at any time; neither may reach the other.
+      scratch->emplace_back(slice->size(), '\0');
+      if (absl::Status copied = slice->CopyTo(scratch->back().data()); !copied.ok()) {
+        return absl::Status(copied.code(),
+                            absl::StrCat("input '", input.name(), "': ", copied.message()));
+      }
+      view.data = scratch->back();
       in_region = true;
     } else if (raw) {
       view.data = request.raw_input_contents(next_raw++);
@@ -281,6 +304,18 @@ absl::StatusOr<std::vector<HostTensorView>> DecodeInputs(
   return views;
 }
 
+uint64_t SharedMemoryInputBytes(const inference::ModelInferRequest& request) {
+  uint64_t bytes = 0;
+  for (const auto& input : request.inputs()) {
+    absl::StatusOr<std::optional<ShmPlacement>> placement =
+        ShmPlacementOf(input.name(), input.parameters());
+    if (placement.ok() && placement->has_value() && (*placement)->byte_size > 0) {
+      bytes += static_cast<uint64_t>((*placement)->byte_size);
+    }
+  }
+  return bytes;
+}
+
 absl::StatusOr<Stage> StageOfRequest(const inference::ModelInferRequest& request) {
   auto it = request.parameters().find("stage");
   if (it == request.parameters().end()) return Stage::kInference;
@@ -312,11 +347,11 @@ absl::Status EncodeOutputs(std::vector<HostTensor> outputs,
   // client's regions as they were.
   for (const HostTensor& output : outputs) {
     auto in_region = placed.find(output.name);
-    if (in_region != placed.end() && output.data.size() > in_region->second.bytes.size()) {
+    if (in_region != placed.end() && output.data.size() > in_region->second.slice.size()) {
       return absl::InvalidArgumentError(
           absl::StrCat("output '", output.name, "' takes ", output.data.size(),
                        " bytes but its place in region '", in_region->second.placement.region,
-                       "' has ", in_region->second.bytes.size()));
+                       "' has ", in_region->second.slice.size()));
     }
   }
   for (HostTensor& output : outputs) {
@@ -330,7 +365,10 @@ absl::Status EncodeOutputs(std::vector<HostTensor> outputs,
       continue;
     }
     const PlacedOutput& place = in_region->second;
-    std::memcpy(place.bytes.data(), output.data.data(), output.data.size());
+    if (absl::Status written = place.slice.CopyFrom(output.data); !written.ok()) {
+      return absl::Status(written.code(),
+                          absl::StrCat("output '", output.name, "': ", written.message()));
+    }
     auto& parameters = *tensor->mutable_parameters();
     parameters["shared_memory_region"].set_string_param(place.placement.region);
     parameters["shared_memory_offset"].set_int64_param(place.placement.offset);

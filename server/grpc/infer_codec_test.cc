@@ -1,7 +1,12 @@
 #include "server/grpc/infer_codec.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace torchbricks::server {
@@ -22,6 +27,43 @@ std::string FloatBytes(std::vector<float> values) {
   std::string bytes(values.size() * sizeof(float), '\0');
   std::memcpy(bytes.data(), values.data(), bytes.size());
   return bytes;
+}
+
+// A registered region "r" over a fresh POSIX shared-memory object of `bytes` bytes, mapped
+// here too (`data()`) as a client would; the object is removed afterwards.
+class ClientRegion {
+ public:
+  explicit ClientRegion(size_t bytes)
+      : key_(absl::StrCat("/tb_codec_test_", getpid(), "_", counter_++)), bytes_(bytes) {
+    fd_ = shm_open(key_.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    EXPECT_GE(fd_, 0);
+    EXPECT_EQ(ftruncate(fd_, static_cast<off_t>(bytes)), 0);
+    data_ = static_cast<char*>(mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0));
+    EXPECT_TRUE(regions_.Register("r", key_, 0, bytes).ok());
+  }
+  ~ClientRegion() {
+    munmap(data_, bytes_);
+    close(fd_);
+    shm_unlink(key_.c_str());
+  }
+  char* data() { return data_; }
+  int fd() const { return fd_; }
+  const SharedMemoryRegions* regions() const { return &regions_; }
+
+ private:
+  static inline int counter_ = 0;
+  std::string key_;
+  size_t bytes_;
+  int fd_ = -1;
+  char* data_ = nullptr;
+  SharedMemoryRegions regions_;
+};
+
+void PlaceIn(google::protobuf::Map<std::string, inference::InferParameter>* parameters,
+             int64_t offset, int64_t byte_size) {
+  (*parameters)["shared_memory_region"].set_string_param("r");
+  (*parameters)["shared_memory_offset"].set_int64_param(offset);
+  (*parameters)["shared_memory_byte_size"].set_int64_param(byte_size);
 }
 
 absl::Status DecodeError(const Request& request) {
@@ -140,6 +182,90 @@ TEST(InferCodecTest, OutputsAreEncodedRawAndMoved) {
   request.add_outputs()->set_name("b");
   request.add_outputs()->set_name("a");
   EXPECT_EQ(RequestedOutputs(request), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(InferCodecTest, InputsInSharedMemoryAreCopiedOutOfTheRegionOnce) {
+  ClientRegion region(4096);
+  const std::string values = FloatBytes({1, 2, 3});
+  std::memcpy(region.data() + 64, values.data(), values.size());
+  Request request;
+  PlaceIn(AddInput(&request, "x", "FP32", {1, 3})->mutable_parameters(), 64, 12);
+  std::deque<std::string> scratch;
+  SharedMemoryLease lease(region.regions());
+  auto views = DecodeInputs(request, &scratch, &lease);
+  ASSERT_TRUE(views.ok()) << views.status();
+  ASSERT_EQ(scratch.size(), 1u);
+  EXPECT_EQ((*views)[0].data.data(), scratch.back().data());  // not the client's memory
+  EXPECT_EQ((*views)[0].data, values);
+  // Neither side reaches the other: the client writing its region leaves the view alone,
+  // and a model writing its input (here, the scratch copy) leaves the region alone.
+  std::memset(region.data() + 64, 0, 12);
+  EXPECT_EQ((*views)[0].data, values);
+  scratch.back()[0] = 'm';
+  EXPECT_EQ(region.data()[64], 0);
+}
+
+TEST(InferCodecTest, SharedMemoryInputsOfTheWrongSizeAreRefusedBeforeTheyAreCopied) {
+  ClientRegion region(1 << 20);
+  Request request;
+  // A whole MiB placed behind a [1, 3] FP32 input (12 bytes), several times over.
+  for (const char* name : {"a", "b", "c"}) {
+    PlaceIn(AddInput(&request, name, "FP32", {1, 3})->mutable_parameters(), 0, 1 << 20);
+  }
+  EXPECT_EQ(SharedMemoryInputBytes(request), 3u << 20);  // what the caller budgets for
+  std::deque<std::string> scratch;
+  SharedMemoryLease lease(region.regions());
+  auto views = DecodeInputs(request, &scratch, &lease);
+  EXPECT_EQ(views.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(views.status().message().find("input 'a' has 1048576 bytes in shared memory"),
+            std::string::npos)
+      << views.status();
+  EXPECT_TRUE(scratch.empty()) << "nothing may be copied for a request that is refused";
+}
+
+TEST(InferCodecTest, AnOutputRequestedTwiceIsInvalidArgumentNamingIt) {
+  ClientRegion region(4096);
+  Request request;
+  PlaceIn(request.add_outputs()->mutable_parameters(), 0, 64);
+  request.mutable_outputs(0)->set_name("logits");
+  auto* again = request.add_outputs();
+  again->set_name("logits");
+  PlaceIn(again->mutable_parameters(), 1024, 64);
+  SharedMemoryLease lease(region.regions());
+  auto placed = PlaceOutputs(request, &lease);
+  EXPECT_EQ(placed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(placed.status().message().find("'logits'"), absl::string_view::npos) << placed.status();
+  Request plain;  // also without shared memory
+  plain.add_outputs()->set_name("d");
+  plain.add_outputs()->set_name("d");
+  EXPECT_EQ(PlaceOutputs(plain, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(InferCodecTest, RegionsThatLoseTheirPagesFailTheRequestInsteadOfKillingTheServer) {
+  ClientRegion region(4 * 4096);
+  const std::string values = FloatBytes({1, 2, 3});
+  Request request;
+  PlaceIn(AddInput(&request, "x", "FP32", {1, 3})->mutable_parameters(), 8192, 12);
+  auto* output = request.add_outputs();
+  output->set_name("y");
+  PlaceIn(output->mutable_parameters(), 12288, 12);
+  SharedMemoryLease lease(region.regions());
+  auto placed = PlaceOutputs(request, &lease);
+  ASSERT_TRUE(placed.ok()) << placed.status();
+  ASSERT_EQ(ftruncate(region.fd(), 4096), 0);  // after the per-request size check
+  std::deque<std::string> scratch;
+  auto views = DecodeInputs(request, &scratch, &lease);
+  EXPECT_EQ(views.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(views.status().message().find("'x'"), absl::string_view::npos) << views.status();
+  std::vector<HostTensor> outputs(1);
+  outputs[0].name = "y";
+  outputs[0].data_type = package::TYPE_FP32;
+  outputs[0].shape = {1, 3};
+  outputs[0].data = values;
+  inference::ModelInferResponse response;
+  absl::Status encoded = EncodeOutputs(std::move(outputs), *placed, &response);
+  EXPECT_EQ(encoded.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(encoded.message().find("output 'y'"), absl::string_view::npos) << encoded;
 }
 
 // Found by tests/fuzz/request_decoding_fuzzer: the element count of a shape overflowed

@@ -1,5 +1,9 @@
 #include "server/grpc/inference_service.h"
 
+#include "grpcpp/impl/codegen/rpc_service_method.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/method_handler.h"
+
 #include <chrono>
 #include <deque>
 
@@ -49,6 +53,19 @@ void FillStatistics(const ModelVersion& version, inference::ModelStatistics* out
 
 }  // namespace
 
+InferenceService::InferenceService(ServerState* state) : state_(state) {
+  using Handler = grpc::internal::RpcMethodHandler<InferenceService, grpc::ByteBuffer,
+                                                   inference::ModelInferResponse>;
+  AddMethod(new grpc::internal::RpcServiceMethod(
+      "/inference.GRPCInferenceService/ModelInfer", grpc::internal::RpcMethod::NORMAL_RPC,
+      new Handler(
+          [](InferenceService* service, grpc::ServerContext* context,
+             const grpc::ByteBuffer* request, inference::ModelInferResponse* response) {
+            return service->ModelInferBytes(context, request, response);
+          },
+          this)));
+}
+
 grpc::Status InferenceService::ServerLive(grpc::ServerContext* context,
                                           const inference::ServerLiveRequest*,
                                           inference::ServerLiveResponse* response) {
@@ -61,7 +78,8 @@ grpc::Status InferenceService::ServerReady(grpc::ServerContext* context,
                                            const inference::ServerReadyRequest*,
                                            inference::ServerReadyResponse* response) {
   if (auto denied = state_->Deny(context, ProtocolGroup::kHealth)) return *denied;
-  response->set_ready(state_->ready.load() && !state_->gate.draining());
+  response->set_ready(state_->ready.load() && !state_->listener_lost.load() &&
+                      !state_->gate.draining());
   return grpc::Status::OK;
 }
 
@@ -149,7 +167,8 @@ absl::Status InferenceService::Infer(grpc::ServerContextBase* context,
                                      const inference::ModelInferRequest& request,
                                      inference::ModelInferResponse* response) {
   const Clock::time_point start = Clock::now();
-  const uint64_t bytes = request.ByteSizeLong();
+  // Inputs in shared memory are copied out of their regions (DecodeInputs): they count too.
+  const uint64_t bytes = request.ByteSizeLong() + SharedMemoryInputBytes(request);
   ByteReservation held(&state_->request_bytes, bytes);
   if (!held.ok()) {
     const absl::Status refused = absl::ResourceExhaustedError(absl::StrCat(
@@ -237,16 +256,27 @@ absl::Status InferenceService::InferOnVersion(grpc::ServerContextBase* context,
   return absl::OkStatus();
 }
 
-grpc::Status InferenceService::ModelInfer(grpc::ServerContext* context,
-                                          const inference::ModelInferRequest* request,
-                                          inference::ModelInferResponse* response) {
+grpc::Status InferenceService::ModelInferBytes(grpc::ServerContext* context,
+                                               const grpc::ByteBuffer* request,
+                                               inference::ModelInferResponse* response) {
   if (auto denied = state_->Deny(context, ProtocolGroup::kInference)) return *denied;
   GatePass pass(&state_->gate);
   if (!pass.admitted()) {
     state_->CountRefused(absl::StatusCode::kUnavailable);
     return Unavailable("the server is shutting down");
   }
-  return ToGrpcStatus(Infer(context, *request, response));
+  inference::ModelInferRequest parsed;
+  // Parsing consumes the buffer: its slices are freed as soon as the message holds the bytes,
+  // rather than when this handler returns (the generated handler does the same). The buffer
+  // is gRPC's for this call only; nothing reads it after this handler.
+  grpc::ByteBuffer bytes;
+  bytes.Swap(const_cast<grpc::ByteBuffer*>(request));
+  if (!grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(&bytes, &parsed).ok()) {
+    state_->CountRefused(absl::StatusCode::kInvalidArgument);
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        "the message is not a ModelInferRequest (it does not parse as one)"));
+  }
+  return ToGrpcStatus(Infer(context, parsed, response));
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InferenceService::ModelStreamInfer(

@@ -14,13 +14,21 @@
 namespace torchbricks::server {
 
 // ModelStreamInfer is served on raw messages through the callback API (see
-// StreamInferReactor); every other method is synchronous.
+// StreamInferReactor). ModelInfer is served on raw messages too, synchronously, by
+// ModelInferBytes(): gRPC's generated handler would parse the request itself and answer
+// INTERNAL with an empty message when it cannot, where a stream answers INVALID_ARGUMENT.
+// The generated method is handed over (WithGenericMethod_ModelInfer) and the constructor
+// adds a handler for the same path whose request type is grpc::ByteBuffer, through the
+// handler classes generated code itself uses. gRPC's ServerBuilder then requires a generic
+// service beside it: register a grpc::CallbackGenericService, whose default answer for
+// methods nobody serves is UNIMPLEMENTED, as without one. Every other method is synchronous.
 class InferenceService final
     : public inference::GRPCInferenceService::WithRawCallbackMethod_ModelStreamInfer<
-          inference::GRPCInferenceService::Service> {
+          inference::GRPCInferenceService::WithGenericMethod_ModelInfer<
+              inference::GRPCInferenceService::Service>> {
  public:
   // `state` must outlive the service.
-  explicit InferenceService(ServerState* state) : state_(state) {}
+  explicit InferenceService(ServerState* state);
 
   grpc::Status ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
                           inference::ServerLiveResponse* response) override;
@@ -39,8 +47,10 @@ class InferenceService final
   grpc::Status ModelConfig(grpc::ServerContext* context,
                            const inference::ModelConfigRequest* request,
                            inference::ModelConfigResponse* response) override;
-  grpc::Status ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* request,
-                          inference::ModelInferResponse* response) override;
+  // ModelInfer on the serialized request: INVALID_ARGUMENT when it does not parse as a
+  // ModelInferRequest; otherwise the request is served (see Infer()).
+  grpc::Status ModelInferBytes(grpc::ServerContext* context, const grpc::ByteBuffer* request,
+                               inference::ModelInferResponse* response);
   // One response per request, in order; a failed request answers with error_message and
   // the stream goes on. A message that is not a ModelInferRequest ends the stream with
   // INVALID_ARGUMENT; past --grpc-max-streams open streams a new one gets

@@ -35,8 +35,10 @@ struct ServerState {
   // a thread of its own.
   std::atomic<int> open_streams{0};
   int max_streams = 0;
-  // True once start-up is done, false again when shutdown begins.
+  // True once start-up is done, false again when shutdown begins or the listener is lost.
   std::atomic<bool> ready{false};
+  // True once gRPC's listener stopped accepting connections (server/listener_watch.h).
+  std::atomic<bool> listener_lost{false};
   // Inference requests refused before reaching a model version, by status code.
   std::atomic<uint64_t> refused[kStatusCodes] = {};
   // The repository, or Unavailable while the server is still starting.

@@ -11,6 +11,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "server/grpc/guarded_memory_copy.h"
 
 namespace torchbricks::server {
 namespace {
@@ -35,6 +36,29 @@ absl::StatusOr<std::string> ObjectName(const std::string& key) {
   return std::string(name);
 }
 
+// Reserves the pages of [offset, offset + byte_size) of the object `fd` (named `path`) for
+// region `name`, keeping its size and contents. OK where the file system cannot reserve
+// (EOPNOTSUPP): writes stay guarded there.
+absl::Status ReservePages(int fd, const std::string& name, const std::string& path, uint64_t offset,
+                          uint64_t byte_size) {
+  int result;
+  do {
+    result = fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                       static_cast<off_t>(byte_size));
+  } while (result != 0 && errno == EINTR);
+  if (result == 0) return absl::OkStatus();
+  const int error = errno;
+  if (error == EOPNOTSUPP || error == ENOSYS) return absl::OkStatus();
+  if (error == ENOSPC || error == EDQUOT || error == ENOMEM) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("region '", name, "': no room for the ", byte_size,
+                     " bytes of shared-memory object '", path, "' (", std::strerror(error),
+                     "): its file system (/dev/shm) is full; free space there or make it larger"));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "region '", name, "': cannot reserve the pages of '", path, "': ", std::strerror(error)));
+}
+
 }  // namespace
 
 SharedMemoryRegion::~SharedMemoryRegion() {
@@ -46,6 +70,47 @@ bool SharedMemoryRegion::ObjectCoversRegion() const {
   struct stat status {};
   return fstat(fd_, &status) == 0 && status.st_size >= 0 &&
          static_cast<uint64_t>(status.st_size) >= offset_ + byte_size_;
+}
+
+absl::Status SharedMemoryRegion::Read(uint64_t offset, absl::Span<char> destination) const {
+  if (offset > byte_size_ || destination.size() > byte_size_ - offset) {
+    return absl::InvalidArgumentError(absl::StrCat("region '", name_, "': ", destination.size(),
+                                                   " bytes at ", offset, " are outside its ",
+                                                   byte_size_, " bytes"));
+  }
+  absl::Status copied = GuardedMemoryCopy(destination.data(), data_ + offset, destination.size());
+  return copied.ok() ? copied : CopyFault("reading");
+}
+
+absl::Status SharedMemoryRegion::Write(uint64_t offset, absl::string_view source) const {
+  if (offset > byte_size_ || source.size() > byte_size_ - offset) {
+    return absl::InvalidArgumentError(absl::StrCat("region '", name_, "': ", source.size(),
+                                                   " bytes at ", offset, " are outside its ",
+                                                   byte_size_, " bytes"));
+  }
+  absl::Status copied = GuardedMemoryCopy(data_ + offset, source.data(), source.size());
+  return copied.ok() ? copied : CopyFault("writing");
+}
+
+absl::Status SharedMemoryRegion::CopyFault(absl::string_view doing) const {
+  if (!ObjectCoversRegion()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the shared-memory object '", key_, "' of region '", name_, "' was made smaller than ",
+        "the region while ", doing, " it; register it again"));
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat("no memory for a page of shared-memory object '", key_, "' of region '", name_,
+                   "' while ", doing,
+                   " it (SIGBUS): its file system (/dev/shm) is full, or the object lost "
+                   "the page"));
+}
+
+absl::Status SharedMemorySlice::CopyFrom(absl::string_view bytes) const {
+  if (bytes.size() > size_) {
+    return absl::InvalidArgumentError(absl::StrCat("region '", region_->name(), "': ", bytes.size(),
+                                                   " bytes do not fit in ", size_));
+  }
+  return region_->Write(offset_, bytes);
 }
 
 absl::Status SharedMemoryRegions::Register(const std::string& name, const std::string& key,
@@ -89,6 +154,10 @@ absl::Status SharedMemoryRegions::Register(const std::string& name, const std::s
     return absl::InvalidArgumentError(absl::StrCat(
         "region '", name, "': offset ", offset, " + byte_size ", byte_size,
         " is past the end of shared-memory object '", path, "' (", object_bytes, " bytes)"));
+  }
+  if (absl::Status reserved = ReservePages(fd, name, path, offset, byte_size); !reserved.ok()) {
+    close(fd);
+    return reserved;
   }
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   const uint64_t start = offset - offset % page;
@@ -147,8 +216,8 @@ std::shared_ptr<const SharedMemoryRegion> SharedMemoryRegions::Find(const std::s
   return it == regions_.end() ? nullptr : it->second;
 }
 
-absl::StatusOr<absl::Span<char>> SharedMemoryLease::Bytes(absl::string_view tensor,
-                                                          const ShmPlacement& placement) {
+absl::StatusOr<SharedMemorySlice> SharedMemoryLease::Slice(absl::string_view tensor,
+                                                           const ShmPlacement& placement) {
   if (regions_ == nullptr) {
     return absl::FailedPreconditionError(
         absl::StrCat("tensor '", tensor,
@@ -173,9 +242,10 @@ absl::StatusOr<absl::Span<char>> SharedMemoryLease::Bytes(absl::string_view tens
         absl::StrCat("tensor '", tensor, "': the shared-memory object of region '",
                      placement.region, "' was made smaller than the region; register it again"));
   }
-  char* data = region->data() + placement.offset;
+  SharedMemorySlice slice(region.get(), static_cast<uint64_t>(placement.offset),
+                          static_cast<size_t>(placement.byte_size));
   held_.push_back(std::move(region));
-  return absl::Span<char>(data, static_cast<size_t>(placement.byte_size));
+  return slice;
 }
 
 }  // namespace torchbricks::server

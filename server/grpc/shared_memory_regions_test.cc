@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -73,18 +74,22 @@ TEST(SharedMemoryRegionsTest, LeasesCheckBoundsAndKeepUnregisteredRegionsMapped)
   SharedMemoryRegions regions;
   ASSERT_TRUE(regions.Register("r", object.key(), 5000, 1000).ok());  // not page-aligned
   SharedMemoryLease lease(&regions);
-  auto bytes = lease.Bytes("x", {"r", 10, 990});
-  ASSERT_TRUE(bytes.ok()) << bytes.status();
-  EXPECT_EQ(bytes->size(), 990u);
-  EXPECT_EQ(lease.Bytes("x", {"r", 10, 991}).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(lease.Bytes("x", {"r", -1, 1}).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(lease.Bytes("x", {"r", 0, -1}).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(lease.Bytes("x", {"q", 0, 1}).status().code(), absl::StatusCode::kNotFound);
+  auto slice = lease.Slice("x", {"r", 10, 990});
+  ASSERT_TRUE(slice.ok()) << slice.status();
+  EXPECT_EQ(slice->size(), 990u);
+  EXPECT_EQ(lease.Slice("x", {"r", 10, 991}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(lease.Slice("x", {"r", -1, 1}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(lease.Slice("x", {"r", 0, -1}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(lease.Slice("x", {"q", 0, 1}).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(slice->CopyFrom(std::string(991, 'x')).code(), absl::StatusCode::kInvalidArgument);
 
   // The region maps the object's bytes 5000.. : what is written shows in a second mapping.
-  std::memcpy(bytes->data(), "hello", 5);
+  ASSERT_TRUE(slice->CopyFrom("hello").ok());
   regions.Unregister("r");  // the lease still holds the mapping
-  std::memcpy(bytes->data() + 5, "!", 1);
+  ASSERT_TRUE(slice->CopyFrom("hello!").ok());
+  std::string back(990, '\0');
+  ASSERT_TRUE(slice->CopyTo(back.data()).ok());
+  EXPECT_EQ(back.substr(0, 7), std::string("hello!\0", 7));
   const int fd = shm_open(object.key().c_str(), O_RDONLY, 0);
   ASSERT_GE(fd, 0);
   void* view = mmap(nullptr, 3 * 4096, PROT_READ, MAP_SHARED, fd, 0);
@@ -94,7 +99,49 @@ TEST(SharedMemoryRegionsTest, LeasesCheckBoundsAndKeepUnregisteredRegionsMapped)
   munmap(view, 3 * 4096);
 
   SharedMemoryLease off(nullptr);
-  EXPECT_EQ(off.Bytes("x", {"r", 0, 1}).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(off.Slice("x", {"r", 0, 1}).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(SharedMemoryRegionsTest, RegisteringReservesTheRegionsPagesWithoutChangingTheObject) {
+  ShmObject object(64 * 4096);  // ftruncate only: no pages yet
+  const int fd = shm_open(object.key().c_str(), O_RDWR, 0);
+  ASSERT_GE(fd, 0);
+  struct stat before {};
+  ASSERT_EQ(fstat(fd, &before), 0);
+  ASSERT_EQ(before.st_blocks, 0);
+  ASSERT_EQ(pwrite(fd, "kept", 4, 8 * 4096), 4);
+  SharedMemoryRegions regions;
+  ASSERT_TRUE(regions.Register("r", object.key(), 8 * 4096, 32 * 4096).ok());
+  struct stat after {};
+  ASSERT_EQ(fstat(fd, &after), 0);
+  EXPECT_EQ(after.st_size, before.st_size);
+  EXPECT_GE(after.st_blocks * 512, 32 * 4096);
+  EXPECT_LT(after.st_blocks * 512, 64 * 4096);  // only the region's pages
+  char kept[4] = {};
+  ASSERT_EQ(pread(fd, kept, 4, 8 * 4096), 4);
+  EXPECT_EQ(std::string(kept, 4), "kept");
+  close(fd);
+}
+
+TEST(SharedMemoryRegionsTest, AnObjectShrunkAfterTheSizeCheckFailsTheCopyInsteadOfKilling) {
+  ShmObject object(4 * 4096);
+  SharedMemoryRegions regions;
+  ASSERT_TRUE(regions.Register("r", object.key(), 0, 4 * 4096).ok());
+  SharedMemoryLease lease(&regions);
+  auto slice = lease.Slice("x", {"r", 4096, 3 * 4096});  // the size is checked here
+  ASSERT_TRUE(slice.ok()) << slice.status();
+  const int fd = shm_open(object.key().c_str(), O_RDWR, 0);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, 0), 0);  // ... and the client shrinks the object after it
+  close(fd);
+  std::string buffer(3 * 4096, 'b');
+  absl::Status read = slice->CopyTo(buffer.data());
+  EXPECT_EQ(read.code(), absl::StatusCode::kFailedPrecondition) << read;
+  EXPECT_NE(read.message().find("'r'"), absl::string_view::npos) << read;
+  EXPECT_NE(read.message().find("made smaller"), absl::string_view::npos) << read;
+  absl::Status written = slice->CopyFrom(buffer);
+  EXPECT_EQ(written.code(), absl::StatusCode::kFailedPrecondition) << written;
+  EXPECT_EQ(lease.Slice("x", {"r", 0, 1}).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

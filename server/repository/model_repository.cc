@@ -224,7 +224,7 @@ absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRepository::Find(
                          why.empty() ? "" : absl::StrCat(" (", absl::StrJoin(why, "; "), ")")));
       }
       int64_t number = 0;
-      if (!absl::SimpleAtoi(version, &number)) {
+      if (!ParseVersionNumber(version, &number)) {
         return absl::NotFoundError(
             absl::StrCat("model '", model, "' has no version '", version, "'"));
       }
@@ -246,7 +246,7 @@ absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRepository::Find(
   }
   int64_t number = 0;
   if (!version.empty() && !disk->second.empty() &&
-      (!absl::SimpleAtoi(version, &number) ||
+      (!ParseVersionNumber(version, &number) ||
        std::find(disk->second.begin(), disk->second.end(), number) == disk->second.end())) {
     return absl::NotFoundError(absl::StrCat("model '", model, "' has no version '", version, "'"));
   }

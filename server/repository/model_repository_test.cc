@@ -99,6 +99,18 @@ TEST_F(ModelRepositoryTest, LatestVersionIsServedByDefault) {
   EXPECT_EQ(loads_.load(), 1);
 }
 
+TEST_F(ModelRepositoryTest, AVersionHasOneSpelling) {
+  WriteVersion("m", 1, "v1");
+  auto repository = Create(ModelControlMode::kNone);
+  ASSERT_TRUE(repository->Find("m", "1").ok());
+  for (const char* alias : {" 1", "1 ", "+1", "01", "1.0", "0x1", "-1", "0", "1e0"}) {
+    EXPECT_EQ(repository->Find("m", alias).status().code(), absl::StatusCode::kNotFound)
+        << "'" << alias << "'";
+  }
+  EXPECT_EQ(repository->Find("m", "99999999999999999999").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST_F(ModelRepositoryTest, AllAndSpecificPolicies) {
   for (int v : {1, 2, 3}) {
     WriteVersion("every", v, "e");

@@ -79,8 +79,7 @@ absl::StatusOr<ModelOnDisk> ScanModel(const fs::path& root, const std::string& n
   }
   for (const fs::directory_entry& entry : fs::directory_iterator(model.dir, ec)) {
     int64_t version = 0;
-    if (entry.is_directory(ec) && absl::SimpleAtoi(entry.path().filename().string(), &version) &&
-        version > 0) {
+    if (entry.is_directory(ec) && ParseVersionNumber(entry.path().filename().string(), &version)) {
       model.versions.push_back(version);
     }
   }
@@ -122,6 +121,18 @@ int64_t VersionStamp(const fs::path& version_dir) {
     if (!ec) newest = std::max<int64_t>(newest, time.time_since_epoch().count());
   }
   return newest == std::numeric_limits<int64_t>::min() ? 0 : newest;
+}
+
+bool ParseVersionNumber(absl::string_view text, int64_t* number) {
+  constexpr size_t kMaxDigits = 18;
+  if (text.empty() || text.size() > kMaxDigits || text[0] == '0') return false;
+  int64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + (c - '0');
+  }
+  *number = value;
+  return true;
 }
 
 }  // namespace torchbricks::server

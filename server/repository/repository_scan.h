@@ -40,6 +40,12 @@ absl::StatusOr<config::ModelConfig> ParseModelConfig(const std::string& name,
 // NotFound when `root` is not a folder.
 absl::StatusOr<std::vector<std::string>> ListModels(const std::filesystem::path& root);
 
+// A version number in its one spelling: decimal digits without a sign, spaces or a leading
+// zero ("1", not " 1", "+1" or "01", which would otherwise name version 1 too), at most 18
+// digits, so below 2^63. True and `number` set when `text` is one. Used for version folders
+// and for the versions requests name.
+bool ParseVersionNumber(absl::string_view text, int64_t* number);
+
 // Reads model `name` under `root`. NotFound when `name` fails CheckModelName or its folder
 // is missing; InvalidArgument when config.pbtxt is malformed or names another model.
 absl::StatusOr<ModelOnDisk> ScanModel(const std::filesystem::path& root, const std::string& name);

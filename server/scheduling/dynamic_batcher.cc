@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/status_macros.h"
 #include "server/observability/logging.h"
 
 namespace torchbricks::server {
@@ -63,18 +64,35 @@ size_t DynamicBatcher::queued() const {
   return queue_.size();
 }
 
-absl::Status DynamicBatcher::Enqueue(PendingRequest* request) {
-  request->rows = 1;
-  if (options_.batching.max_batch_size > 0) {
-    request->rows = request->inputs.empty() || request->inputs[0].shape.empty()
-                        ? 1
-                        : request->inputs[0].shape[0];
-    if (request->rows > options_.batching.max_batch_size) {
-      return absl::InvalidArgumentError(absl::StrCat("the request has ", request->rows,
-                                                     " rows but the model's max_batch_size is ",
-                                                     options_.batching.max_batch_size));
+absl::StatusOr<int64_t> BatchRows(const std::vector<HostTensorView>& inputs,
+                                  int64_t max_batch_size) {
+  if (max_batch_size <= 0 || inputs.empty()) return 1;
+  for (const HostTensorView& input : inputs) {
+    if (input.shape.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", input.name, "' has no batch dimension; the model batches (max_batch_size ",
+          max_batch_size, "), so every input's shape starts with its rows"));
     }
   }
+  const HostTensorView& first = inputs.front();
+  for (const HostTensorView& input : inputs) {
+    if (input.shape[0] != first.shape[0]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("inputs '", first.name, "' and '", input.name, "' disagree on the batch ",
+                       "dimension (", first.shape[0], " and ", input.shape[0],
+                       " rows); every input of a request must have the same rows"));
+    }
+  }
+  if (first.shape[0] > max_batch_size) {
+    return absl::InvalidArgumentError(absl::StrCat("the request has ", first.shape[0],
+                                                   " rows but the model's max_batch_size is ",
+                                                   max_batch_size));
+  }
+  return first.shape[0];
+}
+
+absl::Status DynamicBatcher::Enqueue(PendingRequest* request) {
+  ASSIGN_OR_RETURN(request->rows, BatchRows(request->inputs, options_.batching.max_batch_size));
   request->key = BatchKey(request->stage, request->inputs);
   request->enqueued = absl::Now();
   if (options_.batching.default_timeout > absl::ZeroDuration()) {
@@ -259,7 +277,8 @@ void DynamicBatcher::Execute(const BatcherOptions::Instance& instance,
   std::vector<BatchItem> items;
   int64_t rows = 0;
   for (PendingRequest* request : batch) {
-    items.push_back({request->inputs, request->outputs});
+    items.push_back({request->inputs, request->outputs,
+                     RunLimits{.deadline = request->deadline, .cancelled = request->cancelled}});
     rows += request->rows;
   }
   RunTrace trace;

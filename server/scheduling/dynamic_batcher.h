@@ -76,7 +76,7 @@ class DynamicBatcher {
   DynamicBatcher& operator=(const DynamicBatcher&) = delete;
 
   // Queues `request` (see the ownership note above). ResourceExhausted when the queue is
-  // full; InvalidArgument when the request has more rows than max_batch_size.
+  // full; InvalidArgument when its inputs do not make rows (BatchRows()).
   // When nothing is queued, an instance is idle, the instances run on the CPU and there is
   // no queue delay to wait out, the request runs at once on the calling thread (a batch of
   // one either way) and `done` is notified before Enqueue returns: this saves two thread
@@ -119,6 +119,14 @@ class DynamicBatcher {
 
 // A key that is equal exactly for requests that may share a batch.
 std::string BatchKey(Stage stage, const std::vector<HostTensorView>& inputs);
+
+// The rows of a request to a model with `max_batch_size`: 1 when the model does not batch
+// (max_batch_size 0); else the size of dimension 0, which every input must share (a batch
+// is split back by each request's rows, so inputs that disagree would hand one request's
+// rows to another). InvalidArgument, naming the inputs, for an input without a batch
+// dimension, inputs that disagree on it, or more rows than max_batch_size.
+absl::StatusOr<int64_t> BatchRows(const std::vector<HostTensorView>& inputs,
+                                  int64_t max_batch_size);
 
 }  // namespace torchbricks::server
 

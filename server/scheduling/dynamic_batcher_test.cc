@@ -320,6 +320,38 @@ TEST_F(DynamicBatcherTest, RequestLargerThanMaxBatchIsInvalid) {
   EXPECT_EQ(batcher->Enqueue(big.get()).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(DynamicBatcherTest, InputsThatDisagreeOnTheirRowsAreRefusedBeforeQueueing) {
+  auto batcher = Make({.batching = {.max_batch_size = 8}});
+  // The issue-20 attack: 0 rows in the first input, 2 in the second (and the reverse).
+  for (const auto& [first, second] : {std::pair<int64_t, int64_t>{0, 2}, {2, 0}, {1, 3}}) {
+    auto request = Request("crafted", 1, first);
+    payloads_.push_back(std::make_unique<std::string>(second, 'm'));
+    request->inputs.push_back({"mask", package::TYPE_UINT8, {second, 1}, *payloads_.back()});
+    const absl::Status refused = batcher->Enqueue(request.get());
+    EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << first << "," << second;
+    EXPECT_NE(refused.message().find("disagree on the batch dimension"), std::string::npos);
+  }
+  EXPECT_EQ(batcher->queued(), 0u);
+}
+
+TEST(BatchRowsTest, EveryInputCountsAgainstMaxBatchSize) {
+  const std::string bytes(4096, 'x');
+  auto view = [&](const char* name, std::vector<int64_t> shape) {
+    return HostTensorView{name, package::TYPE_UINT8, std::move(shape), bytes};
+  };
+  EXPECT_EQ(*BatchRows({view("a", {3, 1}), view("b", {3, 7})}, 4), 3);
+  // A small first input does not decide the rows of the rest.
+  EXPECT_EQ(BatchRows({view("a", {1}), view("b", {4096})}, 32).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(BatchRows({view("a", {5, 1}), view("b", {5, 1})}, 4).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // A batching model needs a batch dimension on every input.
+  EXPECT_EQ(BatchRows({view("a", {2}), view("b", {})}, 4).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // A model that does not batch: one request is one run, whatever its shapes.
+  EXPECT_EQ(*BatchRows({view("a", {9}), view("b", {})}, 0), 1);
+}
+
 TEST_F(DynamicBatcherTest, MultiRowRequestsCountRowsTowardsTheMaximum) {
   auto batcher =
       Make({.batching = {.max_batch_size = 4, .max_queue_delay = absl::Milliseconds(100)}});

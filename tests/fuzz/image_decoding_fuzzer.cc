@@ -11,6 +11,7 @@
 
 #include "ATen/Parallel.h"
 #include "core/image_io.h"
+#include "core/torch_log_sink.h"
 #include "opencv2/core/utility.hpp"
 #include "tests/fuzz/fuzz_check.h"
 
@@ -24,6 +25,7 @@ constexpr int64_t kMaxFuzzDecodePixels = 1 << 20;
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  torchbricks::SetTorchLogSink(nullptr);  // libjpeg's warnings: not a line per run
   at::set_num_threads(1);
   cv::setNumThreads(0);
   return 0;

@@ -71,6 +71,65 @@ def images():
     return out.getvalue()
 
 
+def jpeg_segments(jpeg):
+    """The segments of a JPEG file after SOI, each with its marker; a scan with its data."""
+    found, offset = [], 2
+    while offset + 2 <= len(jpeg):
+        marker = jpeg[offset + 1]
+        if marker == 0xD9:
+            found.append(jpeg[offset:offset + 2])
+            break
+        end = offset + 2 + int.from_bytes(jpeg[offset + 2:offset + 4], "big")
+        if marker == 0xDA:  # entropy-coded data up to the next marker (not a stuffed 00, not RSTn)
+            while end + 1 < len(jpeg) and not (jpeg[end] == 0xFF and jpeg[end + 1] != 0
+                                               and not 0xD0 <= jpeg[end + 1] <= 0xD7):
+                end += 1
+        found.append(jpeg[offset:end])
+        offset = end
+    return found
+
+
+def comment(payload):
+    return b"\xff\xfe" + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+DECOY_FRAME = b"\xff\xc0\x00\x0b\x08\x00\x08\x00\x08\x01\x01\x11\x00"  # 8 x 8, grey
+
+
+def jpeg_headers():
+    """JPEGs whose marker streams fool a reader that takes a length after every marker (a
+    decoy 8 x 8 frame header, issue 20), a progressive file of more scans than the decoder
+    allows, and ordinary small files, for jpeg_header_fuzzer and image_decoding_fuzzer."""
+    from PIL import Image
+
+    def save(image, **options):
+        out = io.BytesIO()
+        image.save(out, "JPEG", **options)
+        return out.getvalue()
+
+    seeds = [save(Image.new("RGB", (13, 7), (10, 200, 30))),
+             save(Image.new("L", (16, 9), 77), progressive=True),
+             save(Image.new("CMYK", (8, 8), (0, 50, 100, 150)))]
+    real = save(Image.new("L", (48, 40), 90))
+    segments = jpeg_segments(real)
+    # RST0 has no length for libjpeg; a naive reader takes 00 0E as one and lands on the decoy
+    # inside a comment that libjpeg skips (after the two extraneous bytes, with a warning).
+    seeds.append(real[:2] + b"\xff\xd0\x00\x0e" + comment(bytes(8) + DECOY_FRAME) + real[2:])
+    # Silent: two TEMs (no length); a naive reader takes the second (FF 01) as the first's
+    # length and lands 65 285 bytes on, inside a comment that follows the real headers.
+    first_scan = next(i for i, segment in enumerate(segments) if segment[1] == 0xDA)
+    head = real[:2] + b"\xff\x01\xff\x01" + b"".join(segments[:first_scan])
+    landing = 2 + 2 + 0xFF01
+    seeds.append(head + comment(bytes(landing - len(head) - 4) + DECOY_FRAME) + b"".join(segments[first_scan:]))
+    # One scan repeated: 2 + 150 scans, over the decoder's limit of 100.
+    progressive = jpeg_segments(save(Image.new("L", (16, 16), 40), progressive=True))
+    seeds.append(b"\xff\xd8" + b"".join(progressive[:-1]) + progressive[-2] * 150 + progressive[-1])
+    for seed in seeds:
+        write("jpeg_header_fuzzer", seed)
+    for seed in seeds[3:]:
+        write("image_decoding_fuzzer", seed)
+
+
 def bytes_tensors(jpeg):
     for elements in [[], [b""], [b"a", b"bc", b""], [b"x" * 300], [jpeg]]:
         write("bytes_codec_fuzzer", bytes_tensor(elements))
@@ -130,6 +189,7 @@ def main():
     manifests(args.fixtures)
     configs()
     jpeg = images()
+    jpeg_headers()
     bytes_tensors(jpeg)
     names()
     requests(args.protos, jpeg)

@@ -11,7 +11,7 @@ shift 3
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(request_decoding_fuzzer manifest_fuzzer model_config_fuzzer image_decoding_fuzzer
-           bytes_codec_fuzzer model_name_fuzzer)
+           jpeg_header_fuzzer bytes_codec_fuzzer model_name_fuzzer)
 fi
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export ASAN_OPTIONS="detect_leaks=1"

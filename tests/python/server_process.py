@@ -46,10 +46,12 @@ class ServerProcess:
 
     def __init__(self, repository, *flags: str, ready_timeout: float = 60, log_dir: Optional[Path] = None,
                  binary: Optional[Path] = None, channel: Optional[Callable[[str], grpc.Channel]] = None,
-                 ready_metadata: Sequence[Tuple[str, str]] = ()) -> None:
+                 ready_metadata: Sequence[Tuple[str, str]] = (), command_prefix: Sequence[str] = ()) -> None:
         """`channel` makes the channel readiness is probed on (default: insecure; a TLS
         server needs its credentials); `ready_metadata` goes with the probe (a restricted
-        health group needs its header)."""
+        health group needs its header); `command_prefix` runs the server through another
+        command (e.g. `prlimit --nofile=256:256`)."""
+        self.command_prefix = [str(part) for part in command_prefix]
         self.repository = Path(repository)
         self._channel = channel or grpc.insecure_channel
         self._ready_metadata = tuple(ready_metadata)
@@ -105,7 +107,7 @@ class ServerProcess:
     def start(self) -> "ServerProcess":
         if not self.binary.is_file():
             raise ServerError(f"the server is not built: {self.binary} (set TORCHBRICKS_SERVER or build the project)")
-        command = [str(self.binary), "--model-repository", str(self.repository), "--grpc-port", "0",
+        command = self.command_prefix + [str(self.binary), "--model-repository", str(self.repository), "--grpc-port", "0",
                    "--grpc-address", "127.0.0.1"]
         if not any(flag == "--metrics-port" or flag.startswith("--metrics-port=") for flag in self.flags):
             command += ["--metrics-port", "0"]

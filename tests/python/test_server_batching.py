@@ -1,7 +1,6 @@
 """Dynamic batching seen from clients: concurrent requests are run together (fewer executions
 than requests) and each caller gets its own rows back; a request that makes a brick fail gets
 INTERNAL naming the brick while its batch-mates still get their correct answers."""
-import threading
 
 import grpc
 import numpy as np
@@ -11,6 +10,7 @@ from torch import Tensor, nn
 
 import readme_models
 from readme_models import brick
+from concurrent_calls import infer_together
 from server_process import ServerProcess
 from torchbricks_serve import export_brick_collection, run_reference
 
@@ -45,26 +45,7 @@ def batching_server(tmp_path_factory):
 
 def _call_together(server, inputs, model=MODEL, input_name="x", outputs=None):
     """Sends every input at the same moment from its own thread; returns results or RpcErrors."""
-    results = [None] * len(inputs)
-    barrier = threading.Barrier(len(inputs))
-
-    def call(index):
-        with server.client(timeout=30) as client:
-            client.server_live()  # connect before the barrier so that the requests arrive together
-            barrier.wait(timeout=30)
-            try:
-                results[index] = client.infer(model, {input_name: inputs[index]},
-                                              outputs=outputs[index] if outputs else None)
-            except grpc.RpcError as error:
-                results[index] = error
-
-    threads = [threading.Thread(target=call, args=(i,), daemon=True) for i in range(len(inputs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
+    return infer_together(server, model, [{input_name: x} for x in inputs], outputs)
 
 
 def _executions(client):

@@ -17,8 +17,11 @@ def _ask(address, requests):
 
 def test_reflection_lists_every_service(server):
     [answer] = _ask(server.address, [reflection_pb2.ServerReflectionRequest(list_services="")])
-    services = {service.name for service in answer.list_services_response.service}
+    names = [service.name for service in answer.list_services_response.service]
+    services = set(names)
     assert {"inference.GRPCInferenceService", "torchbricks.BrickService", "grpc.health.v1.Health"} <= services
+    # Each once: ModelInfer's raw-bytes handler belongs to the inference service itself.
+    assert len(names) == len(services), names
 
 
 def test_reflection_describes_the_inference_service(server):

@@ -44,7 +44,7 @@ def test_short_soak_passes(request, tmp_path):
     serving = requests["by_phase"]["serving"]
     assert serving["good"].get("OK", 0) > 0 and serving["good_export"].get("OK", 0) > 0
     assert serving["unknown_model"].get("NOT_FOUND", 0) > 0
-    for kind in ("wrong_shape", "wrong_datatype", "raw_length", "unknown_output", "bad_stage"):
+    for kind in ("wrong_shape", "wrong_datatype", "raw_length", "unknown_output", "bad_stage", "skewed_rows"):
         assert serving[kind].get("INVALID_ARGUMENT", 0) > 0, (kind, serving[kind])
     assert serving["storm"].get("OK", 0) > 0
     assert requests["by_transport"].get("unary", 0) > 0 and requests["by_transport"].get("stream", 0) > 0
