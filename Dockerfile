@@ -1,4 +1,4 @@
-# TorchBricks Serve image: Debian 12 with libtorch 1.13 (CPU), the server, the `torchbricks`
+# TorchBricks Serve image: Debian 12 with the CPU part of the torch 2.11 wheel, the server, the `torchbricks`
 # CLI and the health probe, running as uid 10001 on a read-only root filesystem if asked.
 #
 #   docker build -t torchbricks-serve .
@@ -15,33 +15,47 @@
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY scripts/setup.sh scripts/setup.sh
+COPY requirements/python.txt requirements/python.txt
+# Debian's build packages, and /src/.venv with the pinned torch wheel (pip's downloads cached).
+# The optional secret pip_ca is a CA bundle for pip, where the build host reaches PyPI through
+# a TLS-inspecting proxy (deploy/docker/test.sh passes the host's bundle).
 RUN --mount=type=cache,id=torchbricks-apt-build,target=/var/cache/apt/archives,sharing=locked \
-    TORCHBRICKS_SETUP_BUILD_ONLY=1 bash scripts/setup.sh && rm -rf /var/lib/apt/lists/*
+    --mount=type=cache,id=torchbricks-pip,target=/root/.cache/pip \
+    --mount=type=secret,id=pip_ca \
+    if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
+ && TORCHBRICKS_SETUP_BUILD_ONLY=1 bash scripts/setup.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN --mount=type=cache,id=torchbricks-build,target=/build \
-    cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTORCHBRICKS_WERROR=OFF > /dev/null \
+# TORCHBRICKS_LINK_CUDA=OFF: the binaries need libtorch_cpu and libc10, not libtorch_cuda.
+RUN --mount=type=cache,id=torchbricks-build-wheel,target=/build \
+    cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTORCHBRICKS_WERROR=OFF \
+      -DTORCHBRICKS_LINK_CUDA=OFF > /dev/null \
  && cmake --build /build --parallel \
       --target torchbricks-server --target torchbricks --target torchbricks-health-probe \
- && mkdir /out \
+ && mkdir -p /out/bin /out/lib \
  && cp /build/server/torchbricks-server /build/tools/torchbricks \
-       /build/tools/torchbricks-health-probe /out/ \
- && strip /out/*
+       /build/tools/torchbricks-health-probe /out/bin/ \
+ && strip /out/bin/* \
+ && torch=$(/src/.venv/bin/python -c 'import os, torch; print(os.path.dirname(torch.__file__))') \
+ && cp -L "$torch/lib/libtorch_cpu.so" "$torch/lib/libc10.so" "$torch/lib/libgomp.so.1" \
+       "$torch/../nvidia/cu13/lib/libcudart.so.13" "$torch/../nvidia/cu13/lib/libcupti.so.13" \
+       /out/lib/
 
 FROM debian:bookworm AS final
-# libtorch1.13 brings libtorch's own dependencies; libopenblas0-openmp keeps convolutions off
-# the reference BLAS (about 5x faster, DESIGN §7). libjpeg-turbo and libpng decode image
-# inputs and encode visualizations, which OpenCV's core and imgproc draw (imgcodecs is still
-# here because Debian's libtorch 1.13 links it). The ldd check fails the build when a library
-# is missing.
+# The CPU part of the torch wheel (libtorch_cpu, libc10, torch's libgomp, and the two small
+# CUDA runtime libraries libtorch_cpu names: libcudart, libcupti; none of libtorch_cuda,
+# cuBLAS, cuDNN or NCCL), found through ld.so.conf. libjpeg-turbo and libpng decode image
+# inputs and encode visualizations, which OpenCV's core and imgproc draw. The ldd check fails
+# the build when a library is missing.
 RUN --mount=type=cache,id=torchbricks-apt-runtime,target=/var/cache/apt/archives,sharing=locked \
     apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      libtorch1.13 libopenblas0-openmp libgomp1 libgoogle-glog0v6 \
       libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 \
-      libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 \
+      libopencv-core406 libopencv-imgproc406 \
       libjpeg62-turbo libpng16-16 > /dev/null \
  && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log
-COPY --from=build /out/ /usr/local/bin/
+COPY --from=build /out/lib/ /usr/local/lib/torchbricks/
+RUN echo /usr/local/lib/torchbricks > /etc/ld.so.conf.d/torchbricks.conf && ldconfig
+COPY --from=build /out/bin/ /usr/local/bin/
 RUN ! ldd /usr/local/bin/torchbricks-server /usr/local/bin/torchbricks \
         /usr/local/bin/torchbricks-health-probe | grep "not found" \
  && groupadd --system --gid 10001 serve \

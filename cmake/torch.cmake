@@ -86,9 +86,16 @@ if(EXISTS "${_torch_lib}/libgomp.so.1")
   set(TORCHBRICKS_TORCH_OPENMP_RUNTIME "${_torch_lib}/libgomp.so.1")
   list(APPEND _torch_link "${_torch_lib}/libgomp.so.1")
 endif()
-list(APPEND _torch_link "${_torch_lib}/libtorch.so" "${_torch_lib}/libtorch_cpu.so" "${_torch_lib}/libc10.so")
-if(TORCHBRICKS_TORCH_HAS_CUDA)
-  list(APPEND _torch_link "${_torch_lib}/libtorch_cuda.so" "${_torch_lib}/libc10_cuda.so")
+# TORCHBRICKS_LINK_CUDA=OFF (the CPU image): only libtorch_cpu and libc10, not libtorch.so,
+# which needs libtorch_cuda, so the binaries need none of the wheel's CUDA libraries but the
+# two small runtime ones libtorch_cpu itself names (libcudart, libcupti).
+option(TORCHBRICKS_LINK_CUDA "Link libtorch_cuda when the wheel has it (GPU instances)" ON)
+if(TORCHBRICKS_TORCH_HAS_CUDA AND TORCHBRICKS_LINK_CUDA)
+  list(APPEND _torch_link "${_torch_lib}/libtorch.so" "${_torch_lib}/libtorch_cpu.so" "${_torch_lib}/libc10.so"
+       "${_torch_lib}/libtorch_cuda.so" "${_torch_lib}/libc10_cuda.so")
+else()
+  set(TORCHBRICKS_TORCH_HAS_CUDA OFF)
+  list(APPEND _torch_link "${_torch_lib}/libtorch_cpu.so" "${_torch_lib}/libc10.so")
 endif()
 list(APPEND _torch_link "-Wl,--pop-state")
 target_link_libraries(torchbricks_torch INTERFACE ${_torch_link})

@@ -56,7 +56,12 @@ if [[ ! -x $VENV/bin/python ]]; then
   /usr/bin/python3 -m venv "$VENV"
 fi
 wanted=$(sha256sum "$LOCK" | cut -d' ' -f1)
-if [[ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$wanted" ]]; then
+if [[ -n "${TORCHBRICKS_SETUP_BUILD_ONLY:-}" ]]; then
+  # The image's build stage compiles against torch alone (its pin from the lock file).
+  echo "setup: installing torch into $VENV (build only)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+    "$(grep -E '^torch==' "$LOCK")"
+elif [[ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$wanted" ]]; then
   echo "setup: installing $LOCK into $VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$LOCK"
   echo "$wanted" > "$VENV/.requirements.sha256"

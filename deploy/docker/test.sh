@@ -129,7 +129,11 @@ fi
 # BuildKit keeps the layers and the compile cache (a cache mount) in the data root, so a
 # rerun after a source change recompiles only what changed.
 t=$(now)
-DOCKER_BUILDKIT=1 docker build --network host --progress plain --tag "$IMAGE" . \
+# pip in the build stage trusts what this machine's pip trusts (a TLS-inspecting proxy's CA).
+ca_bundle=/etc/ssl/certs/ca-certificates.crt
+secret=()
+[ -s "$ca_bundle" ] && secret=(--secret "id=pip_ca,src=$ca_bundle")
+DOCKER_BUILDKIT=1 docker build --network host --progress plain "${secret[@]}" --tag "$IMAGE" . \
   > "$RUN_DIR/build.log" 2>&1 || { tail -n 40 "$RUN_DIR/build.log"; say "FAILED: docker build"; exit 1; }
 say "image built in $(since "$t") s, $(docker image inspect --format '{{.Size}}' "$IMAGE" \
   | awk '{printf "%.2f GB", $1 / 1e9}')"
@@ -138,7 +142,7 @@ tools=$(docker run --rm --network host --entrypoint /bin/sh "$IMAGE" -c \
   'for t in cc gcc g++ c++ clang cmake ninja make ld as python3; do command -v $t; done; true')
 [[ -z $tools ]] || { say "FAILED: build tools in the final image: $tools"; exit 1; }
 say "no compiler, linker, build tool or Python in the final image"
-docker builder prune --force --filter until=24h > /dev/null  # cache no build used for a day
+docker builder prune --force --filter until=24h > /dev/null || true  # cache no build used for a day (best effort: a prune racing a build lease fails)
 
 # --- run it as a user would, and check it ---------------------------------------------------------
 repository=$RUN_DIR/repository
