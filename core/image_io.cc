@@ -200,23 +200,16 @@ absl::StatusOr<cv::Mat> DecodeOne(const ValueSpec& spec, const std::string& elem
   const std::string what = absl::StrCat("input '", spec.name, "' element ", index);
   RETURN_IF_ERROR(limits.Check(absl::StrCat("decoding ", what)));
   try {
-    cv::Mat rgb;
-    if (LooksLikeJpeg(element)) {
-      absl::StatusOr<cv::Mat> decoded =
-          DecodeJpeg(element, {.max_pixels = max_pixels, .limits = &limits, .what = what});
-      if (!decoded.ok()) {
-        if (decoded.status().code() != absl::StatusCode::kInvalidArgument) return decoded.status();
-        return undecodable(decoded.status().message());
-      }
-      rgb = *std::move(decoded);
-    } else {
-      absl::StatusOr<cv::Mat> decoded = DecodePngRgb(element, max_pixels);
-      if (!decoded.ok()) {
-        if (decoded.status().code() != absl::StatusCode::kInvalidArgument) return decoded.status();
-        return undecodable(decoded.status().message());
-      }
-      rgb = *std::move(decoded);
+    absl::StatusOr<cv::Mat> decoded =
+        LooksLikeJpeg(element)
+            ? DecodeJpeg(element, {.max_pixels = max_pixels, .limits = &limits, .what = what})
+            : DecodePngRgb(element, max_pixels);
+    if (!decoded.ok()) {
+      // The decoders' InvalidArgument describes the file: say which input and element it is.
+      if (decoded.status().code() != absl::StatusCode::kInvalidArgument) return decoded.status();
+      return undecodable(decoded.status().message());
     }
+    cv::Mat rgb = *std::move(decoded);
     if (spec.image_height > 0 && (rgb.rows != spec.image_height || rgb.cols != spec.image_width)) {
       const bool shrinking = rgb.rows > spec.image_height || rgb.cols > spec.image_width;
       cv::Mat resized;

@@ -78,7 +78,7 @@ absl::Status CheckBytesPadding(absl::Span<const absl::string_view> elements,
 
 // Decodes the encoded images of input `spec` (rows tensor of B elements) to one uint8
 // [B, 3, H, W] RGB tensor, resized to the spec's size when it declares one. JPEGs are
-// decoded by core/jpeg_decoder.h (EXIF orientation is not applied), PNGs by OpenCV; the
+// decoded by core/jpeg_decoder.h (EXIF orientation is not applied), PNGs by core/png_codec.h; the
 // images of a batch in parallel on the intra-op threads.
 // Errors: InvalidArgument naming the input and the element index for bytes that are not
 // a decodable JPEG or PNG, that fail CheckImageFile() with ImagePixelBudget(spec,

@@ -11,6 +11,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
 #include "server/grpc/guarded_memory_copy.h"
 
 namespace torchbricks::server {
@@ -72,22 +73,21 @@ bool SharedMemoryRegion::ObjectCoversRegion() const {
          static_cast<uint64_t>(status.st_size) >= offset_ + byte_size_;
 }
 
+absl::Status SharedMemoryRegion::CheckRange(uint64_t offset, size_t bytes) const {
+  if (offset <= byte_size_ && bytes <= byte_size_ - offset) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("region '", name_, "': ", bytes, " bytes at ",
+                                                 offset, " are outside its ", byte_size_,
+                                                 " bytes"));
+}
+
 absl::Status SharedMemoryRegion::Read(uint64_t offset, absl::Span<char> destination) const {
-  if (offset > byte_size_ || destination.size() > byte_size_ - offset) {
-    return absl::InvalidArgumentError(absl::StrCat("region '", name_, "': ", destination.size(),
-                                                   " bytes at ", offset, " are outside its ",
-                                                   byte_size_, " bytes"));
-  }
+  RETURN_IF_ERROR(CheckRange(offset, destination.size()));
   absl::Status copied = GuardedMemoryCopy(destination.data(), data_ + offset, destination.size());
   return copied.ok() ? copied : CopyFault("reading");
 }
 
 absl::Status SharedMemoryRegion::Write(uint64_t offset, absl::string_view source) const {
-  if (offset > byte_size_ || source.size() > byte_size_ - offset) {
-    return absl::InvalidArgumentError(absl::StrCat("region '", name_, "': ", source.size(),
-                                                   " bytes at ", offset, " are outside its ",
-                                                   byte_size_, " bytes"));
-  }
+  RETURN_IF_ERROR(CheckRange(offset, source.size()));
   absl::Status copied = GuardedMemoryCopy(data_ + offset, source.data(), source.size());
   return copied.ok() ? copied : CopyFault("writing");
 }

@@ -75,6 +75,8 @@ class SharedMemoryRegion {
   absl::Status Write(uint64_t offset, absl::string_view source) const;
 
  private:
+  // InvalidArgument when `bytes` bytes at `offset` are not inside the region.
+  absl::Status CheckRange(uint64_t offset, size_t bytes) const;
   // The error for a copy that faulted while `doing` ("reading", "writing") the region.
   absl::Status CopyFault(absl::string_view doing) const;
 
