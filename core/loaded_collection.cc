@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "ATen/Parallel.h"
 #include "absl/synchronization/blocking_counter.h"
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "c10/core/InferenceMode.h"
+#include "c10/core/impl/VirtualGuardImpl.h"  // device-generic: no CUDA headers (cmake/torch.cmake)
 #include "core/dtypes.h"
 #include "core/image_io.h"
 #include "core/mermaid.h"
@@ -91,7 +93,7 @@ absl::StatusOr<std::unique_ptr<LoadedCollection>> LoadedCollection::Load(
     ASSIGN_OR_RETURN(collection->plans_[static_cast<int>(stage)],
                      StagePlan::Create(collection->graph_, stage));
   }
-  c10::Device device(c10::kCPU);
+  c10::Device& device = collection->device_;
   RETURN_IF_ERROR(CallTorch(
       absl::StrCat("device '", options.device, "'"), [&] { device = c10::Device(options.device); },
       absl::StatusCode::kInvalidArgument));
@@ -107,6 +109,20 @@ absl::StatusOr<std::unique_ptr<LoadedCollection>> LoadedCollection::Load(
     }
   }
   return collection;
+}
+
+absl::Status LoadedCollection::ToDevice(NamedTensors* inputs) const {
+  if (device_.is_cpu()) return absl::OkStatus();
+  for (auto& [name, tensor] : *inputs) {
+    const int declared = graph_.FindInput(name);
+    if (declared >= 0 && graph_.inputs()[declared].encoded_image) continue;  // decoded on the host
+    // A named reference: C++17 lambdas cannot capture structured bindings (clang refuses).
+    at::Tensor& input = tensor;
+    RETURN_IF_ERROR(CallTorch(absl::StrCat("copying input '", name, "' to ", device_.str()), [&] {
+      input = (input.is_pinned() ? input : input.pin_memory()).to(device_, /*non_blocking=*/true);
+    }));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTensors& inputs,
@@ -149,16 +165,34 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
     const at::Tensor& rows = tensor;
     RETURN_IF_ERROR(CallTorch(absl::StrCat("input '", name, "'"), [&] {
       decoded = DecodeImages(spec, rows, max_image_pixels_, limits);
-      if (decoded.ok()) *decoded = decoded->to(rows.device());
+      if (decoded.ok() && !device_.is_cpu()) *decoded = decoded->to(device_, /*non_blocking=*/true);
     }));
     if (!decoded.ok()) return decoded.status();
     slots[plan.FindSlot(name)] = *std::move(decoded);
   }
 
   const c10::IValue stage_value(std::string(StageName(stage)));
+  // On a GPU: the caller's current stream, which every brick (on whichever thread) runs on and
+  // which is synchronised after each brick, so that its time is its work's.
+  std::optional<c10::Stream> stream;
+  if (!device_.is_cpu()) {
+    RETURN_IF_ERROR(CallTorch("the device's current stream", [&] {
+      stream = c10::impl::VirtualGuardImpl(device_.type()).getStream(device_);
+    }));
+  }
   // Runs one step; writes only its own output slots, so steps of one level may run at once.
   auto run_step = [&](int step_index, StepOutcome* outcome) {
     c10::InferenceMode step_inference_mode;
+    std::optional<c10::impl::VirtualGuardImpl> guard;
+    std::optional<c10::Stream> thread_stream;  // this thread's own, given back below
+    if (stream.has_value()) {
+      outcome->status = CallTorch("selecting the run's stream", [&] {
+        guard.emplace(stream->device_type());
+        // A branch on an inter-op thread joins the run's stream (a no-op on the caller's).
+        thread_stream = guard->exchangeStream(*stream);
+      });
+      if (!outcome->status.ok()) return;
+    }
     const PlanStep& step = plan.steps()[step_index];
     std::vector<c10::IValue> args;
     args.reserve(step.input_slots.size());
@@ -177,6 +211,17 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
     }
     const auto start = std::chrono::steady_clock::now();
     auto produced = modules_[step.brick]->Run(std::move(args));
+    if (produced.ok() && stream.has_value()) {
+      const absl::Status synced = CallTorch(
+          absl::StrCat("brick '", graph_.bricks()[step.brick].name, "' on ", device_.str()),
+          [&] { guard->synchronizeStream(*stream); });
+      if (!synced.ok()) produced = synced;
+    }
+    if (thread_stream.has_value()) {
+      const absl::Status restored = CallTorch("restoring the thread's stream",
+                                              [&] { guard->exchangeStream(*thread_stream); });
+      if (!restored.ok() && produced.ok()) produced = restored;
+    }
     outcome->nanoseconds = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                std::chrono::steady_clock::now() - start)
                                .count();

@@ -69,6 +69,10 @@ class LoadedCollection {
   // outputs need are run. An output holding a Dict[str, Tensor] is returned flattened as
   // "<name>/<key>" tensors. An encoded image input is given, and a visualization output
   // (graph().IsBytesOutput()) returned, as a BYTES rows tensor (core/image_io.h).
+  // Inputs other than encoded images must be on device() (ToDevice()); on a CUDA device the
+  // bricks run on the calling thread's current stream (branches run in parallel too), and each
+  // brick's time in `trace` includes waiting for that stream to finish its work: the run
+  // synchronises the stream after every brick, so the time is the brick's, not its launch's.
   // Errors: InvalidArgument naming the tensor for an unknown input, a missing required
   // input, a dtype or shape that contradicts the declaration, or an unknown output;
   // Internal naming the brick when libtorch fails inside it. `inputs` is never changed.
@@ -85,6 +89,14 @@ class LoadedCollection {
   absl::Status Check(Stage stage, absl::Span<const TensorSignature> inputs,
                      absl::Span<const std::string> outputs) const;
 
+  // Copies the inputs Run() takes on its device there, each through pinned (page-locked) host
+  // memory and asynchronously on the calling thread's current stream; encoded image inputs stay
+  // on the host, where Run() decodes them before the decoded pixels go to the device. A no-op
+  // on the CPU. Internal naming the input when libtorch fails.
+  absl::Status ToDevice(NamedTensors* inputs) const;
+
+  // Where the modules live and run (LoadOptions::device).
+  const c10::Device& device() const { return device_; }
   const BrickGraph& graph() const { return graph_; }
   // The most pixels one image of declared input `spec` may have (ImagePixelBudget() with
   // LoadOptions::max_image_pixels).
@@ -97,6 +109,7 @@ class LoadedCollection {
   LoadedCollection() = default;
 
   BrickGraph graph_;
+  c10::Device device_ = c10::Device(c10::kCPU);
   bool parallel_branches_ = false;
   int64_t max_image_pixels_ = 0;
   std::array<StagePlan, kNumStages> plans_;

@@ -21,6 +21,7 @@
 #include "core/torch_log_sink.h"
 #ifdef TORCHBRICKS_WITH_CUDA
 // Device-generic c10 APIs only: they need no CUDA toolkit headers (cmake/torch.cmake).
+#include "ATen/detail/CUDAHooksInterface.h"
 #include "c10/core/impl/VirtualGuardImpl.h"
 #include "torch/cuda.h"
 #endif
@@ -37,8 +38,8 @@ bool Answers(const std::string& name, const std::string& wanted) {
 
 class TorchServableModel : public ServableModel {
  public:
-  TorchServableModel(std::unique_ptr<LoadedCollection> collection, c10::Device device)
-      : collection_(std::move(collection)), device_(device) {}
+  explicit TorchServableModel(std::unique_ptr<LoadedCollection> collection)
+      : collection_(std::move(collection)) {}
 
   const LoadedCollection* collection() const { return collection_.get(); }
 
@@ -104,7 +105,7 @@ class TorchServableModel : public ServableModel {
             absl::StrCat("input '", view.name, "' is given more than once"));
       }
     }
-    RETURN_IF_ERROR(ToDevice(&tensors));
+    RETURN_IF_ERROR(collection_->ToDevice(&tensors));
     ASSIGN_OR_RETURN(NamedTensors produced,
                      collection_->Run(stage, tensors, outputs, trace, item.limits));
     std::vector<HostTensor> result;
@@ -157,13 +158,6 @@ class TorchServableModel : public ServableModel {
     if (index >= 0 && graph().inputs()[index].encoded_image) return absl::OkStatus();
     return absl::InvalidArgumentError(absl::StrCat(
         "input '", view.name, "' has data type BYTES, which only encoded image inputs take"));
-  }
-
-  absl::Status ToDevice(NamedTensors* tensors) const {
-    if (device_.is_cpu()) return absl::OkStatus();
-    return CallTorch("copying inputs to the device", [&] {
-      for (auto& [name, tensor] : *tensors) tensor = tensor.to(device_);
-    });
   }
 
   // One run for all items; fails (and the caller runs them singly) when the items cannot
@@ -236,7 +230,7 @@ class TorchServableModel : public ServableModel {
         batched[name] = PackBytes(elements);
       }));
     }
-    RETURN_IF_ERROR(ToDevice(&batched));
+    RETURN_IF_ERROR(collection_->ToDevice(&batched));
     RunTrace batch_trace;
     ASSIGN_OR_RETURN(NamedTensors produced,
                      collection_->Run(stage, batched, wanted, &batch_trace, BatchLimits(items)));
@@ -293,17 +287,24 @@ class TorchServableModel : public ServableModel {
   }
 
   std::unique_ptr<LoadedCollection> collection_;
-  c10::Device device_;
   std::array<std::map<std::string, ValueSpec>, kNumStages> seen_;  // written before sharing
 };
 
 }  // namespace
 
-bool CudaAvailable() {
+bool CudaBuilt() {
 #ifdef TORCHBRICKS_WITH_CUDA
-  return torch::cuda::is_available();
+  return at::detail::getCUDAHooks().isBuilt();  // libtorch_cuda registered its hooks
 #else
   return false;
+#endif
+}
+
+int CudaDeviceCount() {
+#ifdef TORCHBRICKS_WITH_CUDA
+  return CudaBuilt() ? static_cast<int>(torch::cuda::device_count()) : 0;
+#else
+  return 0;
 #endif
 }
 
@@ -363,10 +364,7 @@ absl::StatusOr<std::unique_ptr<ServableModel>> LoadServableModel(
                                            .device = options.device,
                                            .parallel_branches = options.parallel_branches,
                                            .max_image_pixels = options.max_image_pixels}));
-  c10::Device device(c10::kCPU);
-  RETURN_IF_ERROR(CallTorch(
-      "device", [&] { device = c10::Device(options.device); }, absl::StatusCode::kInvalidArgument));
-  auto model = std::make_unique<TorchServableModel>(std::move(loaded), device);
+  auto model = std::make_unique<TorchServableModel>(std::move(loaded));
   const LoadedCollection* collection = model->collection();
   // The warm-up runs as the instances will: with their intra-op threads.
   const ScopedIntraOpThreads threads(options.warmup_runs > 0 ? options.intra_op_threads : 0);
@@ -376,11 +374,7 @@ absl::StatusOr<std::unique_ptr<ServableModel>> LoadServableModel(
                      ReadReference(options.version_dir, stage));
     if (!reference.has_value()) continue;
     NamedTensors inputs = reference->inputs;
-    if (!device.is_cpu()) {
-      RETURN_IF_ERROR(CallTorch("warm-up", [&] {
-        for (auto& [name, tensor] : inputs) tensor = tensor.to(device);
-      }));
-    }
+    RETURN_IF_ERROR(collection->ToDevice(&inputs));  // the warm-up runs on the device
     for (int i = 0; i < options.warmup_runs; ++i) {
       auto warm = collection->Run(stage, inputs);
       if (!warm.ok()) {

@@ -98,8 +98,10 @@ class ServableModel {
 // of a worker thread. InvalidArgument for a CUDA device in a build without CUDA.
 absl::Status PrepareWorkerThread(int intra_op_threads, const std::string& device);
 
-// True when this build of libtorch has CUDA and a device is present.
-bool CudaAvailable();
+// True when this build of libtorch has CUDA (libtorch_cuda is loaded).
+bool CudaBuilt();
+// The CUDA devices libtorch sees; 0 without CUDA.
+int CudaDeviceCount();
 
 struct ServableModelOptions {
   // The package version directory that holds bricks.pbtxt. Required.

@@ -6,9 +6,15 @@
 # generated Python messages the check's client uses. Writes build/gpu-bundle.tar.xz.
 #
 #   bash scripts/make_gpu_bundle.sh && ls -l build/gpu-bundle.tar.xz
+#   bash scripts/make_gpu_bundle.sh --no-pack DIR   # the folder only (tests/python/test_gpu_bundle.py)
 set -euo pipefail
+pack=1
+if [[ ${1:-} == --no-pack ]]; then
+  pack=0
+  out=$(realpath -m "${2:?--no-pack DIR}")
+fi
 cd "$(dirname "$0")/.."
-out=build/gpu-bundle
+out=${out:-build/gpu-bundle}
 rm -rf "$out" "$out.tar.xz"
 mkdir -p "$out/bin" "$out/lib" "$out/python"
 binaries=(build/server/torchbricks-server build/clients/cpp/perf/torchbricks-perf build/tools/torchbricks)
@@ -24,5 +30,9 @@ for binary in "${binaries[@]}"; do ldd "$binary"; done | awk '/=> \// {print $3}
 patchelf --set-rpath '$ORIGIN/../lib' "$out"/bin/*
 strip --strip-debug "$out"/bin/* "$out"/lib/*.so* 2>/dev/null || true
 cp -r build/python/torchbricks_serve/generated "$out/python/"
-tar -C build -cJf "$out.tar.xz" gpu-bundle
-echo "make_gpu_bundle: $(du -sh "$out" | cut -f1) in $out, $(du -h "$out.tar.xz" | cut -f1) packed"
+if ((pack)); then
+  tar -C "$(dirname "$out")" -cJf "$out.tar.xz" "$(basename "$out")"
+  echo "make_gpu_bundle: $(du -sh "$out" | cut -f1) in $out, $(du -h "$out.tar.xz" | cut -f1) packed"
+else
+  echo "make_gpu_bundle: $(du -sh "$out" | cut -f1) in $out"
+fi

@@ -3,9 +3,13 @@
 # verifies each model in C++ against Python, then serves the repository on port 8001
 # (Ctrl-C or SIGTERM stops it). Call it from another shell with (drawn PNGs go to visualizations/):
 #   PYTHONPATH=clients/python .venv/bin/python examples/client_example.py --server 127.0.0.1:8001
+#
+# It installs what serving needs (scripts/setup.sh serve: no test, sanitizer or Docker packages)
+# and builds only the two programs it runs: the server and the `torchbricks` CLI. In a fresh
+# Debian 12 container this takes about TIME_TBD (README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh
+TORCHBRICKS_SETUP_MODE=serve bash scripts/build.sh torchbricks-server torchbricks
 rm -rf examples/repository
 .venv/bin/python examples/build_example_repository.py examples/repository
 for version_dir in examples/repository/*/1; do

@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# Installs everything TorchBricks Serve needs to build, test and run: Debian packages, the
-# project's Python environment .venv (torch and the Python packages, pinned in
-# requirements/python.txt), and the npm packages of the Node tests.
+# Installs what TorchBricks Serve needs: Debian packages, the project's Python environment .venv
+# (torch and the Python packages, pinned in requirements/python.txt), and the npm packages of
+# the Node tests.
+#
+#   bash scripts/setup.sh [all|serve|build]
+#     all    (default) everything the tests need (scripts/test.sh)
+#     serve  what scripts/run_example.sh needs: the build packages and the whole .venv
+#     build  the image's build stage: the build packages and torch alone in .venv
+#
 # Idempotent: when everything is already installed it only checks and returns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MODE=${1:-all}
+case $MODE in
+  all | serve | build) ;;
+  *) echo "usage: scripts/setup.sh [all|serve|build]" >&2; exit 2 ;;
+esac
 
-# What compiling needs; TORCHBRICKS_SETUP_BUILD_ONLY=1 (the image's build stage) installs
-# only these (and .venv, whose torch wheel holds the libtorch the C++ code links).
+# What compiling needs (and .venv, whose torch wheel holds the libtorch the C++ code links).
 BUILD_PACKAGES=(
   build-essential cmake pkg-config ninja-build python3 python3-venv
   libopenblas0-openmp  # OpenCV's BLAS, on the same libgomp.so.1 as torch (docs/TORCH.md)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libopencv-dev libjpeg62-turbo-dev libpng-dev  # JPEG and PNG files: core/jpeg_decoder.h, core/png_codec.h
+  ccache  # compiles of another clone of the same sources come from the cache (CMakeLists.txt)
 )
 PACKAGES=(
   "${BUILD_PACKAGES[@]}"
@@ -23,7 +34,7 @@ PACKAGES=(
   patchelf  # the GPU check's relocatable bundle (scripts/make_gpu_bundle.sh)
   docker.io debootstrap docker-compose  # deploy/docker/test.sh, tests/deploy
 )
-if [[ -n "${TORCHBRICKS_SETUP_BUILD_ONLY:-}" ]]; then
+if [[ $MODE != all ]]; then
   PACKAGES=("${BUILD_PACKAGES[@]}")
 fi
 
@@ -56,7 +67,7 @@ if [[ ! -x $VENV/bin/python ]]; then
   /usr/bin/python3 -m venv "$VENV"
 fi
 wanted=$(sha256sum "$LOCK" | cut -d' ' -f1)
-if [[ -n "${TORCHBRICKS_SETUP_BUILD_ONLY:-}" ]]; then
+if [[ $MODE == build ]]; then
   # The image's build stage compiles against torch alone (its pin from the lock file).
   echo "setup: installing torch into $VENV (build only)"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
@@ -71,8 +82,8 @@ fi
 
 # The Node client test (tests/node) uses @grpc/grpc-js and @grpc/proto-loader from npm,
 # pinned by tests/node/package-lock.json. Install only when missing or out of date.
-if [[ -n "${TORCHBRICKS_SKIP_NODE:-}${TORCHBRICKS_SETUP_BUILD_ONLY:-}" || ! -f tests/node/package-lock.json ]]; then
-  exit 0  # image builds and other setups without the test tree skip the Node client
+if [[ $MODE != all || -n "${TORCHBRICKS_SKIP_NODE:-}" || ! -f tests/node/package-lock.json ]]; then
+  exit 0  # serving, image builds and setups without the test tree skip the Node clients
 fi
 if ! command -v npm >/dev/null 2>&1; then
   echo "setup: npm not found; installing nodejs and npm"

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -57,6 +58,16 @@ void AddVersionMetrics(const ModelVersion& version, MetricsExposition* out) {
   if (version.batcher != nullptr) {
     out->AddSample("torchbricks_queued_requests", "Requests waiting in the batcher's queue.",
                    "gauge", model, static_cast<double>(version.batcher->queued()));
+  }
+  for (const std::string& device : version.plan.devices()) {
+    MetricLabels labels = model;
+    labels.emplace_back("device", device);
+    const auto count =
+        std::count_if(version.plan.instances.begin(), version.plan.instances.end(),
+                      [&](const SchedulingPlan::Instance& i) { return i.device == device; });
+    out->AddSample("torchbricks_model_instances",
+                   "Instances (worker threads) of the model version, by device: cpu or cuda:N.",
+                   "gauge", labels, static_cast<double>(count));
   }
   out->AddSample("torchbricks_model_load_duration_seconds",
                  "Time to load and warm up the model version.", "gauge", model,

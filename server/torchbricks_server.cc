@@ -166,7 +166,11 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
          .max_image_pixels = max_image_pixels});
   };
   repository_options.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  repository_options.cuda_available = CudaAvailable();
+  repository_options.cuda = {.built = CudaBuilt(), .devices = CudaDeviceCount()};
+  Log(LogLevel::kInfo,
+      repository_options.cuda.usable()
+          ? absl::StrCat("CUDA: ", repository_options.cuda.devices, " device(s) usable")
+          : absl::StrCat("CUDA: none usable: ", repository_options.cuda.WhyUnusable()));
   repository_options.histograms = options.allow_metrics;
   ASSIGN_OR_RETURN(server->repository_, ModelRepository::Create(std::move(repository_options)));
   server->state_.repository.store(server->repository_.get());

@@ -4,18 +4,28 @@
 # correct inference, /metrics scrapeable, the process running as uid 10001 on a read-only root
 # filesystem, and `docker stop` draining in-flight requests and exiting 0 within the grace period.
 #
-#   bash deploy/docker/test.sh        # as root; called by scripts/test.sh
+#   bash deploy/docker/test.sh                # as root; called by scripts/test.sh
+#   bash deploy/docker/test.sh --target gpu   # the GPU image (by hand: it downloads ~3 GB of
+#                                             # CUDA wheels); with no GPU here, its models run
+#                                             # on the CPU and the same checks apply
 #
 # It starts its own dockerd (no bridge, no iptables; containers use the host's network and are
 # reached on 127.0.0.1 only) and stops it again by PID. The daemon's data root,
-# build/docker/data, is kept as a cache (the base image and the build layers make a rerun
-# quick); delete it to start cold. Nothing else is left behind. When dockerd cannot run here
+# /var/cache/torchbricks/docker/data (TORCHBRICKS_DOCKER_CACHE/data), is kept as a cache outside
+# the clone (the base image and the build layers make a rerun, from any clone, quick); delete it
+# to start cold. Nothing else is left behind. When dockerd cannot run here
 # (not root, not installed, no kernel support) it prints SKIPPED and the reason and exits 0.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-CACHE=$ROOT/build/docker
-IMAGE=torchbricks-serve:test
+CACHE=${TORCHBRICKS_DOCKER_CACHE:-/var/cache/torchbricks/docker}
+TARGET=cpu
+if [[ ${1:-} == --target ]]; then TARGET=${2:?--target cpu|gpu}; fi
+case $TARGET in
+  cpu) IMAGE=torchbricks-serve:test ;;
+  gpu) IMAGE=torchbricks-serve:test-gpu ;;
+  *) echo "usage: deploy/docker/test.sh [--target cpu|gpu]" >&2; exit 2 ;;
+esac
 MIRROR=${TORCHBRICKS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 skip() {
@@ -133,7 +143,8 @@ t=$(now)
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
 secret=()
 [ -s "$ca_bundle" ] && secret=(--secret "id=pip_ca,src=$ca_bundle")
-DOCKER_BUILDKIT=1 docker build --network host --progress plain "${secret[@]}" --tag "$IMAGE" . \
+DOCKER_BUILDKIT=1 docker build --network host --progress plain "${secret[@]}" --target "$TARGET" \
+  --tag "$IMAGE" . \
   > "$RUN_DIR/build.log" 2>&1 || { tail -n 40 "$RUN_DIR/build.log"; say "FAILED: docker build"; exit 1; }
 say "image built in $(since "$t") s, $(docker image inspect --format '{{.Size}}' "$IMAGE" \
   | awk '{printf "%.2f GB", $1 / 1e9}')"

@@ -73,6 +73,7 @@ grpc::Status BrickService::BrickStatistics(grpc::ServerContext* context,
     auto* out = response->add_versions();
     out->set_model_name(version->model_name);
     out->set_model_version(version->version_string);
+    for (const std::string& device : version->plan.devices()) out->add_devices(device);
     const auto& bricks = version->servable->graph().bricks();
     for (int b = 0; b < static_cast<int>(bricks.size()); ++b) {
       auto* stat = out->add_bricks();

@@ -146,7 +146,7 @@ absl::Status ModelRepository::SyncModel(const std::string& model,
         LoadModelVersion(model, version, dir, disk->config,
                          {.loader = options_.loader,
                           .cores = options_.cores,
-                          .cuda_available = options_.cuda_available,
+                          .cuda = options_.cuda,
                           .histograms = options_.histograms});
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -170,8 +170,9 @@ absl::Status ModelRepository::SyncModel(const std::string& model,
     record.reason.clear();
     (*loaded)->load_seconds = seconds;
     record.loaded = *std::move(loaded);
-    Log(LogLevel::kInfo, absl::StrCat("loaded model '", model, "' version ", version, " in ",
-                                      absl::StrFormat("%.3f", seconds), " s"));
+    Log(LogLevel::kInfo,
+        absl::StrCat("loaded model '", model, "' version ", version, " in ",
+                     absl::StrFormat("%.3f", seconds), " s: ", record.loaded->plan.placement));
   }
 
   // Retire what the policy no longer selects, but only once a selected version serves.

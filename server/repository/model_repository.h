@@ -55,7 +55,7 @@ class ModelRepository {
     std::vector<std::string> startup_models;           // explicit mode only
     Loader loader;                                     // required
     int cores = 2;                                     // CPU cores to share between CPU instances
-    bool cuda_available = false;
+    CudaInventory cuda;                                // the GPUs instances may go to
     bool histograms = true;  // record latency and batch histograms (metrics on)
   };
 

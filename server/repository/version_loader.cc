@@ -11,8 +11,7 @@ namespace torchbricks::server {
 absl::StatusOr<std::shared_ptr<ModelVersion>> LoadModelVersion(
     const std::string& model, int64_t version, const std::filesystem::path& dir,
     const config::ModelConfig& config, const VersionLoaderOptions& options) {
-  ASSIGN_OR_RETURN(SchedulingPlan plan,
-                   PlanScheduling(config, options.cuda_available, options.cores));
+  ASSIGN_OR_RETURN(SchedulingPlan plan, PlanScheduling(config, options.cuda, options.cores));
   auto loaded = std::make_shared<ModelVersion>();
   loaded->model_name = model;
   loaded->version = version;

@@ -48,9 +48,9 @@ using ServableLoader = std::function<absl::StatusOr<std::unique_ptr<ServableMode
     const config::ModelConfig& config)>;
 
 struct VersionLoaderOptions {
-  ServableLoader loader;  // required
-  int cores = 2;          // CPU cores to share between CPU instances
-  bool cuda_available = false;
+  ServableLoader loader;   // required
+  int cores = 2;           // CPU cores to share between CPU instances
+  CudaInventory cuda;      // the GPUs instances may go to
   bool histograms = true;  // record latency and batch histograms (metrics on)
 };
 

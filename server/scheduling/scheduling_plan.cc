@@ -15,6 +15,15 @@ constexpr int kInstancesPerCore = 4;
 
 }  // namespace
 
+std::string CudaInventory::WhyUnusable() const {
+  if (!built) return "this server's libtorch has no CUDA";
+  if (devices <= 0) {
+    return "libtorch sees no CUDA device (no GPU or NVIDIA driver on this machine, or "
+           "CUDA_VISIBLE_DEVICES hides them)";
+  }
+  return "";
+}
+
 std::vector<std::string> SchedulingPlan::devices() const {
   std::vector<std::string> result;
   for (const Instance& instance : instances) {
@@ -26,7 +35,8 @@ std::vector<std::string> SchedulingPlan::devices() const {
 }
 
 absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
-                                              bool cuda_available, int cores) {
+                                              const CudaInventory& cuda, int cores) {
+  const bool cuda_available = cuda.usable();
   SchedulingPlan plan;
   if (config.has_max_batch_size()) {
     if (config.max_batch_size() < 0) {
@@ -101,8 +111,16 @@ absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
     const bool gpu = group.kind() == config::InstanceGroup::KIND_GPU ||
                      (group.kind() == config::InstanceGroup::KIND_AUTO && cuda_available);
     if (gpu && !cuda_available) {
-      return absl::InvalidArgumentError(
-          "instance_group asks for KIND_GPU but this libtorch has no CUDA or no GPU is present");
+      return absl::UnavailableError(
+          absl::StrCat("instance_group asks for KIND_GPU, but ", cuda.WhyUnusable()));
+    }
+    for (int index : group.gpus()) {
+      if (gpu && (index < 0 || index >= cuda.devices)) {
+        return absl::InvalidArgumentError(absl::StrCat("instance_group lists GPU ", index,
+                                                       ", but libtorch sees ", cuda.devices,
+                                                       " CUDA device", cuda.devices == 1 ? "" : "s",
+                                                       " (cuda:0..cuda:", cuda.devices - 1, ")"));
+      }
     }
     if (!gpu) cpu_instances += std::max(group.count(), 1);
   }
@@ -127,6 +145,20 @@ absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
       plan.instances.push_back(
           {"cpu", group.intra_op_threads() > 0 ? group.intra_op_threads() : shared_threads});
     }
+  }
+  for (const std::string& device : plan.devices()) {
+    const auto count =
+        std::count_if(plan.instances.begin(), plan.instances.end(),
+                      [&](const SchedulingPlan::Instance& i) { return i.device == device; });
+    absl::StrAppend(&plan.placement, plan.placement.empty() ? "" : ", ", count,
+                    plan.placement.empty() ? (count == 1 ? " instance" : " instances") : "", " on ",
+                    device);
+  }
+  if (config.instance_group().empty()) {
+    absl::StrAppend(&plan.placement, " (no instance_group: ",
+                    cuda_available ? "a usable GPU is present"
+                                   : absl::StrCat("on the CPU, as ", cuda.WhyUnusable()),
+                    ")");
   }
   return plan;
 }

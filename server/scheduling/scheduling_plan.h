@@ -37,6 +37,16 @@ struct BatchPolicy {
   bool fair_share = false;
 };
 
+// The CUDA devices the server's libtorch offers (core's CudaBuilt() and CudaDeviceCount(),
+// asked once at start).
+struct CudaInventory {
+  bool built = false;  // libtorch has CUDA (libtorch_cuda loaded)
+  int devices = 0;     // CUDA devices it sees
+  bool usable() const { return built && devices > 0; }
+  // Why no GPU is usable, for a message; "" when one is.
+  std::string WhyUnusable() const;
+};
+
 struct SchedulingPlan {
   BatchPolicy batching;
   struct Instance {
@@ -46,18 +56,22 @@ struct SchedulingPlan {
   std::vector<Instance> instances;
   // The distinct devices of `instances`, in first-use order.
   std::vector<std::string> devices() const;
+  // Where the instances are, for the load log line: "2 instances on cuda:0, 1 on cpu", and,
+  // for a config without instance_group, why there (Triton's rule: a usable GPU, else the CPU).
+  std::string placement;
 };
 
 // Defaults (for an absent config.pbtxt or absent fields): max_batch_size 32, no queue
-// delay, queue of 4096, one instance on the GPU when `cuda_available`, else on the CPU,
+// delay, queue of 4096, one instance on cuda:0 when `cuda` has a usable GPU, else on the CPU,
 // CPU instances sharing `cores` - 1 intra-op threads evenly (at least one each; one core
 // is left to the gRPC front end). InvalidArgument for negative
 // sizes, a preferred size above max_batch_size, a queue delay or timeout beyond int64
 // microseconds, a batching_policy other than "delay" or "fair_share" (or fair_share
 // without a queue delay), instances or threads beyond
-// the machine's bounds, or KIND_GPU without CUDA.
+// the machine's bounds, KIND_GPU without a usable GPU (the message says why), or a GPU
+// index that `cuda` does not have.
 absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
-                                              bool cuda_available, int cores);
+                                              const CudaInventory& cuda, int cores);
 
 }  // namespace torchbricks::server
 

@@ -1,9 +1,9 @@
 // Fuzz target: a model's config.pbtxt text through the repository's parsing
-// (ParseModelConfig), the scheduling plan (PlanScheduling, as on a 2-core machine with and
-// without CUDA) and the version policy (SelectVersions). Invariants for an accepted config:
-// instances are bounded by the machine, each with 1..cores intra-op threads (CPU), queue
-// limits are positive and durations are not negative; selected versions are a subset of
-// the available ones, in order.
+// (ParseModelConfig), the scheduling plan (PlanScheduling, as on a 2-core machine without
+// CUDA, with CUDA and no GPU, and with two GPUs) and the version policy (SelectVersions).
+// Invariants for an accepted config: instances are bounded by the machine, each with 1..cores
+// intra-op threads (CPU), queue limits are positive and durations are not negative; selected
+// versions are a subset of the available ones, in order.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -18,12 +18,14 @@ namespace {
 
 constexpr int kCores = 2;
 
-void CheckPlan(const torchbricks::server::SchedulingPlan& plan, bool cuda) {
+void CheckPlan(const torchbricks::server::SchedulingPlan& plan,
+               const torchbricks::server::CudaInventory& cuda) {
   FUZZ_CHECK(!plan.instances.empty());
   FUZZ_CHECK(plan.instances.size() <= static_cast<size_t>(4 * kCores));
   for (const auto& instance : plan.instances) {
     FUZZ_CHECK(instance.intra_op_threads >= 1 && instance.intra_op_threads <= kCores);
-    FUZZ_CHECK(cuda || instance.device == "cpu");
+    FUZZ_CHECK(instance.device == "cpu" ||
+               (cuda.usable() && (instance.device == "cuda:0" || instance.device == "cuda:1")));
   }
   const torchbricks::server::BatchPolicy& batching = plan.batching;
   FUZZ_CHECK(batching.max_batch_size >= 0);
@@ -45,13 +47,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(config.status().code() == absl::StatusCode::kInvalidArgument);
     return 0;
   }
-  for (bool cuda : {false, true}) {
+  for (const torchbricks::server::CudaInventory& cuda :
+       {torchbricks::server::CudaInventory{}, torchbricks::server::CudaInventory{true, 0},
+        torchbricks::server::CudaInventory{true, 2}}) {
     absl::StatusOr<torchbricks::server::SchedulingPlan> plan =
         torchbricks::server::PlanScheduling(*config, cuda, kCores);
     if (plan.ok()) {
       CheckPlan(*plan, cuda);
     } else {
-      FUZZ_CHECK(plan.status().code() == absl::StatusCode::kInvalidArgument);
+      // Unavailable: KIND_GPU where no GPU is usable; everything else is the config's fault.
+      FUZZ_CHECK(plan.status().code() == absl::StatusCode::kInvalidArgument ||
+                 (plan.status().code() == absl::StatusCode::kUnavailable && !cuda.usable()));
     }
   }
   const std::vector<int64_t> available = {1, 2, 3, 7, 10};

@@ -33,6 +33,7 @@ TYPES = {
     **{name: "histogram" for name in HISTOGRAMS},
     "torchbricks_requests_in_flight": "gauge", "torchbricks_queued_requests": "gauge",
     "torchbricks_model_ready": "gauge", "torchbricks_model_load_duration_seconds": "gauge",
+    "torchbricks_model_instances": "gauge",
     "torchbricks_model_load_failures_total": "counter", "torchbricks_brick_executions_total": "counter",
     "torchbricks_brick_compute_seconds_total": "counter", "process_resident_memory_bytes": "gauge",
     "process_virtual_memory_bytes": "gauge", "process_cpu_seconds_total": "counter",
