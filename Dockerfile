@@ -14,7 +14,7 @@
 # Needs BuildKit (the default builder since Docker 23; DOCKER_BUILDKIT=1 before): the build
 # folder and apt's downloads live in cache mounts, so a rebuild after a source change
 # compiles only what changed.
-FROM debian:bookworm AS build
+FROM debian:bookworm AS deps
 WORKDIR /src
 COPY scripts/setup.sh scripts/setup.sh
 COPY requirements/python.txt requirements/python.txt
@@ -26,6 +26,8 @@ RUN --mount=type=cache,id=torchbricks-apt-build,target=/var/cache/apt/archives,s
     --mount=type=secret,id=pip_ca \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
  && bash scripts/setup.sh build && rm -rf /var/lib/apt/lists/*
+
+FROM deps AS build
 COPY . .
 # TORCHBRICKS_LINK_CUDA=OFF: the binaries need libtorch_cpu and libc10, not libtorch_cuda.
 RUN --mount=type=cache,id=torchbricks-build-wheel,target=/build \
@@ -46,7 +48,8 @@ RUN --mount=type=cache,id=torchbricks-build-wheel,target=/build \
 # the wheel's torch/lib and nvidia/*/lib shared libraries in their site-packages layout, so the
 # RPATHs libtorch_cuda carries ($ORIGIN/../../nvidia/...) find cuBLAS, cuDNN, NCCL and the rest.
 # Only `docker build --target gpu` builds this stage.
-FROM build AS build-gpu
+FROM deps AS build-gpu
+COPY . .
 RUN --mount=type=cache,id=torchbricks-build-wheel-gpu,target=/build \
     cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTORCHBRICKS_WERROR=OFF -DTORCHBRICKS_CCACHE=OFF \
       -DTORCHBRICKS_LINK_CUDA=ON > /dev/null \
