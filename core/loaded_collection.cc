@@ -11,7 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "c10/core/InferenceMode.h"
-#include "c10/core/impl/VirtualGuardImpl.h"  // device-generic: no CUDA headers (cmake/torch.cmake)
+#include "c10/core/StreamGuard.h"  // device-generic: no CUDA headers (cmake/torch.cmake)
+#include "c10/core/impl/VirtualGuardImpl.h"
 #include "core/dtypes.h"
 #include "core/image_io.h"
 #include "core/mermaid.h"
@@ -183,14 +184,13 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
   // Runs one step; writes only its own output slots, so steps of one level may run at once.
   auto run_step = [&](int step_index, StepOutcome* outcome) {
     c10::InferenceMode step_inference_mode;
-    std::optional<c10::impl::VirtualGuardImpl> guard;
-    std::optional<c10::Stream> thread_stream;  // this thread's own, given back below
+    // The run's device and stream are this thread's current ones while the brick runs (a
+    // branch on an inter-op thread joins them; on the caller's thread a no-op), and the
+    // thread's own are restored when the guard goes.
+    std::optional<c10::StreamGuard> on_stream;
     if (stream.has_value()) {
-      outcome->status = CallTorch("selecting the run's stream", [&] {
-        guard.emplace(stream->device_type());
-        // A branch on an inter-op thread joins the run's stream (a no-op on the caller's).
-        thread_stream = guard->exchangeStream(*stream);
-      });
+      outcome->status =
+          CallTorch("selecting the run's stream", [&] { on_stream.emplace(*stream); });
       if (!outcome->status.ok()) return;
     }
     const PlanStep& step = plan.steps()[step_index];
@@ -214,13 +214,8 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
     if (produced.ok() && stream.has_value()) {
       const absl::Status synced = CallTorch(
           absl::StrCat("brick '", graph_.bricks()[step.brick].name, "' on ", device_.str()),
-          [&] { guard->synchronizeStream(*stream); });
+          [&] { stream->synchronize(); });
       if (!synced.ok()) produced = synced;
-    }
-    if (thread_stream.has_value()) {
-      const absl::Status restored = CallTorch("restoring the thread's stream",
-                                              [&] { guard->exchangeStream(*thread_stream); });
-      if (!restored.ok() && produced.ok()) produced = restored;
     }
     outcome->nanoseconds = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                std::chrono::steady_clock::now() - start)

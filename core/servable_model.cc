@@ -234,6 +234,11 @@ class TorchServableModel : public ServableModel {
     RunTrace batch_trace;
     ASSIGN_OR_RETURN(NamedTensors produced,
                      collection_->Run(stage, batched, wanted, &batch_trace, BatchLimits(items)));
+    if (!collection_->device().is_cpu()) {  // one copy back per output, not one per item
+      RETURN_IF_ERROR(CallTorch("copying outputs to the host", [&] {
+        for (auto& [name, tensor] : produced) tensor = tensor.to(at::kCPU);
+      }));
+    }
     std::map<std::string, std::vector<at::Tensor>> split;
     for (const auto& [name, tensor] : produced) {
       if (tensor.dim() == 0 || tensor.size(0) != total) {
@@ -316,8 +321,10 @@ absl::Status PrepareWorkerThread(int intra_op_threads, const std::string& device
       absl::StrCat("device '", device, "'"),
       [&] {
         const c10::Device cuda(device);
-        // The thread's current stream on that device: one of libtorch's pool of CUDA streams.
+        // The thread's current device, and its current stream there: one of libtorch's pool of
+        // CUDA streams (exchangeStream alone leaves the current device as it was).
         const c10::impl::VirtualGuardImpl guard(cuda.type());
+        guard.setDevice(cuda);
         guard.exchangeStream(guard.getStreamFromGlobalPool(cuda, /*isHighPriority=*/false));
       },
       absl::StatusCode::kInvalidArgument);

@@ -12,6 +12,11 @@ pack=1
 if [[ ${1:-} == --no-pack ]]; then
   pack=0
   out=$(realpath -m "${2:?--no-pack DIR}")
+  # It is emptied first: refuse a folder that holds anything (a mistyped path, the clone).
+  if [[ -e $out ]] && [[ -n "$(ls -A "$out")" ]]; then
+    echo "make_gpu_bundle: $out exists and is not empty" >&2
+    exit 2
+  fi
 fi
 cd "$(dirname "$0")/.."
 out=${out:-build/gpu-bundle}

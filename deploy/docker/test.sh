@@ -20,7 +20,11 @@ cd "$(dirname "$0")/../.."
 ROOT=$PWD
 CACHE=${TORCHBRICKS_DOCKER_CACHE:-/var/cache/torchbricks/docker}
 TARGET=cpu
-if [[ ${1:-} == --target ]]; then TARGET=${2:?--target cpu|gpu}; fi
+case "$*" in
+  "") ;;
+  "--target cpu" | "--target gpu") TARGET=$2 ;;
+  *) echo "usage: deploy/docker/test.sh [--target cpu|gpu]" >&2; exit 2 ;;
+esac
 case $TARGET in
   cpu) IMAGE=torchbricks-serve:test ;;
   gpu) IMAGE=torchbricks-serve:test-gpu ;;

@@ -68,8 +68,8 @@ struct SchedulingPlan {
 // sizes, a preferred size above max_batch_size, a queue delay or timeout beyond int64
 // microseconds, a batching_policy other than "delay" or "fair_share" (or fair_share
 // without a queue delay), instances or threads beyond
-// the machine's bounds, KIND_GPU without a usable GPU (the message says why), or a GPU
-// index that `cuda` does not have.
+// the machine's bounds, or a GPU index that `cuda` does not have; Unavailable for KIND_GPU
+// without a usable GPU (the message says why: the config is valid, the machine lacks it).
 absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
                                               const CudaInventory& cuda, int cores);
 
