@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,14 @@ def test_wheel_installs_into_a_venv_and_imports_outside_the_checkout(tmp_path):
                     str(source)], check=True, capture_output=True, env=env, timeout=300)
     (wheel,) = wheels.glob("torchbricks_serve-*.whl")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
+    # The wheel's dependencies (numpy, grpcio, protobuf) come from the project's environment, as
+    # a .pth line: --system-site-packages would give the base interpreter's (Debian's python3),
+    # which on a fresh machine has none of them. The package itself must come from the wheel.
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+    (Path(site) / "project_environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)], check=True,
                    capture_output=True, env=env, timeout=300)
     probe = ("import torchbricks_serve, numpy as np\n"
