@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -62,12 +61,9 @@ void AddVersionMetrics(const ModelVersion& version, MetricsExposition* out) {
   for (const std::string& device : version.plan.devices()) {
     MetricLabels labels = model;
     labels.emplace_back("device", device);
-    const auto count =
-        std::count_if(version.plan.instances.begin(), version.plan.instances.end(),
-                      [&](const SchedulingPlan::Instance& i) { return i.device == device; });
     out->AddSample("torchbricks_model_instances",
                    "Instances (worker threads) of the model version, by device: cpu or cuda:N.",
-                   "gauge", labels, static_cast<double>(count));
+                   "gauge", labels, static_cast<double>(version.plan.InstancesOn(device)));
   }
   out->AddSample("torchbricks_model_load_duration_seconds",
                  "Time to load and warm up the model version.", "gauge", model,

@@ -31,13 +31,9 @@ void FillDims(const ValueSpec& spec, bool batching, Message* out) {
 void FillInstanceGroups(const SchedulingPlan& plan, const std::string& model,
                         inference::ModelConfig* out) {
   for (const std::string& device : plan.devices()) {
-    int count = 0;
-    for (const SchedulingPlan::Instance& instance : plan.instances) {
-      if (instance.device == device) ++count;
-    }
     inference::ModelInstanceGroup* group = out->add_instance_group();
     group->set_name(absl::StrCat(model, "_", out->instance_group_size() - 1));
-    group->set_count(count);
+    group->set_count(plan.InstancesOn(device));
     int gpu = 0;
     if (absl::StartsWith(device, "cuda:") && absl::SimpleAtoi(device.substr(5), &gpu)) {
       group->set_kind(inference::ModelInstanceGroup::KIND_GPU);

@@ -24,6 +24,11 @@ std::string CudaInventory::WhyUnusable() const {
   return "";
 }
 
+int SchedulingPlan::InstancesOn(const std::string& device) const {
+  return static_cast<int>(std::count_if(instances.begin(), instances.end(),
+                                        [&](const Instance& i) { return i.device == device; }));
+}
+
 std::vector<std::string> SchedulingPlan::devices() const {
   std::vector<std::string> result;
   for (const Instance& instance : instances) {
@@ -147,9 +152,7 @@ absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
     }
   }
   for (const std::string& device : plan.devices()) {
-    const auto count =
-        std::count_if(plan.instances.begin(), plan.instances.end(),
-                      [&](const SchedulingPlan::Instance& i) { return i.device == device; });
+    const int count = plan.InstancesOn(device);
     absl::StrAppend(&plan.placement, plan.placement.empty() ? "" : ", ", count,
                     plan.placement.empty() ? (count == 1 ? " instance" : " instances") : "", " on ",
                     device);

@@ -56,6 +56,8 @@ struct SchedulingPlan {
   std::vector<Instance> instances;
   // The distinct devices of `instances`, in first-use order.
   std::vector<std::string> devices() const;
+  // How many of `instances` are on `device`.
+  int InstancesOn(const std::string& device) const;
   // Where the instances are, for the load log line: "2 instances on cuda:0, 1 on cpu", and,
   // for a config without instance_group, why there (Triton's rule: a usable GPU, else the CPU).
   std::string placement;
