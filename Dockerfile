@@ -37,7 +37,7 @@ RUN --mount=type=cache,id=torchbricks-build-wheel,target=/build \
       --target torchbricks-server --target torchbricks --target torchbricks-health-probe \
  && mkdir -p /out/bin /out/lib \
  && cp /build/server/torchbricks-server /build/tools/torchbricks \
-       /build/tools/torchbricks-health-probe /out/bin/ \
+       /build/clients/cpp/torchbricks-health-probe /out/bin/ \
  && strip /out/bin/* \
  && torch=$(/src/.venv/bin/python -c 'import os, torch; print(os.path.dirname(torch.__file__))') \
  && cp -L "$torch/lib/libtorch_cpu.so" "$torch/lib/libc10.so" "$torch/lib/libgomp.so.1" \
@@ -57,7 +57,7 @@ RUN --mount=type=cache,id=torchbricks-build-wheel-gpu,target=/build \
       --target torchbricks-server --target torchbricks --target torchbricks-health-probe \
  && mkdir -p /out-gpu/bin /out-gpu/site-packages/torch \
  && cp /build/server/torchbricks-server /build/tools/torchbricks \
-       /build/tools/torchbricks-health-probe /out-gpu/bin/ \
+       /build/clients/cpp/torchbricks-health-probe /out-gpu/bin/ \
  && strip /out-gpu/bin/* \
  && site=$(/src/.venv/bin/python -c 'import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))') \
  && cp -a "$site/torch/lib" /out-gpu/site-packages/torch/ \

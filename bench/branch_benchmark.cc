@@ -7,8 +7,8 @@
 #include <string>
 
 #include "benchmark/benchmark.h"
-#include "core/loaded_collection.h"
-#include "core/reference_check.h"
+#include "core/execution/loaded_collection.h"
+#include "core/execution/reference_check.h"
 
 namespace torchbricks {
 namespace {

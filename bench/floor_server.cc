@@ -18,10 +18,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/command_line.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "proto/grpc_service.grpc.pb.h"
-#include "tools/command_line.h"
 
 namespace torchbricks::bench {
 namespace {

@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "bench/latency_summary.h"
 #include "bench/workload.h"
-#include "core/loaded_collection.h"
+#include "core/execution/loaded_collection.h"
 
 namespace torchbricks::bench {
 

@@ -22,16 +22,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "base/command_line.h"
+#include "base/status_macros.h"
 #include "bench/benchmark_report.h"
 #include "bench/closed_loop_client.h"
 #include "bench/inprocess_sweep.h"
 #include "bench/model_counters.h"
 #include "bench/workload.h"
-#include "core/loaded_collection.h"
-#include "core/status_macros.h"
+#include "core/execution/loaded_collection.h"
 #include "grpcpp/create_channel.h"
 #include "tests/server_process.h"
-#include "tools/command_line.h"
 
 namespace torchbricks::bench {
 namespace {

@@ -8,8 +8,8 @@
 
 #include "ATen/Parallel.h"
 #include "benchmark/benchmark.h"
-#include "core/image_io.h"
-#include "core/visualization_brick.h"
+#include "core/execution/image_io.h"
+#include "core/execution/visualization_brick.h"
 #include "opencv2/imgcodecs.hpp"
 #include "opencv2/imgproc.hpp"
 

@@ -9,7 +9,7 @@
 #     our generated *.pb.h and gRPC need Debian's protobuf 3.21 ones in /usr/include. The folder
 #     is an -isystem directory, so it is searched before /usr/include: torch's own headers win
 #     over any Debian libtorch-dev copy of ATen/c10/torch/caffe2, and <google/protobuf/...> still
-#     resolves to /usr/include (core/protobuf_headers_check.cc fails the build otherwise);
+#     resolves to /usr/include (core/execution/protobuf_headers_check.cc fails the build otherwise);
 #   - libtorch, libtorch_cpu and libc10 are linked by full path, and libtorch_cuda and libc10_cuda,
 #     when the wheel has them, with --no-as-needed: nothing we compile references them, but
 #     loading them registers CUDA with libtorch, so the same binary uses a GPU where one exists;

@@ -23,7 +23,7 @@ BUILD_PACKAGES=(
   libopenblas0-openmp  # OpenCV's BLAS, on the same libgomp.so.1 as torch (docs/TORCH.md)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libopencv-dev libjpeg62-turbo-dev libpng-dev  # JPEG and PNG files: core/jpeg_decoder.h, core/png_codec.h
+  libopencv-dev libjpeg62-turbo-dev libpng-dev  # JPEG and PNG files: core/execution/jpeg_decoder.h, core/execution/png_codec.h
   ccache  # compiles of another clone of the same sources come from the cache (CMakeLists.txt)
 )
 PACKAGES=(

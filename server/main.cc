@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "core/torch_log_sink.h"
+#include "core/libtorch/torch_log_sink.h"
 #include "grpc/support/log.h"
 #include "server/listener_watch.h"
 #include "server/observability/log_rate_limiter.h"
@@ -57,7 +57,7 @@ void ForwardGrpcLog(gpr_log_func_args* args) {
 }
 
 // libtorch's warnings and log lines, likewise, and libjpeg's warnings (kind "libjpeg": one
-// line per decoded file, core/jpeg_decoder.h), rate-limited as above.
+// line per decoded file, core/execution/jpeg_decoder.h), rate-limited as above.
 void ForwardTorchLog(const torchbricks::TorchLogLine& line) {
   using torchbricks::server::LogLevel;
   using Severity = torchbricks::TorchLogLine::Severity;

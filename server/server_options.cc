@@ -2,8 +2,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
-#include "tools/command_line.h"
+#include "base/command_line.h"
+#include "base/status_macros.h"
 
 namespace torchbricks::server {
 namespace {

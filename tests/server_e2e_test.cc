@@ -5,7 +5,7 @@
 #include <cstring>
 #include <thread>
 
-#include "core/loaded_collection.h"
+#include "core/execution/loaded_collection.h"
 #include "core/testing/package_fixtures.h"
 #include "gtest/gtest.h"
 #include "proto/brick_service.grpc.pb.h"

@@ -7,9 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "core/loaded_collection.h"
-#include "core/reference_check.h"
-#include "tools/command_line.h"
+#include "base/command_line.h"
+#include "core/execution/loaded_collection.h"
+#include "core/execution/reference_check.h"
 
 namespace torchbricks::cli {
 namespace {

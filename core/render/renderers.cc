@@ -11,9 +11,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/libtorch/torch_errors.h"
 #include "core/render/parameter_reader.h"
 #include "core/render/style.h"
-#include "core/torch_errors.h"
 #include "opencv2/imgproc.hpp"
 
 namespace torchbricks::render {

@@ -1,5 +1,5 @@
 // Built-in renderers for VISUALIZATION bricks: each draws one image's predictions onto
-// that image. A visualization brick (core/visualization_brick.h) unpacks a batch per
+// that image. A visualization brick (core/execution/visualization_brick.h) unpacks a batch per
 // image, turns the image into an RGB canvas, asks its renderer to draw the image's other
 // values on it, and encodes the canvas as PNG.
 //

@@ -1,5 +1,5 @@
 // Test-only: fixture packages loaded through core/, and the names of the bricks a run
-// executed. For GoogleTest tests that link torchbricks_core.
+// executed. For GoogleTest tests that link torchbricks_execution.
 #ifndef TORCHBRICKS_CORE_TESTING_LOADED_FIXTURES_H_
 #define TORCHBRICKS_CORE_TESTING_LOADED_FIXTURES_H_
 
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "core/loaded_collection.h"
+#include "core/execution/loaded_collection.h"
 #include "core/testing/package_fixtures.h"
 #include "gtest/gtest.h"
 

@@ -6,8 +6,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/bytes_elements.h"
-#include "core/data_types.h"
+#include "core/graph/bytes_elements.h"
+#include "core/graph/data_types.h"
 
 namespace torchbricks::server {
 namespace {

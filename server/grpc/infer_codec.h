@@ -12,8 +12,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "core/servable_model.h"
-#include "core/stage.h"
+#include "core/graph/stage.h"
+#include "core/servable/host_tensor.h"
 #include "proto/bricks.pb.h"
 #include "proto/grpc_service.pb.h"
 #include "server/grpc/shared_memory_regions.h"

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 #include "server/grpc/infer_codec.h"
 
 namespace torchbricks::server {

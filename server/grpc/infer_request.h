@@ -10,7 +10,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "core/stage.h"
+#include "core/graph/stage.h"
 #include "grpcpp/server_context.h"
 #include "proto/grpc_service.pb.h"
 #include "server/grpc/shared_memory_regions.h"

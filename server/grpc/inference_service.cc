@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 #include "server/grpc/grpc_status.h"
 #include "server/grpc/infer_codec.h"
 #include "server/grpc/infer_request.h"

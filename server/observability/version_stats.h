@@ -12,8 +12,8 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "core/run_trace.h"
-#include "core/stage.h"
+#include "core/graph/run_trace.h"
+#include "core/graph/stage.h"
 #include "server/observability/metrics_histogram.h"
 
 namespace torchbricks::server {

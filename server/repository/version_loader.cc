@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 #include "server/scheduling/scheduling_plan.h"
 
 namespace torchbricks::server {

@@ -13,7 +13,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "core/servable_model.h"
+#include "core/servable/servable_model.h"
 #include "proto/model_config.pb.h"
 #include "server/observability/version_stats.h"
 #include "server/scheduling/dynamic_batcher.h"

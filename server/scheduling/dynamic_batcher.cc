@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 #include "server/observability/logging.h"
 
 namespace torchbricks::server {

@@ -25,7 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "core/servable_model.h"
+#include "core/servable/servable_model.h"
 #include "server/observability/version_stats.h"
 #include "server/scheduling/scheduling_plan.h"
 

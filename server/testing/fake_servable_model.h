@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "core/servable_model.h"
+#include "core/servable/servable_model.h"
 
 namespace torchbricks::server::testing {
 

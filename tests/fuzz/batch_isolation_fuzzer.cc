@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "core/servable_model.h"
+#include "core/servable/servable_model.h"
 #include "core/testing/package_fixtures.h"
 #include "server/scheduling/dynamic_batcher.h"
 #include "tests/fuzz/fuzz_check.h"

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "core/bytes_elements.h"
-#include "core/image_io.h"
+#include "core/execution/image_io.h"
+#include "core/graph/bytes_elements.h"
 #include "server/grpc/infer_codec.h"
 #include "tests/fuzz/fuzz_check.h"
 

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "ATen/Parallel.h"
-#include "core/image_io.h"
-#include "core/torch_log_sink.h"
+#include "core/execution/image_io.h"
+#include "core/libtorch/torch_log_sink.h"
 #include "opencv2/core/utility.hpp"
 #include "tests/fuzz/fuzz_check.h"
 

@@ -16,9 +16,9 @@
 #include <cstring>
 #include <string>
 
-#include "core/image_io.h"
-#include "core/jpeg_decoder.h"
-#include "core/torch_log_sink.h"
+#include "core/execution/image_io.h"
+#include "core/execution/jpeg_decoder.h"
+#include "core/libtorch/torch_log_sink.h"
 #include "opencv2/imgcodecs.hpp"
 #include "tests/fuzz/fuzz_check.h"
 

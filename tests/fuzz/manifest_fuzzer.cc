@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "core/brick_graph.h"
-#include "core/mermaid.h"
-#include "core/stage_plan.h"
+#include "core/graph/brick_graph.h"
+#include "core/graph/mermaid.h"
+#include "core/graph/stage_plan.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

@@ -12,8 +12,8 @@
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
-#include "core/bytes_elements.h"
-#include "core/data_types.h"
+#include "core/graph/bytes_elements.h"
+#include "core/graph/data_types.h"
 #include "server/grpc/infer_codec.h"
 #include "server/grpc/infer_request.h"
 #include "server/testing/fake_servable_model.h"

@@ -8,12 +8,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/command_line.h"
 #include "clients/cpp/cli/cli_files.h"
 #include "clients/cpp/inference_client.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
-#include "tools/command_line.h"
 
 namespace torchbricks::client {
 
@@ -97,7 +97,7 @@ const std::set<std::string>* CommandFlags(const std::string& command) {
 
 absl::StatusOr<Invocation> ParseInvocation(std::vector<std::string> args) {
   Invocation invocation;
-  // The one switch without a value; every other flag takes one (tools/command_line.h).
+  // The one switch without a value; every other flag takes one (base/command_line.h).
   const auto json = std::remove(args.begin(), args.end(), "--json");
   invocation.json = json != args.end();
   args.erase(json, args.end());

@@ -7,8 +7,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "core/status_macros.h"
-#include "tools/command_line.h"
+#include "base/command_line.h"
+#include "base/status_macros.h"
 
 namespace torchbricks::perf {
 

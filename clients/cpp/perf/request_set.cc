@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 #include "proto/grpc_service.grpc.pb.h"
 
 namespace torchbricks::perf {

@@ -3,7 +3,7 @@
 #include <map>
 #include <utility>
 
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 
 namespace torchbricks::perf {
 namespace {

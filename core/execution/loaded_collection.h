@@ -1,0 +1,122 @@
+// LoadedCollection: a serialized brick collection loaded from a package version directory
+// (bricks.pbtxt + one TorchScript file per module brick), validated and planned for every
+// stage, ready to run. It owns the modules and plans; nothing changes after Load(), so
+// Run() is safe to call from any number of threads at once.
+//
+//   ASSIGN_OR_RETURN(auto collection, LoadedCollection::Load({.version_dir = "repo/m/1"}));
+//   ASSIGN_OR_RETURN(NamedTensors out,
+//                    collection->Run(Stage::kInference, {{"raw_images", images}}, {"logits"}));
+#ifndef TORCHBRICKS_CORE_EXECUTION_LOADED_COLLECTION_H_
+#define TORCHBRICKS_CORE_EXECUTION_LOADED_COLLECTION_H_
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/execution/brick_module.h"
+#include "core/graph/brick_graph.h"
+#include "core/graph/run_limits.h"
+#include "core/graph/run_trace.h"
+#include "core/graph/stage.h"
+#include "core/graph/stage_plan.h"
+#include "torch/types.h"
+
+namespace torchbricks {
+
+// Tensors by name. Ordered, so that printing and comparing are deterministic.
+using NamedTensors = std::map<std::string, at::Tensor>;
+
+// What a tensor is, without its data: enough to check a request before running it.
+struct TensorSignature {
+  std::string name;
+  package::DataType data_type = package::TYPE_INVALID;
+  std::vector<int64_t> shape;
+};
+
+struct LoadOptions {
+  // The package version directory that holds bricks.pbtxt. Required.
+  std::filesystem::path version_dir;
+  // Where the modules are loaded: "cpu" or "cuda:N". Run() expects inputs on that device.
+  std::string device = "cpu";
+  // Run bricks that do not depend on each other (two heads on one backbone) at the same
+  // time on libtorch's inter-op thread pool. Off by default: see docs/PERFORMANCE.md.
+  bool parallel_branches = false;
+  // The per-image pixel budget of encoded image inputs (config.pbtxt's max_image_pixels):
+  // 0 applies ImagePixelBudget()'s rule (core/execution/image_io.h); otherwise 1..kMaxImagePixels.
+  int64_t max_image_pixels = 0;
+};
+
+class LoadedCollection {
+ public:
+  // Reads, validates, plans and loads the package in `options.version_dir`. Returns
+  // NotFound when bricks.pbtxt or a module file is missing and InvalidArgument for any
+  // invalid content (or a max_image_pixels out of range); the message names the brick
+  // (and file) at fault.
+  static absl::StatusOr<std::unique_ptr<LoadedCollection>> Load(const LoadOptions& options);
+
+  LoadedCollection(const LoadedCollection&) = delete;
+  LoadedCollection& operator=(const LoadedCollection&) = delete;
+
+  // Runs `stage` on `inputs` under InferenceMode and returns the tensors named in
+  // `outputs` (any name the stage produces, intermediates included, or a declared input),
+  // or the stage's terminal outputs when `outputs` is empty. Only the bricks those
+  // outputs need are run. An output holding a Dict[str, Tensor] is returned flattened as
+  // "<name>/<key>" tensors. An encoded image input is given, and a visualization output
+  // (graph().IsBytesOutput()) returned, as a BYTES rows tensor (core/execution/image_io.h).
+  // Inputs other than encoded images must be on device() (ToDevice()); on a CUDA device the
+  // bricks run on the calling thread's current stream (branches run in parallel too), and each
+  // brick's time in `trace` includes waiting for that stream to finish its work: the run
+  // synchronises the stream after every brick, so the time is the brick's, not its launch's.
+  // Errors: InvalidArgument naming the tensor for an unknown input, a missing required
+  // input, a dtype or shape that contradicts the declaration, or an unknown output;
+  // Internal naming the brick when libtorch fails inside it. `inputs` is never changed.
+  // If `trace` is not null it receives the bricks that ran (even on failure). Between
+  // bricks, and while decoding images, the run stops with `limits`' error
+  // (DeadlineExceeded or Cancelled) once they say nobody waits for its answer.
+  absl::StatusOr<NamedTensors> Run(Stage stage, const NamedTensors& inputs,
+                                   absl::Span<const std::string> outputs = {},
+                                   RunTrace* trace = nullptr,
+                                   const RunLimits& limits = RunLimits()) const;
+
+  // The checks Run() makes before running anything: unknown, missing or ill-typed
+  // inputs and unknown outputs. OK when Run() would start executing bricks.
+  absl::Status Check(Stage stage, absl::Span<const TensorSignature> inputs,
+                     absl::Span<const std::string> outputs) const;
+
+  // Copies the inputs Run() takes on its device there, each through pinned (page-locked) host
+  // memory and asynchronously on the calling thread's current stream; encoded image inputs stay
+  // on the host, where Run() decodes them before the decoded pixels go to the device. A no-op
+  // on the CPU. Internal naming the input when libtorch fails.
+  absl::Status ToDevice(NamedTensors* inputs) const;
+
+  // Where the modules live and run (LoadOptions::device).
+  const c10::Device& device() const { return device_; }
+  const BrickGraph& graph() const { return graph_; }
+  // The most pixels one image of declared input `spec` may have (ImagePixelBudget() with
+  // LoadOptions::max_image_pixels).
+  int64_t ImagePixelBudgetOf(const ValueSpec& spec) const;
+  const StagePlan& plan(Stage stage) const { return plans_[static_cast<int>(stage)]; }
+  // The mermaid flowchart of `stage`.
+  std::string Mermaid(Stage stage) const;
+
+ private:
+  LoadedCollection() = default;
+
+  BrickGraph graph_;
+  c10::Device device_ = c10::Device(c10::kCPU);
+  bool parallel_branches_ = false;
+  int64_t max_image_pixels_ = 0;
+  std::array<StagePlan, kNumStages> plans_;
+  // One per brick of graph_, same order.
+  std::vector<std::unique_ptr<BrickCallable>> modules_;
+};
+
+}  // namespace torchbricks
+
+#endif  // TORCHBRICKS_CORE_EXECUTION_LOADED_COLLECTION_H_

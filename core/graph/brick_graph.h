@@ -1,0 +1,132 @@
+// BrickGraph: a brick collection manifest flattened into its bricks, with nested names
+// joined by '/' and relative tensor names resolved. It holds no modules and no tensors;
+// it is what planning, validation and graph rendering read. Immutable after creation,
+// so safe to share between threads.
+//
+//   ASSIGN_OR_RETURN(package::BrickCollection manifest, ReadManifestFile(dir / "bricks.pbtxt"));
+//   ASSIGN_OR_RETURN(BrickGraph graph, BrickGraph::Create(manifest));
+#ifndef TORCHBRICKS_CORE_GRAPH_BRICK_GRAPH_H_
+#define TORCHBRICKS_CORE_GRAPH_BRICK_GRAPH_H_
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/graph/data_types.h"
+#include "core/graph/stage.h"
+#include "proto/bricks.pb.h"
+
+namespace torchbricks {
+
+// One brick of the flattened collection.
+struct BrickSpec {
+  std::string name;             // full name, e.g. "head0/classify"
+  std::string collection_path;  // enclosing collection, e.g. "head0" ("" at the root)
+  package::BrickKind kind = package::TRAINABLE;
+  std::vector<std::string> input_names;   // resolved; may hold "stage" and "__all__"
+  std::vector<std::string> output_names;  // resolved
+  std::array<bool, kNumStages> alive{};
+  std::string module_file;  // relative to the version directory
+  // forward()'s parameter for each input when torchbricks calls the module by keyword
+  // (input_names given as a dict); empty for a positional call.
+  std::vector<std::string> input_arguments;
+  // For a brick traced once per stage with its "stage" input bound: each stage's module
+  // file (empty where there is none); module_file is then empty.
+  std::array<std::string, kNumStages> stage_module_files;
+  std::string module_type;  // Python class of the module ("TinyModel"), may be empty
+  std::string brick_type;   // Python class of the brick ("BrickTrainable"), never empty
+  // For a VISUALIZATION brick that draws per image: a built-in renderer's name or
+  // "torchscript" (module_file then renders one image). Empty for every other brick.
+  std::string renderer;
+  std::map<std::string, std::string> renderer_parameters;
+
+  bool AliveIn(Stage stage) const { return alive[static_cast<int>(stage)]; }
+  // True for a brick traced once per stage (see stage_module_files).
+  bool stage_bound() const {
+    for (const std::string& file : stage_module_files) {
+      if (!file.empty()) return true;
+    }
+    return false;
+  }
+  // False for a brick traced per stage that has no module for `stage` (it cannot run there).
+  bool HasModuleFor(Stage stage) const {
+    return !stage_bound() || !stage_module_files[static_cast<int>(stage)].empty();
+  }
+  // True for a brick that renders images: its single output is BYTES [B] of PNG files.
+  bool renders() const { return !renderer.empty(); }
+};
+
+// The renderer name of a visualization brick whose module_file renders one image.
+inline constexpr char kTorchScriptRenderer[] = "torchscript";
+
+// A named tensor's element type and dims: a collection input the caller provides, or an
+// output a stage produces (ServableModel::OutputSpecs).
+struct ValueSpec {
+  std::string name;
+  package::DataType data_type = package::TYPE_INVALID;  // TYPE_INVALID: any
+  std::vector<int64_t> dims;                            // empty: unchecked; -1: variable
+  // An input sent as encoded images (BYTES [B], JPEG or PNG per element), decoded to
+  // uint8 [B, 3, H, W] RGB before any brick sees it; resized to image_height x
+  // image_width when both are positive.
+  bool encoded_image = false;
+  int64_t image_height = 0;
+  int64_t image_width = 0;
+};
+
+class BrickGraph {
+ public:
+  // Flattens and checks `manifest`. On failure returns InvalidArgument naming the brick
+  // (or collection) at fault: empty or duplicated node names, a '/' in a node name, a
+  // relative name that climbs above the root, a brick without a module file, an output
+  // named "stage" or "__all__", a declared input that a brick also produces.
+  // Stage-dependent checks (cycles, missing inputs, two producers) belong to StagePlan.
+  static absl::StatusOr<BrickGraph> Create(const package::BrickCollection& manifest);
+
+  const std::string& name() const { return name_; }
+  const std::vector<BrickSpec>& bricks() const { return bricks_; }
+  const std::vector<ValueSpec>& inputs() const { return inputs_; }
+  // Nested collection paths in manifest order ("head0", "head0/inner", ...).
+  const std::vector<std::string>& collections() const { return collections_; }
+
+  // Index into inputs() of the declared input `name`, or -1.
+  int FindInput(absl::string_view name) const;
+  // True when `name` is the output of a rendering brick: BYTES [B], one PNG per image.
+  bool IsBytesOutput(absl::string_view name) const;
+
+ private:
+  std::string name_;
+  std::vector<BrickSpec> bricks_;
+  std::vector<ValueSpec> inputs_;
+  std::vector<std::string> collections_;
+  std::vector<std::string> bytes_outputs_;
+};
+
+// OK when a tensor of `data_type` and `shape` fits `spec`: the spec's dtype unless it is
+// TYPE_INVALID, its dims unless empty (-1 matches any size). Otherwise InvalidArgument
+// naming the input, what was expected and what came.
+absl::Status CheckAgainstSpec(const ValueSpec& spec, package::DataType data_type,
+                              absl::Span<const int64_t> shape);
+
+// Parses the text of a bricks.pbtxt file; `source` names it in errors. InvalidArgument
+// (with the parser's line and column) when it is not a valid manifest.
+absl::StatusOr<package::BrickCollection> ParseManifest(absl::string_view text,
+                                                       absl::string_view source);
+
+// Reads a bricks.pbtxt file. Returns NotFound when the file is missing and
+// InvalidArgument (with the parser's line and column) when it is not a valid manifest.
+absl::StatusOr<package::BrickCollection> ReadManifestFile(const std::filesystem::path& path);
+
+// The alive stages a brick of `kind` has when its manifest lists none.
+std::array<bool, kNumStages> DefaultAliveStages(package::BrickKind kind);
+
+// "BrickTrainable", "BrickLoss", ... for a kind; used when the manifest names no brick type.
+std::string DefaultBrickType(package::BrickKind kind);
+
+}  // namespace torchbricks
+
+#endif  // TORCHBRICKS_CORE_GRAPH_BRICK_GRAPH_H_
