@@ -7,7 +7,7 @@ torchbricks-server on 127.0.0.1 that it starts and stops by PID:
            under --max-inflight-bytes (default 6 requests of 200 MB).
 
 Usage: .venv/bin/python bench/limits_probe.py [--calls 1500] [--big 6] [--big-mb 200] [flags...]
-(PYTHONPATH must reach clients/python and tests/python, as in scripts/test.sh.)
+(PYTHONPATH must reach clients/python/client and tests/python, as in scripts/test.sh.)
 Prints one JSON object. Bounded: every call has a deadline; the server is stopped at the end.
 """
 import argparse
@@ -25,7 +25,7 @@ import grpc
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests" / "python"), str(REPO / "clients" / "python")]
+sys.path[:0] = [str(REPO / "tests" / "python"), str(REPO / "clients" / "python" / "client")]
 from server_process import ServerProcess  # noqa: E402
 from torchbricks_serve.generated import grpc_service_pb2 as pb  # noqa: E402
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 CHECKOUT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(CHECKOUT / "clients" / "python"), str(CHECKOUT / "examples")]
+sys.path[:0] = [str(CHECKOUT / "clients" / "python" / "client"), str(CHECKOUT / "examples")]
 
 import build_example_repository as examples  # noqa: E402
 from torchbricks_serve.generated import grpc_service_pb2 as pb  # noqa: E402

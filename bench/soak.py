@@ -83,7 +83,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "clients" / "python"))
+sys.path.insert(0, str(REPO / "clients" / "python" / "client"))
 
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402

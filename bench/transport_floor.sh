@@ -12,8 +12,8 @@ trap 'rm -rf "$repository"' EXIT
 import sys
 import torch
 from torch import nn
-sys.path.insert(0, "clients/python")
-from torchbricks_serve import export_brick_collection
+sys.path.insert(0, "clients/python/exporter")
+from torchbricks_export import export_brick_collection
 
 class Corner(nn.Module):
     def forward(self, raw_images: torch.Tensor) -> torch.Tensor:

@@ -27,9 +27,10 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "clients" / "python"), str(Path(__file__).resolve().parent)]
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "clients" / "python" / "exporter"),
+                str(Path(__file__).resolve().parent)]
 from scene import CLASS_NAMES, scene  # noqa: E402
-from torchbricks_serve import EncodedImage, export_brick_collection, renderers  # noqa: E402
+from torchbricks_export import EncodedImage, export_brick_collection, renderers  # noqa: E402
 
 TRAINING_STAGES = ["TRAIN", "VALIDATION", "TEST"]
 

@@ -1,6 +1,6 @@
 """Calls a running torchbricks-server with the Python client (grpcio + numpy, no torch).
 
-    PYTHONPATH=clients/python .venv/bin/python examples/client_example.py --server 127.0.0.1:8001
+    PYTHONPATH=clients/python/client .venv/bin/python examples/client_example.py --server 127.0.0.1:8001
 
 Asks for each model's metadata, sends a batch to its INFERENCE stage, prints the outputs,
 then asks only for an intermediate tensor to show graph pruning. Models that take encoded
@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "clients" / "python"), str(Path(__file__).resolve().parent)]
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "clients" / "python" / "client"),
+                str(Path(__file__).resolve().parent)]
 from scene import scene  # noqa: E402
 from torchbricks_serve import InferenceClient  # noqa: E402
 

@@ -21,9 +21,11 @@ from PIL import Image
 from torch import Tensor, nn
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "clients" / "python"), str(ROOT / "examples")]
+sys.path[:0] = [str(ROOT / "clients" / "python" / "client"), str(ROOT / "clients" / "python" / "exporter"),
+                 str(ROOT / "examples")]
 from scene import CLASS_NAMES, scene  # noqa: E402
-from torchbricks_serve import EncodedImage, InferenceClient, export_brick_collection, renderers  # noqa: E402
+from torchbricks_export import EncodedImage, export_brick_collection, renderers  # noqa: E402
+from torchbricks_serve import InferenceClient  # noqa: E402
 
 THINGS = CLASS_NAMES[1:]  # detection labels: house, tree, car, sun
 

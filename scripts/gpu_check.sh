@@ -24,7 +24,7 @@ bundle="$work/gpu-bundle"
 torch_lib=$("$PYTHON" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 export LD_LIBRARY_PATH="$torch_lib:$bundle/lib"
 export TORCHBRICKS_PYTHON_PROTOS="$bundle/python/generated"
-export PYTHONPATH="$src/clients/python"
+export PYTHONPATH="$src/clients/python/client:$src/clients/python/exporter"
 "$PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.device_count())'
 ldd "$bundle/bin/torchbricks-server" | grep -E "not found|torch" | head -20
 

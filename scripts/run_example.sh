@@ -2,7 +2,7 @@
 # Sets everything up, builds the example model repository with the Python exporter,
 # verifies each model in C++ against Python, then serves the repository on port 8001
 # (Ctrl-C or SIGTERM stops it). Call it from another shell with (drawn PNGs go to visualizations/):
-#   PYTHONPATH=clients/python .venv/bin/python examples/client_example.py --server 127.0.0.1:8001
+#   PYTHONPATH=clients/python/client .venv/bin/python examples/client_example.py --server 127.0.0.1:8001
 #
 # It installs what serving needs (scripts/setup.sh serve: no test, sanitizer or Docker packages)
 # and builds only the two programs it runs: the server and the `torchbricks` CLI. In a fresh
@@ -18,6 +18,6 @@ for version_dir in examples/repository/*/1; do
 done
 echo
 echo "== serving examples/repository on 127.0.0.1:${GRPC_PORT:-8001}; call it with:"
-echo "   PYTHONPATH=clients/python .venv/bin/python examples/client_example.py --server 127.0.0.1:${GRPC_PORT:-8001}"
+echo "   PYTHONPATH=clients/python/client .venv/bin/python examples/client_example.py --server 127.0.0.1:${GRPC_PORT:-8001}"
 exec build/server/torchbricks-server --model-repository examples/repository \
   --grpc-port "${GRPC_PORT:-8001}" "$@"

@@ -56,7 +56,7 @@ if [ "$cpp_only" = 0 ]; then
   export TORCHBRICKS_SERVER="$repo/$dir/server/torchbricks-server"
   export TORCHBRICKS_CLI="$repo/$dir/tools/torchbricks"
   export TORCHBRICKS_PYTHON_PROTOS="$repo/$dir/python/torchbricks_serve/generated"
-  export PYTHONPATH="$repo/clients/python:$repo/tests/python${PYTHONPATH:+:$PYTHONPATH}"
+  export PYTHONPATH="$repo/clients/python/client:$repo/clients/python/exporter:$repo/tests/python${PYTHONPATH:+:$PYTHONPATH}"
   # The Python tests that run the sanitized binaries (the others run no C++ of ours).
   .venv/bin/python -m pytest -q -p no:cacheprovider tests/python/test_server_*.py \
     tests/python/test_metrics.py tests/python/test_cli_verify.py tests/python/test_shared_memory.py \

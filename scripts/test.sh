@@ -12,7 +12,7 @@ status=0
 (cd build && ctest --output-on-failure --timeout 900) || status=1
 
 export TORCHBRICKS_CLI="$PWD/build/tools/torchbricks"
-export PYTHONPATH="$PWD/clients/python:$PWD/tests/python${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$PWD/clients/python/client:$PWD/clients/python/exporter:$PWD/tests/python${PYTHONPATH:+:$PYTHONPATH}"
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/python tests/deploy || status=1
 
 # The image: built and run with our clients (skipped, saying why, where dockerd cannot run).

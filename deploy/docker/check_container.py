@@ -19,8 +19,8 @@ import grpc
 import numpy as np
 
 from metrics_scrape import Scrape
+from torchbricks_export.reference import load_reference
 from torchbricks_serve import InferenceClient
-from torchbricks_serve.reference import load_reference
 
 USER_ID = 10001
 REFERENCE_MODELS = ["classifier", "resnet18_classifier"]

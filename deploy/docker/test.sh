@@ -180,7 +180,7 @@ CONTAINER=$(docker run --detach --network host --read-only \
   --metrics-port "$METRICS_PORT" --shutdown-timeout-secs "$DRAIN_SECS")
 t=$(now)
 status=0
-PYTHONPATH="$ROOT/clients/python:$ROOT/tests/python" .venv/bin/python deploy/docker/check_container.py \
+PYTHONPATH="$ROOT/clients/python/client:$ROOT/clients/python/exporter:$ROOT/tests/python" .venv/bin/python deploy/docker/check_container.py \
   --docker "$DOCKER_CLI" --docker-host "unix://$RUN_DIR/docker.sock" --container "$CONTAINER" \
   --grpc "127.0.0.1:$GRPC_PORT" --metrics "127.0.0.1:$METRICS_PORT" --repository "$repository" \
   --drain-secs "$DRAIN_SECS" || status=1

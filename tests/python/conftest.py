@@ -1,12 +1,14 @@
-"""pytest setup: puts the exporter (clients/python) and the test helpers (tests/python) on sys.path,
-and offers `parse_bricks`, which reads a bricks.pbtxt through the real protobuf schema."""
+"""pytest setup: puts the client (clients/python/client), the exporter (clients/python/exporter) and
+the test helpers (tests/python) on sys.path, and offers `parse_bricks`, which reads a bricks.pbtxt
+through the real protobuf schema."""
 import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-for path in (REPO / "clients" / "python", REPO / "tests" / "python"):
+PYTHON_CLIENTS = REPO / "clients" / "python"
+for path in (PYTHON_CLIENTS / "client", PYTHON_CLIENTS / "exporter", REPO / "tests" / "python"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
@@ -43,7 +45,7 @@ def fixture_repository(tmp_path_factory):
     import subprocess
     import torch
     import readme_models
-    from torchbricks_serve import export_brick_collection
+    from torchbricks_export import export_brick_collection
 
     out = tmp_path_factory.mktemp("repository")
     result = subprocess.run([sys.executable, str(REPO / "tests" / "fixtures" / "make_fixtures.py"), str(out)],

@@ -15,7 +15,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from torchbricks_serve import renderers
+from torchbricks_export import renderers
 
 SERVED = ("INFERENCE", "EXPORT")
 

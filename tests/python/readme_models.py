@@ -307,7 +307,7 @@ class ScoreBar(nn.Module):
 def renderer_gallery() -> Dict[str, Any]:
     """One visualization brick per built-in renderer plus a TorchScript one, each drawing
     declared inputs, so tests choose exactly what is drawn."""
-    from torchbricks_serve import renderers
+    from torchbricks_export import renderers
 
     def draw(spec, *inputs: str) -> Brick:
         if isinstance(spec, renderers.RendererSpec):
@@ -372,7 +372,7 @@ class ToUnitFloat(nn.Module):
 def vision_classifier() -> Dict[str, Any]:
     """Encoded JPEG/PNG input, a tiny classifier, an unrelated second head and a visualization of
     the first head's prediction drawn on the decoded image."""
-    from torchbricks_serve import renderers
+    from torchbricks_export import renderers
 
     torch.manual_seed(SEED)
     return dict({

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import readme_models
-from torchbricks_serve import Stage, export_brick_collection, load_reference
-from torchbricks_serve.reference import save_reference
+from torchbricks_export import Stage, export_brick_collection, load_reference
+from torchbricks_export.reference import save_reference
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = Path(os.environ.get("TORCHBRICKS_CLI", REPO / "build" / "tools" / "torchbricks"))

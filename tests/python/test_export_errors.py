@@ -7,7 +7,7 @@ from torch import Tensor, nn
 import readme_models
 from readme_models import brick
 from package_helpers import flat_bricks
-from torchbricks_serve import ExportError, Stage, export_brick_collection, load_reference
+from torchbricks_export import ExportError, Stage, export_brick_collection, load_reference
 
 
 class Unscriptable(nn.Module):

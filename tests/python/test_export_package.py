@@ -9,8 +9,8 @@ from torch import nn
 import readme_models
 import real_torchbricks
 from package_helpers import KIND_ENUM, alive, flat_bricks
-from torchbricks_serve import ExportError, Stage, export_brick_collection
-from torchbricks_serve.pbtxt import quote
+from torchbricks_export import ExportError, Stage, export_brick_collection
+from torchbricks_export.pbtxt import quote
 
 ALL = {"TRAIN", "VALIDATION", "TEST", "INFERENCE", "EXPORT"}
 TRAINING = {"TRAIN", "VALIDATION", "TEST"}

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 import readme_models
 from readme_models import brick
 from package_helpers import flat_bricks
-from torchbricks_serve import EncodedImage, ExportError, export_brick_collection, load_reference, renderers
+from torchbricks_export import EncodedImage, ExportError, export_brick_collection, load_reference, renderers
 
 README_INPUTS = {"input_image": torch.zeros((2, 3, 100, 200)), "target": torch.tensor([0, 1], dtype=torch.int64)}
 

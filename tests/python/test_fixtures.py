@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from package_helpers import flat_bricks
-from torchbricks_serve import load_reference
+from torchbricks_export import load_reference
 
 REPO = Path(__file__).resolve().parents[2]
 VALID = ["readme_dummy", "readme_loss", "nested_heads", "all_input", "stage_preprocessor", "resnet18_classifier",

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from readme_models import brick
 from server_process import ServerProcess
-from torchbricks_serve import export_brick_collection
+from torchbricks_export import export_brick_collection
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEM_LIBRARIES = ("libc.so", "libm.so", "libdl.so", "librt.so", "libpthread.so", "ld-linux", "libstdc++.so",

@@ -15,7 +15,7 @@ from PIL import Image
 
 import readme_models
 from server_process import ServerProcess
-from torchbricks_serve import EncodedImage, Stage, export_brick_collection
+from torchbricks_export import EncodedImage, Stage, export_brick_collection
 
 MODEL = "vision_classifier"  # encoded 64x64 input: its pixel budget is 4096 x 4096
 

@@ -24,7 +24,7 @@ import real_torchbricks
 from package_helpers import flat_bricks
 from server_process import ServerProcess
 from test_cli_verify import run_cli
-from torchbricks_serve import ExportError, export_brick_collection
+from torchbricks_export import ExportError, export_brick_collection
 
 PARAMS = [(release, name) for release in real_torchbricks.RELEASES for name in readme_examples.CASE_NAMES[release]]
 RTOL, ATOL = 1e-4, 1e-5
@@ -194,7 +194,7 @@ def test_metric_bricks_are_left_out_with_a_warning(suite, release, name, brick, 
 
 
 def test_visualization_tag_outside_default_stage_tags_is_left_out_with_a_warning(tmp_path):
-    from torchbricks_serve import renderers
+    from torchbricks_export import renderers
     with real_torchbricks.release("0.4.2"):
         from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
         from torchbricks.brick_collection import BrickCollection

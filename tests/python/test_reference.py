@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import readme_models
-from torchbricks_serve import ExportError, Stage, export_brick_collection, load_reference, run_reference
-from torchbricks_serve.naming import resolve_name
+from torchbricks_export import ExportError, Stage, export_brick_collection, load_reference, run_reference
+from torchbricks_export.naming import resolve_name
 
 
 def test_reference_equals_direct_eager_computation(tmp_path):

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from readme_models import brick
 from concurrent_calls import infer_together
 from server_process import ServerProcess
-from torchbricks_serve import export_brick_collection
+from torchbricks_export import export_brick_collection
 
 MODEL = "two_inputs"
 MAX_BATCH = 8

@@ -12,7 +12,7 @@ import readme_models
 from readme_models import brick
 from concurrent_calls import infer_together
 from server_process import ServerProcess
-from torchbricks_serve import export_brick_collection, run_reference
+from torchbricks_export import export_brick_collection, run_reference
 
 MODEL = "picky"
 DUMMY = "small_dummy"  # readme_dummy on 8x8 images

@@ -94,5 +94,5 @@ def test_client_does_not_import_torch():
     code = ("import sys; from torchbricks_serve import InferenceClient; "
             "from torchbricks_serve.client import build_infer_request; assert 'torch' not in sys.modules")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            env={"PYTHONPATH": str(REPO / "clients" / "python"), "PATH": "/usr/bin:/bin"})
+                            env={"PYTHONPATH": str(REPO / "clients" / "python" / "client"), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 import readme_models
-from torchbricks_serve import run_reference
+from torchbricks_export import run_reference
 
 MODEL = "readme_dummy"
 THREADS = 32

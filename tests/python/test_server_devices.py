@@ -15,7 +15,7 @@ from torch import Tensor, nn
 import metrics_scrape
 from readme_models import brick
 from server_process import ServerProcess
-from torchbricks_serve import export_brick_collection
+from torchbricks_export import export_brick_collection
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(),
                                 reason="a GPU is usable here: these tests assert the no-GPU placement")

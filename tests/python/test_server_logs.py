@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from server_process import ServerProcess
-from torchbricks_serve import export_brick_collection
+from torchbricks_export import export_brick_collection
 
 
 def _refuse_two(server):

@@ -12,7 +12,7 @@ import torch
 
 import readme_models
 from server_process import ServerProcess
-from torchbricks_serve import export_brick_collection, run_reference
+from torchbricks_export import export_brick_collection, run_reference
 
 MODEL = "reloadable"
 SHAPE = (3, 16, 16)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from server_process import ServerProcess
-from torchbricks_serve import build_infer_request, load_reference
+from torchbricks_export import load_reference
+from torchbricks_serve import build_infer_request
 
 VALID = ["readme_dummy", "readme_loss", "nested_heads", "all_input", "stage_preprocessor", "resnet18_classifier",
          "dict_output"]

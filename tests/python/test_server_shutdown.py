@@ -13,7 +13,8 @@ import torch
 
 import readme_models
 from server_process import ServerProcess
-from torchbricks_serve import build_infer_request, run_reference
+from torchbricks_export import run_reference
+from torchbricks_serve import build_infer_request
 
 MODEL = "readme_dummy"
 CLIENTS = 16

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from readme_models import brick
 from server_process import ServerProcess
-from torchbricks_serve import export_brick_collection
+from torchbricks_export import export_brick_collection
 
 MODEL = "spin"
 TIMEOUT_S = 2

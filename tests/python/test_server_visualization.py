@@ -13,7 +13,8 @@ from PIL import Image
 
 import readme_models
 from server_process import ServerProcess
-from torchbricks_serve import build_infer_request, run_reference
+from torchbricks_export import run_reference
+from torchbricks_serve import build_infer_request
 
 MODEL = "vision_classifier"  # encoded 64x64 input, tiny classifier, classification drawing
 COLOURS = [(200, 30, 30), (30, 160, 40), (40, 60, 210)]

@@ -45,7 +45,7 @@ def shm_repository(fixture_repository, tmp_path_factory):
     softmaxed), vision_classifier (image BYTES [B] of PNG/JPEG -> ..., visualization BYTES) and
     `mixer` (a FP32 [B,3], b INT64 [B] -> mixed FP32 [B,3], counts INT64 [B])."""
     import shutil
-    from torchbricks_serve import export_brick_collection
+    from torchbricks_export import export_brick_collection
 
     repository = tmp_path_factory.mktemp("shm")
     for model in ("keyword_inputs", "readme_dummy", "vision_classifier"):

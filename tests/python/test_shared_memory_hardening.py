@@ -40,7 +40,7 @@ def export_inplace_model(version_dir: Path) -> None:
     from torch import Tensor, nn
 
     from readme_models import brick
-    from torchbricks_serve import export_brick_collection
+    from torchbricks_export import export_brick_collection
 
     class TripleInPlace(nn.Module):
         def forward(self, x: Tensor) -> Tensor:

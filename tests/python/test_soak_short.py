@@ -25,7 +25,7 @@ def test_short_soak_passes(request, tmp_path):
     command = [sys.executable, str(SOAK), "--requests", "3000", "--concurrency", "16", "--seed", "7",
                "--repository", str(_repository(request)), "--json", str(summary_path),
                "--log", str(tmp_path / "server.log"), "--progress", "0", "--timeout", "240"]
-    environment = dict(os.environ, PYTHONPATH=str(REPO / "clients" / "python"))
+    environment = dict(os.environ, PYTHONPATH=str(REPO / "clients" / "python" / "client"))
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO,
                             stdin=subprocess.DEVNULL, env=environment)
     print(result.stdout)

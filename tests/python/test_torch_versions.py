@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from server_process import ServerProcess
 from test_cli_verify import run_cli
-from torchbricks_serve import Stage, export_brick_collection, load_reference
+from torchbricks_export import Stage, export_brick_collection, load_reference
 
 REPO = Path(__file__).resolve().parents[2]
 TORCH113 = REPO / "tests" / "fixtures" / "torch113"

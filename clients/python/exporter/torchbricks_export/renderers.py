@@ -4,7 +4,7 @@ A torchbricks visualization brick exports when its callable is one of these spec
 server draws with its built-in renderer) or a scriptable torch.nn.Module that renders one
 image (the server runs it per image):
 
-    from torchbricks_serve import renderers
+    from torchbricks_export import renderers
     BrickPerImageVisualization(callable=renderers.ImageClassification(class_names=["cat", "dog"]),
                                input_names=["raw", "head/probabilities"], output_names=["visualization"])
 

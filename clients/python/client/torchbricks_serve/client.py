@@ -18,14 +18,14 @@ default roots); `headers` are sent with every call (e.g. the access-control head
 `--grpc-restricted-protocol`). `AsyncInferenceClient` (torchbricks_serve.aio_client) is the
 same client on `grpc.aio`.
 """
-import os
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 import grpc
 import numpy as np
 
+from .channel import ChannelClient
 from .generated import brick_service_pb2 as brick_pb
 from .generated import grpc_service_pb2 as pb
 from .generated.grpc.health.v1 import health_pb2
@@ -33,7 +33,6 @@ from .generated.grpc.health.v1 import health_pb2
 STAGE_METADATA_KEY = "torchbricks-stage"
 _INFERENCE = "/inference.GRPCInferenceService/"
 _BRICKS = "/torchbricks.BrickService/"
-_MAX_MESSAGE = 1 << 30
 
 # protocol datatype -> numpy dtype (little-endian); BF16 travels as its uint16 bit pattern.
 NUMPY_DTYPES: Dict[str, np.dtype] = {
@@ -255,56 +254,11 @@ class InferResult:
                    in_shm)
 
 
-# PEM contents (bytes) or the path of a PEM file (str or os.PathLike).
-PemSource = Union[bytes, str, "os.PathLike[str]"]
-
-
-def _pem(source: Optional[PemSource]) -> Optional[bytes]:
-    if source is None or isinstance(source, bytes):
-        return source
-    with open(source, "rb") as file:
-        return file.read()
-
-
-def channel_arguments(tls_server_name: Optional[str] = None) -> List[Tuple[str, Any]]:
-    """The gRPC channel options of both clients: 1 GiB messages, and the name a TLS server's
-    certificate must carry when it differs from the address."""
-    options: List[Tuple[str, Any]] = [("grpc.max_send_message_length", _MAX_MESSAGE),
-                                      ("grpc.max_receive_message_length", _MAX_MESSAGE)]
-    if tls_server_name:
-        options.append(("grpc.ssl_target_name_override", tls_server_name))
-    return options
-
-
-def channel_credentials(ssl: bool = False, root_certificates: Optional[PemSource] = None,
-                        private_key: Optional[PemSource] = None,
-                        certificate_chain: Optional[PemSource] = None) -> Optional[grpc.ChannelCredentials]:
-    """TLS credentials, or None for plaintext (no TLS argument given). ValueError for half a
-    client key pair; OSError for a PEM file that cannot be read."""
-    if not (ssl or root_certificates or private_key or certificate_chain):
-        return None
-    if (private_key is None) != (certificate_chain is None):
-        raise ValueError("mutual TLS needs both private_key and certificate_chain")
-    return grpc.ssl_channel_credentials(root_certificates=_pem(root_certificates), private_key=_pem(private_key),
-                                        certificate_chain=_pem(certificate_chain))
-
-
-class InferenceClient:
+class InferenceClient(ChannelClient):
     """Blocking client over one channel (plaintext unless a TLS argument is given); every call
-    takes `timeout` seconds at most and carries `headers`."""
+    takes `timeout` seconds at most and carries `headers`. Arguments: see ChannelClient."""
 
-    def __init__(self, address: str, timeout: float = 30, *, ssl: bool = False,
-                 root_certificates: Optional[PemSource] = None, private_key: Optional[PemSource] = None,
-                 certificate_chain: Optional[PemSource] = None, tls_server_name: Optional[str] = None,
-                 headers: Sequence[Tuple[str, str]] = ()) -> None:
-        self.address = address
-        self.timeout = timeout
-        self.headers = tuple(headers)
-        credentials = channel_credentials(ssl, root_certificates, private_key, certificate_chain)
-        options = channel_arguments(tls_server_name)
-        self.channel = (grpc.secure_channel(address, credentials, options=options) if credentials
-                        else grpc.insecure_channel(address, options=options))
-        self._calls: Dict[str, Any] = {}
+    _channels = grpc
 
     def __enter__(self) -> "InferenceClient":
         return self
@@ -316,11 +270,8 @@ class InferenceClient:
         self.channel.close()
 
     def _call(self, path: str, request: Any, response_type: Any, metadata: Optional[Sequence] = None) -> Any:
-        if path not in self._calls:
-            self._calls[path] = self.channel.unary_unary(path, request_serializer=type(request).SerializeToString,
-                                                         response_deserializer=response_type.FromString)
-        metadata = tuple(metadata or ()) + self.headers
-        return self._calls[path](request, timeout=self.timeout, metadata=metadata or None)
+        stub = self._stub(path, request, response_type)
+        return stub(request, timeout=self.timeout, metadata=self._metadata(metadata))
 
     # --- health and metadata -------------------------------------------------------------
     def server_live(self) -> bool:

@@ -214,7 +214,7 @@ def _renderer_of(full: str, draw: Any, output_names: Tuple[str, ...]) -> Tuple[s
         what = getattr(draw, "__name__", type(draw).__name__)
         raise ExportError(
             f"visualization brick '{full}': its callable {what} is plain Python, which the server cannot run. "
-            "Pick a built-in renderer instead, e.g. callable=torchbricks_serve.renderers.ImageClassification("
+            "Pick a built-in renderer instead, e.g. callable=torchbricks_export.renderers.ImageClassification("
             f"class_names=[...]) (built-in: {', '.join(BUILT_IN)}; see docs/RENDERERS.md), or make it a "
             "scriptable torch.nn.Module that takes one image's values and returns uint8 [H, W, 3]")
     if len(output_names) != 1:

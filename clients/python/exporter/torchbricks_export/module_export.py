@@ -178,7 +178,7 @@ def script_renderer(spec: BrickSpec) -> torch.jit.ScriptModule:
         raise ExportError(
             f"visualization brick '{spec.name}': its renderer module {spec.module_type} cannot be scripted "
             f"({first_line(error)}). Make it scriptable, or pick a built-in renderer instead, e.g. "
-            "callable=torchbricks_serve.renderers.ImageClassification(class_names=[...]) (see docs/RENDERERS.md)"
+            "callable=torchbricks_export.renderers.ImageClassification(class_names=[...]) (see docs/RENDERERS.md)"
         ) from error
     # The server draws by position; keyword input names must name forward()'s parameters in order.
     parameters = tuple(argument.name for argument in scripted.forward.schema.arguments[1:])

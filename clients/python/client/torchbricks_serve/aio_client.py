@@ -9,34 +9,24 @@ asyncio programs. Same arguments, same answers, every call a coroutine:
 Server errors raise `grpc.aio.AioRpcError` (a `grpc.RpcError`: `.code()`, `.details()`).
 One client may serve many concurrent calls; use it from the event loop it was made on.
 """
-from typing import Any, AsyncIterator, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Any, AsyncIterator, Iterable, Mapping, Optional, Sequence
 
 import grpc
 import grpc.aio
 
-from .client import (_BRICKS, _INFERENCE, STAGE_METADATA_KEY, InferResult, InputValue, PemSource, ShmPlacement,
-                     _shm_message, build_infer_request, channel_arguments, channel_credentials)
+from .channel import ChannelClient
+from .client import (_BRICKS, _INFERENCE, STAGE_METADATA_KEY, InferResult, InputValue, ShmPlacement, _shm_message,
+                     build_infer_request)
 from .generated import brick_service_pb2 as brick_pb
 from .generated import grpc_service_pb2 as pb
 from .generated.grpc.health.v1 import health_pb2
 
 
-class AsyncInferenceClient:
+class AsyncInferenceClient(ChannelClient):
     """Client over one `grpc.aio` channel (plaintext unless a TLS argument is given; arguments as
     for InferenceClient); every call takes `timeout` seconds at most and carries `headers`."""
 
-    def __init__(self, address: str, timeout: float = 30, *, ssl: bool = False,
-                 root_certificates: Optional[PemSource] = None, private_key: Optional[PemSource] = None,
-                 certificate_chain: Optional[PemSource] = None, tls_server_name: Optional[str] = None,
-                 headers: Sequence[Tuple[str, str]] = ()) -> None:
-        self.address = address
-        self.timeout = timeout
-        self.headers = tuple(headers)
-        credentials = channel_credentials(ssl, root_certificates, private_key, certificate_chain)
-        options = channel_arguments(tls_server_name)
-        self.channel = (grpc.aio.secure_channel(address, credentials, options=options) if credentials
-                        else grpc.aio.insecure_channel(address, options=options))
-        self._calls: Dict[str, Any] = {}
+    _channels = grpc.aio
 
     async def __aenter__(self) -> "AsyncInferenceClient":
         return self
@@ -48,11 +38,8 @@ class AsyncInferenceClient:
         await self.channel.close()
 
     async def _call(self, path: str, request: Any, response_type: Any, metadata: Sequence = ()) -> Any:
-        if path not in self._calls:
-            self._calls[path] = self.channel.unary_unary(path, request_serializer=type(request).SerializeToString,
-                                                         response_deserializer=response_type.FromString)
-        metadata = tuple(metadata) + self.headers
-        return await self._calls[path](request, timeout=self.timeout, metadata=metadata or None)
+        stub = self._stub(path, request, response_type)
+        return await stub(request, timeout=self.timeout, metadata=self._metadata(metadata))
 
     # --- health and metadata -------------------------------------------------------------
     async def server_live(self) -> bool:

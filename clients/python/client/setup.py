@@ -1,8 +1,8 @@
-"""Generates the package's protobuf messages while it is built (pip install clients/python).
+"""Generates the package's protobuf messages while it is built (pip install clients/python/client).
 
 The messages are written into the build folder of the package (build_lib), never into the
 source tree. `protoc` comes from Debian's protobuf-compiler (or $PROTOC); the .proto files
-from ../../proto (or $TORCHBRICKS_PROTO_DIR); grpc.health.v1 from Debian's grpc-proto (or
+from ../../../proto (or $TORCHBRICKS_PROTO_DIR); grpc.health.v1 from Debian's grpc-proto (or
 $GRPC_PROTO_DIR) when present.
 """
 import os
@@ -24,7 +24,7 @@ class BuildWithProtos(build_py):
         protoc = os.environ.get("PROTOC") or shutil.which("protoc")
         if protoc is None:
             raise RuntimeError("protoc is needed to build torchbricks-serve (apt-get install protobuf-compiler)")
-        proto_dir = Path(os.environ.get("TORCHBRICKS_PROTO_DIR", HERE.parent.parent / "proto"))
+        proto_dir = Path(os.environ.get("TORCHBRICKS_PROTO_DIR", HERE.parents[2] / "proto"))
         out = Path(self.build_lib) / "torchbricks_serve" / "generated"
         out.mkdir(parents=True, exist_ok=True)
         subprocess.run([protoc, f"--proto_path={proto_dir}", f"--python_out={out}", *PROTOS], check=True)

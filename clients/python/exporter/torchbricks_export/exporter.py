@@ -45,7 +45,7 @@ def export_brick_collection(collection: Any, version_dir: Any, example_inputs: O
     image input with `EncodedImage(height, width)`: clients then send JPEG/PNG bytes, and the
     examples for it are uint8 [B, 3, H, W] images (saved in the reference as PNG files).
     Visualization bricks export when their callable is a renderer spec
-    (`torchbricks_serve.renderers`) or a scriptable module that renders one image.
+    (`torchbricks_export.renderers`) or a scriptable module that renders one image.
 
     Every brick module is scripted, or traced with the arguments it received while running the
     example inputs. LOSS and METRIC bricks that do not script are left out with a warning. The
@@ -196,6 +196,8 @@ def _write_package(root: Path, specs: Sequence[BrickSpec], exported: Mapping[str
                             for name, tensor in examples[stage].items()}
         save_reference(root / "reference" / f"{stage}.pt", stage, reference_inputs,
                        output_tensors(specs, stage, eager))
+    # "torchbricks_serve": the exporter's name as packages have recorded it since 0.1.0, when the
+    # exporter shipped inside the client's distribution; kept so packages stay byte-identical.
     metadata = {"exporter": "torchbricks_serve", "exporter_version": EXPORTER_VERSION,
                 "torch_version": torch.__version__,
                 "reference_stages": ",".join(stage for stage in STAGE_NAMES if stage in examples),
