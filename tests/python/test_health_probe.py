@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PROBE = Path(os.environ.get("TORCHBRICKS_HEALTH_PROBE", REPO / "build" / "tools" / "torchbricks-health-probe"))
+PROBE = Path(os.environ.get("TORCHBRICKS_HEALTH_PROBE", REPO / "build" / "clients" / "cpp" / "torchbricks-health-probe"))
 
 
 def probe(*args):
