@@ -10,8 +10,8 @@
 
 #include "bench/closed_loop_client.h"
 #include "bench/inprocess_sweep.h"
-#include "bench/model_counters.h"
 #include "bench/workload.h"
+#include "clients/cpp/perf/server_counters.h"
 
 namespace torchbricks::bench {
 
@@ -21,7 +21,7 @@ struct ServerPoint {
   ClosedLoopResult load;
   // ModelStatistics difference across the point (warm-up and drain included); unset when
   // counters_error says why.
-  ModelCounters counters;
+  perf::ServerCounters counters;
   std::string counters_error;
 };
 

@@ -48,7 +48,7 @@ absl::StatusOr<ClosedLoopResult> RunClosedLoop(const ClosedLoopOptions& options)
   for (const perf::LoadSample* sample : {&warmup, &window, &drained}) {
     if (result.first_error.empty()) result.first_error = sample->first_error;
   }
-  result.latency = SummarizeLatencies(std::move(window.latencies_ns));
+  result.latency = perf::Summarize(std::move(window.latencies_ns));
   return result;
 }
 

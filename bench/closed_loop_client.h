@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "bench/latency_summary.h"
+#include "clients/cpp/perf/window_statistics.h"
 #include "grpcpp/support/byte_buffer.h"
 
 namespace torchbricks::bench {
@@ -43,7 +43,7 @@ struct ClosedLoopResult {
   // Successful requests that finished inside the measuring window, and their latencies
   // (issue to completion, steady clock).
   uint64_t completed = 0;
-  LatencySummary latency;
+  perf::LatencyPercentiles latency;
   double window_seconds = 0;
   double requests_per_second = 0;  // completed / window_seconds
   // Failed requests over the whole run, warm-up included: a non-OK status, or a response

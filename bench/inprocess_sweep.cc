@@ -65,7 +65,7 @@ absl::StatusOr<std::vector<BatchPoint>> RunInProcessSweep(const LoadedCollection
     point.batch_size = batch;
     point.calls = latencies.size();
     point.images_per_second = static_cast<double>(batch) * latencies.size() / *elapsed;
-    point.call_latency = SummarizeLatencies(std::move(latencies));
+    point.call_latency = perf::Summarize(std::move(latencies));
     points.push_back(point);
   }
   return points;

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "bench/latency_summary.h"
 #include "bench/workload.h"
+#include "clients/cpp/perf/window_statistics.h"
 #include "core/execution/loaded_collection.h"
 
 namespace torchbricks::bench {
@@ -29,9 +29,9 @@ struct InProcessOptions {
 
 struct BatchPoint {
   int64_t batch_size = 0;
-  uint64_t calls = 0;            // measured Run() calls
-  double images_per_second = 0;  // batch_size * calls / measured wall time
-  LatencySummary call_latency;   // per Run() call
+  uint64_t calls = 0;                     // measured Run() calls
+  double images_per_second = 0;           // batch_size * calls / measured wall time
+  perf::LatencyPercentiles call_latency;  // per Run() call
 };
 
 // Measures every batch size of `options` on `collection` (borrowed for the call) with

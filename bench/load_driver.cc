@@ -3,7 +3,7 @@
 // starts torchbricks-server (or uses --address) and drives it with a closed loop of C
 // outstanding async ModelInfer requests per concurrency level, and prints (and with --out
 // writes) a markdown report comparing the two. Exit status: 0 when every point ran without
-// a failed request, 1 otherwise, 2 for bad flags. See bench/run_benchmarks.sh.
+// a failed request, 1 otherwise, 2 for bad flags. See bench/run_benchmark.sh.
 #include <sched.h>
 #include <stdlib.h>
 
@@ -22,15 +22,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "base/command_line.h"
 #include "base/status_macros.h"
 #include "bench/benchmark_report.h"
 #include "bench/closed_loop_client.h"
 #include "bench/inprocess_sweep.h"
-#include "bench/model_counters.h"
 #include "bench/workload.h"
+#include "clients/cpp/inference_client.h"
+#include "clients/cpp/perf/server_counters.h"
 #include "core/execution/loaded_collection.h"
-#include "grpcpp/create_channel.h"
 #include "tests/server_process.h"
 
 namespace torchbricks::bench {
@@ -54,6 +55,8 @@ constexpr char kUsage[] =
 
 // Requests (distinct random inputs) per workload, sent round robin.
 constexpr int kDistinctRequests = 8;
+// Deadline of each ModelStatistics call.
+constexpr absl::Duration kStatisticsTimeout = absl::Seconds(30);
 
 struct DriverFlags {
   std::string repository;
@@ -191,13 +194,14 @@ void MeasureInProcess(const DriverFlags& flags, WorkloadResult* result) {
 
 // Appends one ServerPoint per concurrency level to result->server.
 void MeasureServer(const DriverFlags& flags, const std::string& address,
-                   const std::shared_ptr<grpc::Channel>& control, WorkloadResult* result) {
+                   client::InferenceClient& control, WorkloadResult* result) {
   const std::vector<grpc::ByteBuffer> requests = SerializedInferRequests(
       result->workload, RandomBatches(result->workload, 1, kDistinctRequests, 1));
   for (int64_t concurrency : flags.concurrency) {
     ServerPoint point;
     point.concurrency = static_cast<int>(concurrency);
-    absl::StatusOr<ModelCounters> before = FetchModelCounters(control, result->workload.model);
+    absl::StatusOr<perf::ServerCounters> before =
+        perf::FetchServerCounters(control, result->workload.model, "");
     absl::StatusOr<ClosedLoopResult> load = RunClosedLoop({.address = address,
                                                            .requests = requests,
                                                            .concurrency = point.concurrency,
@@ -209,7 +213,8 @@ void MeasureServer(const DriverFlags& flags, const std::string& address,
       return;
     }
     point.load = *std::move(load);
-    absl::StatusOr<ModelCounters> after = FetchModelCounters(control, result->workload.model);
+    absl::StatusOr<perf::ServerCounters> after =
+        perf::FetchServerCounters(control, result->workload.model, "");
     if (before.ok() && after.ok()) {
       point.counters = *after - *before;
     } else {
@@ -279,8 +284,15 @@ int Main(const std::vector<std::string>& args) {
       result.server_error = "the server did not start or did not become ready in 60 s";
     }
   } else {
-    const auto control = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
-    for (WorkloadResult& result : results) MeasureServer(flags, address, control, &result);
+    absl::StatusOr<std::unique_ptr<client::InferenceClient>> control =
+        client::InferenceClient::Create({.url = address, .timeout = kStatisticsTimeout});
+    for (WorkloadResult& result : results) {
+      if (control.ok()) {
+        MeasureServer(flags, address, **control, &result);
+      } else {
+        result.server_error = control.status().ToString();
+      }
+    }
   }
   if (server != nullptr) {
     facts.emplace_back("server exit status after SIGTERM", absl::StrCat(server->Stop()));

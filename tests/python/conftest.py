@@ -32,7 +32,7 @@ def parse_bricks(brick_collection_class):
     return parse
 
 
-# --- running-server fixtures (test_server_*.py) ------------------------------------------------
+# --- running-server fixtures (test_server_*.py, test_perf_tool.py) --------------------------------
 # The extra package of the fixture repository: readme_dummy with its input left unchecked
 # (any dtype, any shape), so that a bad tensor reaches libtorch inside a brick.
 UNCHECKED_MODEL = "unchecked_dummy"
@@ -58,12 +58,26 @@ def fixture_repository(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(fixture_repository):
-    """A torchbricks-server (control mode none) on the fixture repository, for one test module;
-    it must shut down gracefully (exit code 0) at the end."""
+def server_repository(fixture_repository):
+    """The repository `server` serves: the fixture repository, unless a test module overrides
+    this fixture (test_perf_tool.py serves the example repository)."""
+    return fixture_repository
+
+
+@pytest.fixture(scope="module")
+def server_flags():
+    """Extra torchbricks-server flags for `server`: none, unless a test module overrides this
+    fixture."""
+    return ()
+
+
+@pytest.fixture(scope="module")
+def server(server_repository, server_flags):
+    """A torchbricks-server (control mode none) on `server_repository` with `server_flags`, for
+    one test module; it must shut down gracefully (exit code 0) at the end."""
     from server_process import ServerProcess
 
-    process = ServerProcess(fixture_repository).start()
+    process = ServerProcess(server_repository, *server_flags).start()
     try:
         yield process
     finally:

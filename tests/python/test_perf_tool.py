@@ -32,25 +32,15 @@ SHORT = ("--measurement-interval", "300", "--max-trials", "3", "--max-threads", 
 pytestmark = pytest.mark.skipif(not PERF.exists(), reason=f"{PERF} is not built")
 
 
+# conftest's `server` and `client`, on the example repository with client shared memory allowed.
 @pytest.fixture(scope="module")
-def repository(example_repository):
+def server_repository(example_repository):
     return example_repository
 
 
 @pytest.fixture(scope="module")
-def server(repository):
-    process = ServerProcess(repository, "--allow-client-shm", "true").start()
-    try:
-        yield process
-    finally:
-        code = process.stop()
-    assert code == 0, f"the server exited with {code}:\n{process.log()[-3000:]}"
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with server.client() as connected:
-        yield connected
+def server_flags():
+    return ("--allow-client-shm", "true")
 
 
 def perf(*args, timeout=300) -> subprocess.CompletedProcess:
@@ -125,7 +115,7 @@ def test_brick_breakdown_agrees_with_brick_statistics_and_follows_requested_outp
     assert "backbone" in done.stdout and "avg usec" in done.stdout
 
 
-def test_system_shared_memory(server, client, repository, tmp_path):
+def test_system_shared_memory(server, client, example_repository, tmp_path):
     before = success_count(client)
     done = perf("-u", server.address, "-m", MODEL, *SHORT, "--shared-memory", "system",
                 "--output-shared-memory-size", "4096", "--json", tmp_path / "summary.json")
@@ -136,7 +126,7 @@ def test_system_shared_memory(server, client, repository, tmp_path):
     assert len(client.get_system_shared_memory_status().regions) == 0  # the tool unregistered its regions
 
     # A server that refuses client shared memory refuses the tool's regions: nothing is measured.
-    with ServerProcess(repository) as plain:
+    with ServerProcess(example_repository) as plain:
         refused = perf("-u", plain.address, "-m", MODEL, *SHORT, "--shared-memory", "system")
         assert refused.returncode == FAILED
         assert "FAILED_PRECONDITION" in refused.stderr
@@ -229,7 +219,7 @@ def test_unknown_model_and_unreachable_server_exit_3(server):
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
-def test_mutual_tls(repository, tmp_path):
+def test_mutual_tls(example_repository, tmp_path):
     from test_server_security import make_ca, make_leaf, tls_channel
 
     make_ca(tmp_path, "ca")
@@ -237,7 +227,7 @@ def test_mutual_tls(repository, tmp_path):
     make_leaf(tmp_path, "client", "ca", "clientAuth")
     flags = ("--grpc-use-ssl-mutual", "true", "--grpc-server-cert", tmp_path / "server.pem",
              "--grpc-server-key", tmp_path / "server.key", "--grpc-root-cert", tmp_path / "ca.pem")
-    with ServerProcess(repository, *flags, channel=lambda a: tls_channel(a, tmp_path, client="client")) as server:
+    with ServerProcess(example_repository, *flags, channel=lambda a: tls_channel(a, tmp_path, client="client")) as server:
         mutual = ("--ssl-grpc-root-certifications-file", tmp_path / "ca.pem",
                   "--ssl-grpc-certificate-chain-file", tmp_path / "client.pem",
                   "--ssl-grpc-private-key-file", tmp_path / "client.key")

@@ -22,6 +22,11 @@ void Add(const inference::StatisticDuration& from, CountedNs& to) {
   to.ns += from.ns();
 }
 
+void Add(const CountedNs& from, CountedNs& to) {
+  to.count += from.count;
+  to.ns += from.ns;
+}
+
 }  // namespace
 
 ServerCounters ServerCounters::operator-(const ServerCounters& earlier) const {
@@ -33,6 +38,30 @@ ServerCounters ServerCounters::operator-(const ServerCounters& earlier) const {
           .compute_output = Minus(compute_output, earlier.compute_output),
           .inference_count = Since(inference_count, earlier.inference_count),
           .execution_count = Since(execution_count, earlier.execution_count)};
+}
+
+ServerCounters& ServerCounters::operator+=(const ServerCounters& other) {
+  Add(other.success, success);
+  Add(other.fail, fail);
+  Add(other.queue, queue);
+  Add(other.compute_input, compute_input);
+  Add(other.compute_infer, compute_infer);
+  Add(other.compute_output, compute_output);
+  inference_count += other.inference_count;
+  execution_count += other.execution_count;
+  return *this;
+}
+
+double ServerCounters::AverageBatch() const {
+  return execution_count == 0 ? 0 : static_cast<double>(inference_count) / execution_count;
+}
+
+double ServerCounters::QueueUsPerRequest() const {
+  return success.count == 0 ? 0 : queue.ns / 1e3 / success.count;
+}
+
+double ServerCounters::InferUsPerExecution() const {
+  return success.count == 0 ? 0 : compute_infer.ns / 1e3 / success.count;
 }
 
 absl::StatusOr<ServerCounters> FetchServerCounters(client::InferenceClient& client,

@@ -37,6 +37,18 @@ struct ServerCounters {
   // Field-wise this - earlier (a later snapshot minus an earlier one); a counter that went
   // down was reset by a reload and counts from zero.
   ServerCounters operator-(const ServerCounters& earlier) const;
+  // Field-wise sum: differences of several windows added into one total.
+  ServerCounters& operator+=(const ServerCounters& other);
+
+  // inference_count / execution_count: the average batch the server executed; 0 when
+  // nothing ran.
+  double AverageBatch() const;
+  // Queue time per successful request, in microseconds; 0 when none succeeded.
+  double QueueUsPerRequest() const;
+  // compute_infer per successful request, in microseconds — the duration of the execution
+  // a request was part of (a batch's run is added once per request in it, as Triton
+  // counts); 0 when none succeeded.
+  double InferUsPerExecution() const;
 };
 
 // The sums over the versions of `model` that the server reports (only `version` when
