@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "server/observability/metrics_exposition.h"
+#include "server/repository/model_version.h"
 
 namespace torchbricks::server {
 namespace {
@@ -115,7 +116,7 @@ void AddProcessMetrics(MetricsExposition* out) {
 
 }  // namespace
 
-std::string ScrapeMetrics(ServerState& state) {
+std::string ScrapeMetrics(ServiceState& state) {
   MetricsExposition out;
   out.Declare("torchbricks_requests_total",
               "Inference requests that reached a model version, by final status code.", "counter");

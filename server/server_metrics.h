@@ -6,12 +6,12 @@
 
 #include <string>
 
-#include "server/grpc/server_state.h"
+#include "server/grpc/service_state.h"
 
 namespace torchbricks::server {
 
 // The metrics text (exposition format 0.0.4) for `state` (borrowed for the call).
-std::string ScrapeMetrics(ServerState& state);
+std::string ScrapeMetrics(ServiceState& state);
 
 }  // namespace torchbricks::server
 

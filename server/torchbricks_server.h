@@ -18,7 +18,7 @@
 #include "grpcpp/server.h"
 #include "server/grpc/brick_service.h"
 #include "server/grpc/inference_service.h"
-#include "server/grpc/server_state.h"
+#include "server/grpc/service_state.h"
 #include "server/observability/metrics_http_server.h"
 #include "server/repository/model_repository.h"
 #include "server/server_options.h"
@@ -52,7 +52,7 @@ class TorchBricksServer {
   explicit TorchBricksServer(const ServerOptions& options) : options_(options) {}
 
   const ServerOptions options_;
-  ServerState state_;
+  ServiceState state_;
   std::unique_ptr<InferenceService> inference_service_;
   std::unique_ptr<BrickService> brick_service_;
   // Answers UNIMPLEMENTED for methods nobody serves (InferenceService needs one registered).

@@ -2,6 +2,7 @@
 
 #include "server/grpc/grpc_status.h"
 #include "server/grpc/infer_codec.h"
+#include "server/repository/model_version.h"
 
 namespace torchbricks::server {
 

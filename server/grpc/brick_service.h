@@ -1,18 +1,18 @@
 // BrickService: torchbricks.BrickService, what the Open Inference Protocol lacks — the
-// graph of a model version per stage and per-brick statistics. Borrows the ServerState;
+// graph of a model version per stage and per-brick statistics. Borrows the ServiceState;
 // called concurrently by gRPC's threads; keeps no state.
 #ifndef TORCHBRICKS_SERVER_GRPC_BRICK_SERVICE_H_
 #define TORCHBRICKS_SERVER_GRPC_BRICK_SERVICE_H_
 
 #include "proto/brick_service.grpc.pb.h"
-#include "server/grpc/server_state.h"
+#include "server/grpc/service_state.h"
 
 namespace torchbricks::server {
 
 class BrickService final : public torchbricks::BrickService::Service {
  public:
   // `state` must outlive the service.
-  explicit BrickService(ServerState* state) : state_(state) {}
+  explicit BrickService(ServiceState* state) : state_(state) {}
 
   grpc::Status ModelGraph(grpc::ServerContext*, const ModelGraphRequest* request,
                           ModelGraphResponse* response) override;
@@ -20,7 +20,7 @@ class BrickService final : public torchbricks::BrickService::Service {
                                BrickStatisticsResponse* response) override;
 
  private:
-  ServerState* state_;
+  ServiceState* state_;
 };
 
 }  // namespace torchbricks::server

@@ -14,8 +14,8 @@
 #include "grpcpp/server_context.h"
 #include "proto/grpc_service.pb.h"
 #include "server/grpc/shared_memory_regions.h"
-#include "server/repository/version_loader.h"
-#include "server/scheduling/dynamic_batcher.h"
+#include "server/repository/model_version.h"
+#include "server/scheduling/pending_request.h"
 
 namespace torchbricks::server {
 

@@ -16,7 +16,9 @@
 #include "server/grpc/stream_infer_reactor.h"
 #include "server/grpc/triton_model_config.h"
 #include "server/observability/logging.h"
+#include "server/repository/model_version.h"
 #include "server/scheduling/dynamic_batcher.h"
+#include "server/scheduling/pending_request.h"
 
 namespace torchbricks::server {
 namespace {
@@ -53,7 +55,7 @@ void FillStatistics(const ModelVersion& version, inference::ModelStatistics* out
 
 }  // namespace
 
-InferenceService::InferenceService(ServerState* state) : state_(state) {
+InferenceService::InferenceService(ServiceState* state) : state_(state) {
   using Handler = grpc::internal::RpcMethodHandler<InferenceService, grpc::ByteBuffer,
                                                    inference::ModelInferResponse>;
   AddMethod(new grpc::internal::RpcServiceMethod(

@@ -1,5 +1,5 @@
 // InferenceService: inference.GRPCInferenceService, the Open Inference Protocol (KServe
-// v2) over gRPC, as Triton defines it. It borrows the ServerState for its lifetime and is
+// v2) over gRPC, as Triton defines it. It borrows the ServiceState for its lifetime and is
 // called concurrently by gRPC's threads; it keeps no state of its own.
 #ifndef TORCHBRICKS_SERVER_GRPC_INFERENCE_SERVICE_H_
 #define TORCHBRICKS_SERVER_GRPC_INFERENCE_SERVICE_H_
@@ -9,7 +9,7 @@
 
 #include "absl/status/status.h"
 #include "proto/grpc_service.grpc.pb.h"
-#include "server/grpc/server_state.h"
+#include "server/grpc/service_state.h"
 
 namespace torchbricks::server {
 
@@ -28,7 +28,7 @@ class InferenceService final
               inference::GRPCInferenceService::Service>> {
  public:
   // `state` must outlive the service.
-  explicit InferenceService(ServerState* state);
+  explicit InferenceService(ServiceState* state);
 
   grpc::Status ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
                           inference::ServerLiveResponse* response) override;
@@ -84,7 +84,7 @@ class InferenceService final
  private:
   // Runs one request on a ready version; fills `response`. Errors carry their code.
   // Counts the outcome and logs a refused request.
-  // Requests whose bytes do not fit in the ServerState's budget are ResourceExhausted.
+  // Requests whose bytes do not fit in the ServiceState's budget are ResourceExhausted.
   absl::Status Infer(grpc::ServerContextBase* context, const inference::ModelInferRequest& request,
                      inference::ModelInferResponse* response);
   // Infer() once the version is found: the request normalised once (NormalizeRequest),
@@ -98,7 +98,7 @@ class InferenceService final
   // made up when the client gave none).
   void LogRefused(const inference::ModelInferRequest& request, const absl::Status& status);
 
-  ServerState* state_;
+  ServiceState* state_;
   std::atomic<uint64_t> next_request_id_{1};
 };
 

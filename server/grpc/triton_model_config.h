@@ -8,7 +8,7 @@
 #define TORCHBRICKS_SERVER_GRPC_TRITON_MODEL_CONFIG_H_
 
 #include "proto/grpc_service.pb.h"
-#include "server/repository/version_loader.h"
+#include "server/repository/model_version.h"
 
 namespace torchbricks::server {
 

@@ -29,6 +29,7 @@
 #include "proto/model_config.pb.h"
 #include "server/observability/version_stats.h"
 #include "server/repository/model_control_mode.h"
+#include "server/repository/model_version.h"
 #include "server/repository/repository_scan.h"
 #include "server/repository/version_loader.h"
 

@@ -8,37 +8,16 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "core/servable/servable_model.h"
 #include "proto/model_config.pb.h"
-#include "server/observability/version_stats.h"
-#include "server/scheduling/dynamic_batcher.h"
+#include "server/repository/model_version.h"
 #include "server/scheduling/scheduling_plan.h"
 
 namespace torchbricks::server {
-
-// One loaded model version. Immutable but for its statistics; shared by the repository
-// and the requests running on it (hence std::shared_ptr).
-struct ModelVersion {
-  std::string model_name;
-  int64_t version = 0;
-  std::string version_string;  // "3"
-  config::ModelConfig config;
-  // The config with its defaults applied: batching, queue, instances.
-  SchedulingPlan plan;
-  // The model on its first device; graphs and metadata come from it.
-  std::unique_ptr<ServableModel> servable;
-  // Copies on further devices (GPU instances on other GPUs), by device name.
-  std::map<std::string, std::unique_ptr<ServableModel>> other_devices;
-  std::unique_ptr<VersionStats> statistics;  // never null
-  double load_seconds = 0;                   // loading and warming up
-  // Declared last, so it stops before the models it runs are destroyed.
-  std::unique_ptr<DynamicBatcher> batcher;  // never null
-};
 
 // Loads a version folder onto a device ("cpu", "cuda:0") with the model's config;
 // `intra_op_threads` is the most any instance on that device will use (its warm-up runs

@@ -14,8 +14,21 @@ namespace {
 // How long fair share remembers a load it no longer sees (the e-folding time).
 constexpr absl::Duration kRecentLoadMemory = absl::Seconds(1);
 
+// Fair share smooths the load over the last few batches: each closing batch's load counts
+// with this weight, the smoothed load before it with the rest (about five batches count).
+constexpr double kRecentLoadNewWeight = 0.2;
+
 // While requests wait for batch-mates, how often cancelled ones are looked for.
 constexpr absl::Duration kCancellationPollInterval = absl::Milliseconds(20);
+
+// The most rows a batch of a model that does not batch (max_batch_size 0) holds: one
+// request, whose rows BatchRows() counts as one.
+constexpr int64_t kUnbatchedRows = 1;
+
+// The most rows one batch may hold under `policy`.
+int64_t MaxBatchRows(const BatchPolicy& policy) {
+  return policy.max_batch_size > 0 ? policy.max_batch_size : kUnbatchedRows;
+}
 
 }  // namespace
 
@@ -92,19 +105,19 @@ absl::StatusOr<int64_t> BatchRows(const std::vector<HostTensorView>& inputs,
 }
 
 absl::Status DynamicBatcher::Enqueue(PendingRequest* request) {
-  ASSIGN_OR_RETURN(request->rows, BatchRows(request->inputs, options_.batching.max_batch_size));
-  request->key = BatchKey(request->stage, request->inputs);
-  request->enqueued = absl::Now();
+  ASSIGN_OR_RETURN(request->rows_, BatchRows(request->inputs, options_.batching.max_batch_size));
+  request->key_ = BatchKey(request->stage, request->inputs);
+  request->enqueued_ = absl::Now();
   if (options_.batching.default_timeout > absl::ZeroDuration()) {
     request->deadline =
-        std::min(request->deadline, request->enqueued + options_.batching.default_timeout);
+        std::min(request->deadline, request->enqueued_ + options_.batching.default_timeout);
   }
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the model version is being unloaded");
   if (direct_allowed_ && queue_.empty() && busy_ < static_cast<int>(options_.instances.size())) {
     ++busy_;
-    running_rows_ += request->rows;
-    const int64_t rows = request->rows;  // `request` may be gone once it has run
+    running_rows_ += request->rows_;
+    const int64_t rows = request->rows_;  // `request` may be gone once it has run
     mu_.Unlock();
     RunOnCallingThread(request);
     mu_.Lock();
@@ -129,7 +142,7 @@ void DynamicBatcher::DropDeadRequests() {
     absl::Status why;
     if (now >= request->deadline) {
       why = absl::DeadlineExceededError(absl::StrCat("the request's deadline passed after ",
-                                                     absl::FormatDuration(now - request->enqueued),
+                                                     absl::FormatDuration(now - request->enqueued_),
                                                      " in the queue; it did not run"));
     } else if (request->cancelled && request->cancelled()) {
       why = absl::CancelledError(
@@ -142,105 +155,151 @@ void DynamicBatcher::DropDeadRequests() {
     }
     it = queue_.erase(it);
     request->result = why;
-    request->queue_time = now - request->enqueued;
+    request->queue_time = now - request->enqueued_;
     statistics_->ObserveQueue(ServedStageIndex(request->stage),
                               absl::ToDoubleSeconds(request->queue_time));
     request->done.Notify();
   }
 }
 
+// The requests that may close the next batch.
+struct DynamicBatcher::BatchCandidate {
+  const PendingRequest* oldest = nullptr;  // the front of the queue
+  // The oldest request and the queued requests that can share its batch, in queue order.
+  std::vector<std::list<PendingRequest*>::iterator> mates;
+  int64_t rows = 0;       // the mates' rows together
+  bool full = false;      // the rows reach max_batch_size, or the model does not batch
+  absl::Time oldest_due;  // when the oldest request has waited max_queue_delay
+  bool due = false;       // oldest_due has passed, or the batcher is stopping
+};
+
+// Fair share's view of the load when a batch may close.
+struct DynamicBatcher::LoadInSight {
+  int64_t queued_rows = 0;  // queued rows that could join the candidate's batch
+  double recent_load = 0;   // recent_load_, faded to `now`
+  absl::Time now;
+};
+
 std::vector<PendingRequest*> DynamicBatcher::NextBatch() {
   absl::MutexLock lock(&mu_);
   while (true) {
-    auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-      return stopping_ || (!queue_.empty() && busy_ < static_cast<int>(options_.instances.size()));
-    };
-    mu_.Await(absl::Condition(&has_work));
+    AwaitWork();
     DropDeadRequests();
     if (queue_.empty()) {
       if (stopping_) return {};
       continue;
     }
-    // The oldest request and the queued requests that can share its batch, in order.
-    const PendingRequest* oldest = queue_.front();
-    std::vector<std::list<PendingRequest*>::iterator> mates;
-    int64_t rows = 0;
-    const int64_t max_rows =
-        options_.batching.max_batch_size > 0 ? options_.batching.max_batch_size : 1;
-    for (auto it = queue_.begin(); it != queue_.end() && rows < max_rows; ++it) {
-      if ((*it)->key != oldest->key || rows + (*it)->rows > max_rows) continue;
-      mates.push_back(it);
-      rows += (*it)->rows;
-    }
-    const bool full = rows >= max_rows || options_.batching.max_batch_size == 0;
-    const absl::Time oldest_due = oldest->enqueued + options_.batching.max_queue_delay;
-    const bool due = absl::Now() >= oldest_due || stopping_;
-    // With preferred sizes, send the longest prefix whose rows make one.
-    size_t take = 0;
-    if (!options_.batching.preferred_batch_sizes.empty()) {
-      int64_t prefix = 0;
-      for (size_t i = 0; i < mates.size(); ++i) {
-        prefix += (*mates[i])->rows;
-        if (std::find(options_.batching.preferred_batch_sizes.begin(),
-                      options_.batching.preferred_batch_sizes.end(),
-                      prefix) != options_.batching.preferred_batch_sizes.end()) {
-          take = i + 1;
-        }
-      }
-    }
-    if (take == 0 && (full || due)) take = mates.size();
-    // Fair share: the batch holds as many rows as this instance would get if the rows in
-    // sight were split evenly: those queued and running (whose clients will send again),
-    // or, when more, the recent load — rows just answered are on their way back.
-    // Waiting longer would only take rows from a later batch.
-    // Only rows that could join this batch count as queued.
-    int64_t queued_rows = 0;
-    double recent_load = 0;
-    const absl::Time now = absl::Now();
-    if (options_.batching.fair_share) {
-      for (const PendingRequest* request : queue_) {
-        if (request->key == oldest->key) queued_rows += request->rows;
-      }
-      // The recent load fades with time (time constant kRecentLoadMemory), so that a busy
-      // hour does not make the light traffic after it wait for rows that will not come.
-      recent_load = recent_load_ * std::exp(-absl::ToDoubleSeconds(now - last_close_) /
-                                            absl::ToDoubleSeconds(kRecentLoadMemory));
-    }
-    if (take == 0 && options_.batching.fair_share) {
-      const int64_t instances = static_cast<int64_t>(options_.instances.size());
-      const int64_t in_sight =
-          std::max<int64_t>(queued_rows + running_rows_, std::llround(recent_load));
-      const int64_t share = std::min(max_rows, (in_sight + instances - 1) / instances);
-      if (rows >= share) {
-        for (int64_t prefix = 0; take < mates.size() && prefix < share; ++take) {
-          prefix += (*mates[take])->rows;
-        }
-      }
-    }
-    if (take > 0) {
-      std::vector<PendingRequest*> batch;
-      int64_t batch_rows = 0;
-      for (size_t i = 0; i < take; ++i) {
-        batch_rows += (*mates[i])->rows;
-        batch.push_back(*mates[i]);
-        queue_.erase(mates[i]);
-      }
-      ++busy_;
-      // The load as the batch closes, smoothed over the last few batches.
-      recent_load_ = 0.8 * recent_load + 0.2 * static_cast<double>(queued_rows + running_rows_);
-      last_close_ = now;
-      running_rows_ += batch_rows;
-      return batch;
-    }
-    // Wait for batch-mates until the oldest request is due, waking early for a queued
-    // request's deadline and now and then to notice clients that went away.
-    absl::Time wake = std::min(oldest_due, absl::Now() + kCancellationPollInterval);
-    for (const PendingRequest* request : queue_) wake = std::min(wake, request->deadline);
-    const uint64_t seen = generation_;
-    auto changed = [this, seen]()
-                       ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || generation_ != seen; };
-    mu_.AwaitWithDeadline(absl::Condition(&changed), wake);
+    const BatchCandidate candidate = GatherBatchMates();
+    const LoadInSight load = ObserveLoad(candidate);
+    const size_t take = RequestsToTake(candidate, load);
+    if (take > 0) return CloseBatch(candidate, take, load);
+    AwaitBatchMates(candidate.oldest_due);
   }
+}
+
+void DynamicBatcher::AwaitWork() {
+  auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return stopping_ || (!queue_.empty() && busy_ < static_cast<int>(options_.instances.size()));
+  };
+  mu_.Await(absl::Condition(&has_work));
+}
+
+DynamicBatcher::BatchCandidate DynamicBatcher::GatherBatchMates() {
+  BatchCandidate candidate;
+  candidate.oldest = queue_.front();
+  const int64_t max_rows = MaxBatchRows(options_.batching);
+  for (auto it = queue_.begin(); it != queue_.end() && candidate.rows < max_rows; ++it) {
+    const PendingRequest& request = **it;
+    if (request.key_ != candidate.oldest->key_ || candidate.rows + request.rows_ > max_rows) {
+      continue;
+    }
+    candidate.mates.push_back(it);
+    candidate.rows += request.rows_;
+  }
+  candidate.full = candidate.rows >= max_rows || options_.batching.max_batch_size == 0;
+  candidate.oldest_due = candidate.oldest->enqueued_ + options_.batching.max_queue_delay;
+  candidate.due = absl::Now() >= candidate.oldest_due || stopping_;
+  return candidate;
+}
+
+DynamicBatcher::LoadInSight DynamicBatcher::ObserveLoad(const BatchCandidate& candidate) const {
+  LoadInSight load;
+  load.now = absl::Now();
+  if (!options_.batching.fair_share) return load;
+  // Only rows that could join this batch count as queued.
+  for (const PendingRequest* request : queue_) {
+    if (request->key_ == candidate.oldest->key_) load.queued_rows += request->rows_;
+  }
+  // The recent load fades with time (time constant kRecentLoadMemory), so that a busy
+  // hour does not make the light traffic after it wait for rows that will not come.
+  load.recent_load = recent_load_ * std::exp(-absl::ToDoubleSeconds(load.now - last_close_) /
+                                             absl::ToDoubleSeconds(kRecentLoadMemory));
+  return load;
+}
+
+size_t DynamicBatcher::RequestsToTake(const BatchCandidate& candidate,
+                                      const LoadInSight& load) const {
+  if (const size_t preferred = PreferredPrefix(candidate); preferred > 0) return preferred;
+  if (candidate.full || candidate.due) return candidate.mates.size();
+  if (options_.batching.fair_share) return FairSharePrefix(candidate, load);
+  return 0;
+}
+
+size_t DynamicBatcher::PreferredPrefix(const BatchCandidate& candidate) const {
+  const std::vector<int>& preferred = options_.batching.preferred_batch_sizes;
+  size_t take = 0;
+  int64_t prefix = 0;
+  for (size_t i = 0; i < candidate.mates.size(); ++i) {
+    prefix += (*candidate.mates[i])->rows_;
+    if (std::find(preferred.begin(), preferred.end(), prefix) != preferred.end()) take = i + 1;
+  }
+  return take;
+}
+
+size_t DynamicBatcher::FairSharePrefix(const BatchCandidate& candidate,
+                                       const LoadInSight& load) const {
+  // The batch holds as many rows as this instance would get if the rows in sight were
+  // split evenly: those queued and running (whose clients will send again), or, when
+  // more, the recent load — rows just answered are on their way back. Waiting longer
+  // would only take rows from a later batch.
+  const int64_t instances = static_cast<int64_t>(options_.instances.size());
+  const int64_t in_sight =
+      std::max<int64_t>(load.queued_rows + running_rows_, std::llround(load.recent_load));
+  const int64_t share =
+      std::min(MaxBatchRows(options_.batching), (in_sight + instances - 1) / instances);
+  if (candidate.rows < share) return 0;
+  size_t take = 0;
+  for (int64_t prefix = 0; take < candidate.mates.size() && prefix < share; ++take) {
+    prefix += (*candidate.mates[take])->rows_;
+  }
+  return take;
+}
+
+std::vector<PendingRequest*> DynamicBatcher::CloseBatch(const BatchCandidate& candidate,
+                                                        size_t take, const LoadInSight& load) {
+  std::vector<PendingRequest*> batch;
+  int64_t batch_rows = 0;
+  for (size_t i = 0; i < take; ++i) {
+    batch_rows += (*candidate.mates[i])->rows_;
+    batch.push_back(*candidate.mates[i]);
+    queue_.erase(candidate.mates[i]);
+  }
+  ++busy_;
+  // The load as the batch closes, smoothed over the last few batches.
+  recent_load_ = (1 - kRecentLoadNewWeight) * load.recent_load +
+                 kRecentLoadNewWeight * static_cast<double>(load.queued_rows + running_rows_);
+  last_close_ = load.now;
+  running_rows_ += batch_rows;
+  return batch;
+}
+
+void DynamicBatcher::AwaitBatchMates(absl::Time oldest_due) {
+  absl::Time wake = std::min(oldest_due, absl::Now() + kCancellationPollInterval);
+  for (const PendingRequest* request : queue_) wake = std::min(wake, request->deadline);
+  const uint64_t seen = generation_;
+  auto changed = [this, seen]()
+                     ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || generation_ != seen; };
+  mu_.AwaitWithDeadline(absl::Condition(&changed), wake);
 }
 
 void DynamicBatcher::Worker(const BatcherOptions::Instance& instance) {
@@ -250,7 +309,7 @@ void DynamicBatcher::Worker(const BatcherOptions::Instance& instance) {
     std::vector<PendingRequest*> batch = NextBatch();
     if (batch.empty()) return;
     int64_t rows = 0;
-    for (const PendingRequest* request : batch) rows += request->rows;
+    for (const PendingRequest* request : batch) rows += request->rows_;
     Execute(instance, std::move(batch));  // the requests may be gone after this
     absl::MutexLock lock(&mu_);
     --busy_;
@@ -279,7 +338,7 @@ void DynamicBatcher::Execute(const BatcherOptions::Instance& instance,
   for (PendingRequest* request : batch) {
     items.push_back({request->inputs, request->outputs,
                      RunLimits{.deadline = request->deadline, .cancelled = request->cancelled}});
-    rows += request->rows;
+    rows += request->rows_;
   }
   RunTrace trace;
   std::vector<absl::StatusOr<std::vector<HostTensor>>> results =
@@ -292,7 +351,7 @@ void DynamicBatcher::Execute(const BatcherOptions::Instance& instance,
   for (size_t i = 0; i < batch.size(); ++i) {
     PendingRequest* request = batch[i];
     request->result = std::move(results[i]);
-    request->queue_time = start - request->enqueued;
+    request->queue_time = start - request->enqueued_;
     request->compute_time = compute;
     request->batch_rows = rows;
     const int stage = ServedStageIndex(request->stage);

@@ -7,13 +7,12 @@
 // share of the rows in sight (queued plus running; see BatchPolicy::fair_share). Requests whose
 // deadline passed or whose client went away are answered without running. Thread-safe.
 //
-// Ownership: Enqueue() borrows the PendingRequest; on OK the batcher notifies its `done`
-// exactly once, after which it no longer touches it. On error nothing was queued.
+// Ownership: Enqueue() borrows the PendingRequest (pending_request.h); on OK the batcher notifies
+// its `done` exactly once, after which it no longer touches it. On error nothing was queued.
 #ifndef TORCHBRICKS_SERVER_SCHEDULING_DYNAMIC_BATCHER_H_
 #define TORCHBRICKS_SERVER_SCHEDULING_DYNAMIC_BATCHER_H_
 
 #include <cstdint>
-#include <functional>
 #include <list>
 #include <memory>
 #include <string>
@@ -23,34 +22,13 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "core/servable/servable_model.h"
 #include "server/observability/version_stats.h"
+#include "server/scheduling/pending_request.h"
 #include "server/scheduling/scheduling_plan.h"
 
 namespace torchbricks::server {
-
-struct PendingRequest {
-  // Filled by the caller. The views must stay valid until `done`.
-  Stage stage = Stage::kInference;
-  std::vector<HostTensorView> inputs;
-  std::vector<std::string> outputs;
-  absl::Time deadline = absl::InfiniteFuture();
-  std::function<bool()> cancelled;  // may be empty
-
-  // Filled by the batcher before `done` is notified.
-  absl::StatusOr<std::vector<HostTensor>> result;
-  absl::Duration queue_time;
-  absl::Duration compute_time;
-  int64_t batch_rows = 0;  // rows of the batch it ran in
-  absl::Notification done;
-
-  // The batcher's own bookkeeping.
-  std::string key;
-  int64_t rows = 0;
-  absl::Time enqueued;
-};
 
 struct BatcherOptions {
   BatchPolicy batching;
@@ -89,11 +67,44 @@ class DynamicBatcher {
   DynamicBatcher(BatcherOptions options, VersionStats* statistics)
       : options_(std::move(options)), statistics_(statistics) {}
 
+  // The oldest queued request and the queued requests that could share its batch
+  // (dynamic_batcher.cc).
+  struct BatchCandidate;
+  // What fair share weighs a batch against (dynamic_batcher.cc).
+  struct LoadInSight;
+
   void Worker(const BatcherOptions::Instance& instance);
   // Takes the next batch, waiting as the rules say. Empty when stopping with an empty queue.
   std::vector<PendingRequest*> NextBatch();
-  // Answers queued requests that expired or were cancelled. Must hold mu_.
+
+  // NextBatch()'s steps, in order; all run under mu_.
+  // Blocks until there is a request and a free instance to run it, or the batcher stops.
+  void AwaitWork() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Answers queued requests that expired or were cancelled.
   void DropDeadRequests() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The oldest request and its batch-mates, in queue order, up to max_batch_size rows.
+  // The queue must not be empty.
+  BatchCandidate GatherBatchMates() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The time now and, with fair share, the load the candidate's batch is weighed against.
+  LoadInSight ObserveLoad(const BatchCandidate& candidate) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // How many of the candidate's requests (a prefix) to send now; 0 to wait for more.
+  size_t RequestsToTake(const BatchCandidate& candidate, const LoadInSight& load) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The longest prefix of the candidate whose rows make a preferred batch size; 0 for none.
+  size_t PreferredPrefix(const BatchCandidate& candidate) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The prefix that holds this instance's fair share of the rows in sight, or 0 while the
+  // candidate holds fewer rows than that share.
+  size_t FairSharePrefix(const BatchCandidate& candidate, const LoadInSight& load) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes the candidate's first `take` requests off the queue as a running batch.
+  std::vector<PendingRequest*> CloseBatch(const BatchCandidate& candidate, size_t take,
+                                          const LoadInSight& load)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Releases mu_ until the queue changes, the batcher stops, the oldest request is due
+  // (`oldest_due`), a queued request's deadline comes, or it is time to look for cancelled
+  // requests.
+  void AwaitBatchMates(absl::Time oldest_due) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   void Execute(const BatcherOptions::Instance& instance, std::vector<PendingRequest*> batch);
   // Enqueue()'s fast path: runs `request` alone on this thread.
   void RunOnCallingThread(PendingRequest* request);

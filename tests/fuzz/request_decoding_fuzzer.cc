@@ -16,6 +16,8 @@
 #include "core/graph/data_types.h"
 #include "server/grpc/infer_codec.h"
 #include "server/grpc/infer_request.h"
+#include "server/repository/model_version.h"
+#include "server/scheduling/pending_request.h"
 #include "server/testing/fake_servable_model.h"
 #include "tests/fuzz/fuzz_check.h"
 

@@ -1,8 +1,14 @@
-// ServerState: what the gRPC services share — the repository once start-up has loaded
-// it, the request gate that drains on shutdown, and readiness. Owned by TorchBricksServer;
-// services borrow it for their whole life. Thread-safe.
-#ifndef TORCHBRICKS_SERVER_GRPC_SERVER_STATE_H_
-#define TORCHBRICKS_SERVER_GRPC_SERVER_STATE_H_
+// ServiceState: the state the gRPC services (InferenceService, BrickService) share — the
+// repository once start-up has loaded it, the request gate that drains on shutdown,
+// readiness, the access policy, clients' shared-memory regions, the request byte budget
+// and the refusal counters.
+//
+// It is the gRPC layer's state, not the whole server's: TorchBricksServer owns it beside
+// what the services never see (the gRPC server, the repository itself, the metrics
+// endpoint, the listener watch), and server_metrics reads it at scrape time. Services
+// borrow it for their whole life. Thread-safe.
+#ifndef TORCHBRICKS_SERVER_GRPC_SERVICE_STATE_H_
+#define TORCHBRICKS_SERVER_GRPC_SERVICE_STATE_H_
 
 #include <atomic>
 #include <memory>
@@ -21,7 +27,7 @@
 
 namespace torchbricks::server {
 
-struct ServerState {
+struct ServiceState {
   // Null until start-up has loaded the models; set once, then stable.
   std::atomic<ModelRepository*> repository{nullptr};
   RequestGate gate;
@@ -62,4 +68,4 @@ struct ServerState {
 
 }  // namespace torchbricks::server
 
-#endif  // TORCHBRICKS_SERVER_GRPC_SERVER_STATE_H_
+#endif  // TORCHBRICKS_SERVER_GRPC_SERVICE_STATE_H_
