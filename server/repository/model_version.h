@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "core/servable_model.h"
+#include "core/servable/servable_model.h"
 #include "proto/model_config.pb.h"
 #include "server/observability/version_stats.h"
 #include "server/scheduling/dynamic_batcher.h"

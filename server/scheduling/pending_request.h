@@ -18,7 +18,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "core/servable_model.h"
+#include "core/graph/stage.h"
+#include "core/servable/host_tensor.h"
 
 namespace torchbricks::server {
 
