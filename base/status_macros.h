@@ -1,9 +1,12 @@
-// The project's status-propagation macros (this abseil release ships none).
+// The project's status-propagation macros (this abseil release ships none). Header-only;
+// they expand in the caller, so they are as thread-safe as the expressions given to them.
 //
 //   RETURN_IF_ERROR(DoThing());
 //   ASSIGN_OR_RETURN(std::unique_ptr<Foo> foo, Foo::Create(options));
 #ifndef TORCHBRICKS_BASE_STATUS_MACROS_H_
 #define TORCHBRICKS_BASE_STATUS_MACROS_H_
+
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

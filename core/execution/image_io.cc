@@ -99,7 +99,7 @@ bool LooksLikePng(absl::string_view element) {
 }
 
 // Width and height from a PNG's IHDR chunk, without decoding; nullopt when the header
-// cannot be read. (libpng decodes the size IHDR declares: core/png_codec.)
+// cannot be read. (libpng decodes the size IHDR declares: core/execution/png_codec.)
 std::optional<std::pair<int64_t, int64_t>> PngSize(absl::string_view element) {
   const auto* data = reinterpret_cast<const unsigned char*>(element.data());
   if (element.size() < 24 || std::memcmp(data + 12, "IHDR", 4) != 0) return std::nullopt;

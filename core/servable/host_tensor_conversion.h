@@ -1,6 +1,7 @@
 // Conversions between the host tensors that cross ServableModel (HostTensorView in,
 // HostTensor out: plain bytes, BYTES in the protocol's length-prefixed layout) and
 // at::Tensor, with the byte-size checks that come first. Stateless; safe from any thread.
+// Internal to servable_model.cc: this header includes libtorch, unlike the rest of the seam.
 #ifndef TORCHBRICKS_CORE_SERVABLE_HOST_TENSOR_CONVERSION_H_
 #define TORCHBRICKS_CORE_SERVABLE_HOST_TENSOR_CONVERSION_H_
 
