@@ -105,6 +105,9 @@ class ServerProcess:
         return ServerError(f"{message}\n--- server stderr ({self.log_path}) ---\n{tail}")
 
     def start(self) -> "ServerProcess":
+        if self.process is not None and self.process.poll() is None:
+            # A second Popen would orphan the first process: nothing would stop it by PID.
+            raise ServerError(f"this server is already running (pid {self.process.pid}); stop() it first")
         if not self.binary.is_file():
             raise ServerError(f"the server is not built: {self.binary} (set TORCHBRICKS_SERVER or build the project)")
         command = self.command_prefix + [str(self.binary), "--model-repository", str(self.repository), "--grpc-port", "0",

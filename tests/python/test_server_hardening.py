@@ -9,7 +9,7 @@ import grpc
 import numpy as np
 import pytest
 
-from server_process import SERVER_BINARY, ServerProcess
+from server_process import SERVER_BINARY, ServerError, ServerProcess
 from torchbricks_serve.generated import grpc_service_pb2 as pb
 
 HOSTILE_NAMES = ["/abs/path", "../outside/evil", "readme_dummy/.", "", ".", "..", "/", "/proc", "/root",
@@ -100,6 +100,20 @@ def test_a_grpc_port_in_use_is_an_error_at_start(fixture_repository):
         assert f"cannot listen on 0.0.0.0:{port}" in stderr
         with first.client() as client:
             assert client.server_ready()
+
+
+def test_starting_a_running_server_again_is_refused_and_the_first_is_still_stopped(fixture_repository):
+    server = ServerProcess(fixture_repository).start()
+    try:
+        first_pid = server.pid
+        with pytest.raises(ServerError, match="already running"):
+            server.start()
+        assert server.pid == first_pid
+        with server.client() as client:
+            assert client.server_ready()
+    finally:
+        server.stop()
+    assert server.process.poll() is not None, "the first process outlived stop()"
 
 
 def test_a_metrics_port_in_use_is_an_error_at_start(fixture_repository):
