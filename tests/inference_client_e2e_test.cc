@@ -142,7 +142,9 @@ TEST_F(InferenceClientTest, HealthCalls) {
   EXPECT_THAT(client_->ServerReady(), IsOkAndHolds(true));
   EXPECT_THAT(client_->ModelReady("readme_dummy"), IsOkAndHolds(true));
   EXPECT_THAT(client_->ModelReady("readme_dummy", "1"), IsOkAndHolds(true));
-  EXPECT_EQ(client_->ModelReady("no_such_model").status().code(), absl::StatusCode::kNotFound);
+  // As Triton: an unknown model or version is not ready, not NOT_FOUND.
+  EXPECT_THAT(client_->ModelReady("no_such_model"), IsOkAndHolds(false));
+  EXPECT_THAT(client_->ModelReady("readme_dummy", "99"), IsOkAndHolds(false));
   EXPECT_THAT(client_->HealthCheck(), IsOkAndHolds(ServingStatus::kServing));
   EXPECT_THAT(client_->HealthCheck("liveness"), IsOkAndHolds(ServingStatus::kServing));
   EXPECT_EQ(client_->HealthCheck("no-such-service").status().code(), absl::StatusCode::kNotFound);

@@ -91,10 +91,9 @@ grpc::Status InferenceService::ModelReady(grpc::ServerContext* context,
   if (auto denied = state_->Deny(context, ProtocolGroup::kHealth)) return *denied;
   absl::StatusOr<ModelRepository*> repository = state_->Repository();
   if (!repository.ok()) return ToGrpcStatus(repository.status());
+  // An unknown model or version is not ready, not an error: Triton answers so, and clients
+  // poll ModelReady for a model that is about to appear (tritonclient's is_model_ready).
   auto version = (*repository)->Find(request->name(), request->version());
-  if (!version.ok() && version.status().code() == absl::StatusCode::kNotFound) {
-    return ToGrpcStatus(version.status());
-  }
   response->set_ready(version.ok() && !state_->gate.draining());
   return grpc::Status::OK;
 }
