@@ -80,6 +80,49 @@ else
   echo "setup: $VENV matches $LOCK"
 fi
 
+# --- Issue 24, KServe and kustomize: what tests/python/test_kserve_client.py and
+# tests/deploy/test_deploy_manifests.py need (setup mode `all` only) ---------------------------
+if [[ $MODE == all ]]; then
+  # KServe's Python SDK in its own environment .venv-kserve: kserve 0.21 needs protobuf >= 6.33.5,
+  # the project pins 4.25. Installed again only when requirements/kserve.txt changed.
+  KSERVE_VENV=.venv-kserve
+  KSERVE_LOCK=requirements/kserve.txt
+  if [[ ! -x $KSERVE_VENV/bin/python ]]; then
+    echo "setup: making the KServe SDK environment $KSERVE_VENV"
+    /usr/bin/python3 -m venv "$KSERVE_VENV"
+  fi
+  wanted=$(sha256sum "$KSERVE_LOCK" | cut -d' ' -f1)
+  if [[ "$(cat "$KSERVE_VENV/.requirements.sha256" 2>/dev/null)" != "$wanted" ]]; then
+    echo "setup: installing $KSERVE_LOCK into $KSERVE_VENV"
+    "$KSERVE_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$KSERVE_LOCK"
+    echo "$wanted" > "$KSERVE_VENV/.requirements.sha256"
+  else
+    echo "setup: $KSERVE_VENV matches $KSERVE_LOCK"
+  fi
+
+  # kustomize, built from the Go module proxy into .tools/bin (git ignores it), skipped when it
+  # is there at the pinned version. v5.8.2 is the newest release whose kustomize/api (v0.21.2)
+  # builds with Go 1.26 (v5.8.3 needs Go 1.27). A cold `go install` (empty module and build
+  # caches) took 49-83 s on the 2-core machine beside other builds; with Go's caches warm
+  # (~/go/pkg/mod, ~/.cache/go-build) a new clone's build took 5 s.
+  KUSTOMIZE_VERSION=v5.8.2
+  if [[ "$(.tools/bin/kustomize version 2>/dev/null)" == "$KUSTOMIZE_VERSION" ]]; then
+    echo "setup: kustomize $KUSTOMIZE_VERSION present"
+  else
+    GO=$(command -v go || echo /usr/local/go/bin/go)
+    if [[ ! -x $GO ]]; then
+      echo "setup: building kustomize needs Go >= 1.26, and there is no go" >&2
+      exit 1
+    fi
+    echo "setup: building kustomize $KUSTOMIZE_VERSION with $("$GO" version | cut -d' ' -f3)"
+    started=$SECONDS
+    GOBIN=$PWD/.tools/bin GOTOOLCHAIN=local \
+      "$GO" install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+    echo "setup: kustomize built in $((SECONDS - started)) s"
+  fi
+fi
+# --- end of issue 24, KServe and kustomize ---------------------------------------------------
+
 # The Node client test (tests/node) uses @grpc/grpc-js and @grpc/proto-loader from npm,
 # pinned by tests/node/package-lock.json. Install only when missing or out of date.
 if [[ $MODE != all || -n "${TORCHBRICKS_SKIP_NODE:-}" || ! -f tests/node/package-lock.json ]]; then

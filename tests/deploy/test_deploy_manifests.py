@@ -1,13 +1,16 @@
 """The deployment manifests: every kustomization under deploy/kubernetes renders (kustomize) and
-its objects pass tests/deploy/validate_manifests.mjs (the Kubernetes API schemas from npm
-`kubernetes-models`, prometheus-operator's ServiceMonitor schema, KServe's required fields, and
-the checks that make the objects work together); every manifest file is reached by some
-kustomization; a deliberately broken copy fails; deploy/docker/compose.yaml passes
+its objects pass two validators: PyPI `kubernetes-validate` (the Kubernetes JSON schemas it
+bundles, strict: unknown fields fail) and tests/deploy/validate_manifests.mjs (the Kubernetes API
+schemas from npm `kubernetes-models`, prometheus-operator's ServiceMonitor schema, KServe's
+required fields, and the checks that make the objects work together); every manifest file is
+reached by some kustomization; a deliberately broken copy fails; deploy/docker/compose.yaml passes
 `docker-compose config`.
 
-Rendering needs `kustomize` or `kubectl` (whose `kubectl kustomize` embeds kustomize); without
-either the render tests skip and say so. The validator needs Node.js and the packages that
-scripts/setup.sh installs into tests/deploy/node_modules."""
+Rendering uses the kustomize that scripts/setup.sh builds from the Go module proxy
+(.tools/bin/kustomize, pinned there), else a `kustomize` or `kubectl` (`kubectl kustomize`) on
+PATH; without any of them the render tests fail and say to run the setup. The validator needs
+Node.js and the packages that scripts/setup.sh installs into tests/deploy/node_modules;
+kubernetes-validate is pinned in requirements/python.txt."""
 import shutil
 import subprocess
 from pathlib import Path
@@ -28,7 +31,12 @@ EXPECTED_KINDS = {
 }
 
 
+KUSTOMIZE = REPO / ".tools" / "bin" / "kustomize"  # built by scripts/setup.sh
+
+
 def kustomize_command():
+    if KUSTOMIZE.is_file():
+        return [str(KUSTOMIZE), "build"]
     if shutil.which("kustomize"):
         return ["kustomize", "build"]
     if shutil.which("kubectl"):
@@ -36,8 +44,44 @@ def kustomize_command():
     return None
 
 
-needs_kustomize = pytest.mark.skipif(kustomize_command() is None,
-                                     reason="neither kustomize nor kubectl is installed: manifests not rendered")
+@pytest.fixture(scope="module")
+def kustomize():
+    command = kustomize_command()
+    if command is None:
+        pytest.fail("no kustomize: scripts/setup.sh builds it into .tools/bin (or install kubectl)")
+    return command
+
+
+# kubernetes-validate checks every object against the oldest and the newest Kubernetes schemas
+# it bundles (the manifests need >= 1.24 for gRPC probes; 1.25 is its oldest), strictly. The
+# custom resources have no schema there; validate_manifests.mjs checks them instead.
+SCHEMA_VERSIONS = ("1.25.0", "1.37.0")
+CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"),
+                ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"),
+                ("serving.kserve.io/v1beta1", "InferenceService")}
+
+
+def schema_problems(rendered: Path) -> list:
+    """kubernetes-validate's complaints about the objects in `rendered`, one line each; an
+    object of a kind it has no schema for is a problem unless it is one of CUSTOM_KINDS."""
+    import kubernetes_validate
+    import yaml
+
+    problems = []
+    for document in yaml.safe_load_all(rendered.read_text(encoding="utf-8")):
+        if document is None:
+            continue
+        name = f"{document.get('kind')}/{document.get('metadata', {}).get('name')}"
+        for version in SCHEMA_VERSIONS:
+            try:
+                kubernetes_validate.validate(document, version, strict=True)
+            except kubernetes_validate.SchemaNotFoundError as error:
+                if (document.get("apiVersion"), document.get("kind")) not in CUSTOM_KINDS:
+                    problems.append(f"{name}: {error.message}")
+            except kubernetes_validate.ValidationError as error:
+                path = ".".join(map(str, error.absolute_path))
+                problems.append(f"{name} (Kubernetes {version}): {path}: {error.message}")
+    return problems
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +94,8 @@ def node():
     return node
 
 
-def render(directory: Path, out: Path) -> Path:
-    result = subprocess.run([*kustomize_command(), str(directory)], capture_output=True, text=True, timeout=120)
+def render(kustomize: list, directory: Path, out: Path) -> Path:
+    result = subprocess.run([*kustomize, str(directory)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"kustomize failed on {directory}:\n{result.stderr}"
     out.write_text(result.stdout, encoding="utf-8")
     return out
@@ -66,11 +110,11 @@ def kinds(rendered: Path) -> set:
     return {line.split(":", 1)[1].strip() for line in rendered.read_text().splitlines() if line.startswith("kind:")}
 
 
-@needs_kustomize
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
-def test_kustomization_renders_and_validates(node, kustomization, tmp_path):
-    rendered = render(KUBERNETES / kustomization, tmp_path / "rendered.yaml")
+def test_kustomization_renders_and_validates(kustomize, node, kustomization, tmp_path):
+    rendered = render(kustomize, KUBERNETES / kustomization, tmp_path / "rendered.yaml")
     assert kinds(rendered) == EXPECTED_KINDS[kustomization]
+    assert schema_problems(rendered) == []
     result = validate(node, rendered)
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 0 problems" in result.stdout
@@ -126,21 +170,55 @@ BREAKAGES = {
 }
 
 
-@needs_kustomize
-@pytest.mark.parametrize("name", sorted(BREAKAGES))
-def test_broken_copy_fails_validation(node, name, tmp_path):
-    file, old, new, message = BREAKAGES[name]
+# The breakages of BREAKAGES that are schema errors, which kubernetes-validate must report too
+# (with this text), and two that only its strict schemas catch: a misspelt field, which the
+# API server drops silently, so the probe runs with its default threshold.
+SCHEMA_BREAKAGES = {
+    "container port not an integer": "'grpc' is not of type 'integer'",
+    "deployment without selector": "'selector' is a required property",
+    "hpa replicas not a number": "'ten' is not of type 'integer'",
+    "unknown kind": "Couldn't find schema for kind PodDisruptionBudgets",
+}
+STRICT_BREAKAGES = {
+    "misspelt probe field": ("base/deployment.yaml", "timeoutSeconds: 2\n            failureThreshold: 1",
+                             "timeoutSeconds: 2\n            failureTreshold: 1",
+                             "'failureTreshold' was unexpected"),
+    "misspelt service field": ("base/service.yaml", "selector:", "selectors:", "'selectors' was unexpected"),
+}
+
+
+def break_copy(kustomize: list, breakage: tuple, tmp_path: Path) -> Path:
+    """Renders the kustomization of a copy of deploy/kubernetes with `breakage` applied."""
+    file, old, new = breakage[:3]
     copy = tmp_path / "kubernetes"
     shutil.copytree(KUBERNETES, copy)
     target = copy / file
     text = target.read_text()
-    assert old in text, f"the breakage '{name}' no longer applies to {file}"
+    assert old in text, f"the breakage no longer applies to {file}: {old!r}"
     target.write_text(text.replace(old, new, 1))
-    kustomization = file.split("/")[0]
-    rendered = render(copy / kustomization, tmp_path / "rendered.yaml")
-    result = validate(node, rendered, rules=copy / "prometheus-adapter" / "config.yaml")
+    return render(kustomize, copy / file.split("/")[0], tmp_path / "rendered.yaml")
+
+
+@pytest.mark.parametrize("name", sorted(BREAKAGES))
+def test_broken_copy_fails_validation(kustomize, node, name, tmp_path):
+    message = BREAKAGES[name][3]
+    rendered = break_copy(kustomize, BREAKAGES[name], tmp_path)
+    result = validate(node, rendered, rules=tmp_path / "kubernetes" / "prometheus-adapter" / "config.yaml")
     assert result.returncode == 1, result.stdout + result.stderr
     assert message in result.stdout, result.stdout
+    problems = schema_problems(rendered)
+    if name in SCHEMA_BREAKAGES:
+        assert any(SCHEMA_BREAKAGES[name] in problem for problem in problems), problems
+    else:
+        assert problems == [], problems  # a consistency rule, which only validate_manifests.mjs knows
+
+
+@pytest.mark.parametrize("name", sorted(STRICT_BREAKAGES))
+def test_misspelt_field_fails_strict_schema(kustomize, name, tmp_path):
+    rendered = break_copy(kustomize, STRICT_BREAKAGES[name], tmp_path)
+    problems = schema_problems(rendered)
+    assert len(problems) == len(SCHEMA_VERSIONS), problems  # once per schema version
+    assert all(STRICT_BREAKAGES[name][3] in problem for problem in problems), problems
 
 
 def test_validator_rejects_bad_yaml_and_usage(node, tmp_path):
