@@ -123,6 +123,55 @@ if [[ $MODE == all ]]; then
 fi
 # --- end of issue 24, KServe and kustomize ---------------------------------------------------
 
+# --- perf_analyzer (Triton's load tool; tests/python/test_perf_analyzer.py, bench/) ---------
+# Pinned in requirements/perf_analyzer.txt. Its wheel is one prebuilt binary tagged
+# manylinux_2_38: it needs glibc >= 2.38 and libstdc++ >= GLIBCXX_3.4.32, newer than Debian 12's
+# (2.36, GCC 12), so pip will not install it into .venv. It goes, unmodified, into
+# .tools/perf_analyzer/site (pip --target for that platform); Debian 13's libc6, libstdc++6 and
+# libgcc-s1 are unpacked (never installed) into .tools/perf_analyzer/debian13 through a private
+# apt configuration that leaves the system's sources and package state alone; and
+# scripts/perf_analyzer.sh runs the binary through that glibc's loader. Its other needs (libz,
+# libssl3) are the system's. Its shared-memory code opens libcudart.so even for system shared
+# memory, so .tools/perf_analyzer/lib/libcudart.so links to the CUDA runtime torch installed in
+# .venv (no GPU is needed to load it). Redone when the pin file changes.
+if [[ $MODE == all && -z "${TORCHBRICKS_SKIP_PERF_ANALYZER:-}" ]]; then
+  PA_DIR=.tools/perf_analyzer
+  PA_PINS=requirements/perf_analyzer.txt
+  pa_wanted=$(sha256sum "$PA_PINS" | cut -d" " -f1)
+  if [[ "$(cat "$PA_DIR/.installed" 2>/dev/null)" != "$pa_wanted" ]]; then
+    echo "setup: installing perf_analyzer ($PA_PINS) into $PA_DIR"
+    rm -rf "$PA_DIR"
+    mkdir -p "$PA_DIR/apt/lists/partial" "$PA_DIR/apt/cache/archives/partial" "$PA_DIR/debs" \
+      "$PA_DIR/debian13" "$PA_DIR/lib"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input --no-deps \
+      --only-binary=:all: --platform manylinux_2_38_x86_64 --target "$PA_DIR/site" -r "$PA_PINS"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]" \
+      "http://deb.debian.org/debian trixie main" > "$PA_DIR/apt/sources.list"
+    pa_apt=(-o "Dir::Etc::SourceList=$PWD/$PA_DIR/apt/sources.list" -o "Dir::Etc::SourceParts=/nonexistent"
+      -o "Dir::State::Lists=$PWD/$PA_DIR/apt/lists" -o "Dir::Cache=$PWD/$PA_DIR/apt/cache"
+      -o "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false"
+      -o "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false"
+      -o "Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false"
+      -o "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false"
+      -o "Acquire::Languages=none" -o "APT::Sandbox::User=root")
+    apt-get "${pa_apt[@]}" -qq update
+    (cd "$PA_DIR/debs" && apt-get "${pa_apt[@]}" -qq download libc6 libstdc++6 libgcc-s1)
+    for deb in "$PA_DIR"/debs/*.deb; do dpkg-deb -x "$deb" "$PA_DIR/debian13"; done
+    cudart=$(ls "$VENV"/lib/python3*/site-packages/nvidia/cu*/lib/libcudart.so.* 2>/dev/null | head -1)
+    if [[ -z $cudart ]]; then
+      echo "setup: no libcudart.so.* under $VENV (torch's nvidia-cuda-runtime); perf_analyzer" \
+        "cannot use shared memory" >&2
+      exit 1
+    fi
+    ln -sfn "$(realpath "$cudart")" "$PA_DIR/lib/libcudart.so"
+    rm -rf "$PA_DIR/apt" "$PA_DIR/debs"
+    scripts/perf_analyzer.sh --version
+    echo "$pa_wanted" > "$PA_DIR/.installed"
+  else
+    echo "setup: $PA_DIR matches $PA_PINS"
+  fi
+fi
+
 # The Node client test (tests/node) uses @grpc/grpc-js and @grpc/proto-loader from npm,
 # pinned by tests/node/package-lock.json. Install only when missing or out of date.
 if [[ $MODE != all || -n "${TORCHBRICKS_SKIP_NODE:-}" || ! -f tests/node/package-lock.json ]]; then

@@ -1,8 +1,8 @@
 """Golden tests of `torchbricks-client` (the C++ client library's command line, clients/cpp/cli)
 against real servers on loopback: `infer` from a .npy and from JPEG files writes outputs equal
 to what the Python client gets from the same server, `graph` prints the server's mermaid,
-`--json` documents, TLS flags and the documented exit codes. The usage example
-(examples/cpp/infer_example) runs here too."""
+`--json` documents, TLS flags, `-u` as Triton's example clients spell --url, and the documented
+exit codes. The usage example (examples/cpp/infer_example) runs here too."""
 import io
 import json
 import os
@@ -183,6 +183,18 @@ def test_exit_codes(server, tmp_path):
     unreachable = run("--url", "127.0.0.1:1", "--timeout", "10", "health")
     assert unreachable.returncode == UNREACHABLE and "UNAVAILABLE" in unreachable.stderr
     assert run("--help").returncode == OK and "exit codes" in run("--help").stdout
+
+
+def test_short_url_flag_as_in_triton_example_clients(server):
+    before = run("-u", server.address, "health")
+    assert before.returncode == OK and "ready: true" in before.stdout, before.stderr
+    after = run("metadata", "readme_dummy", "-u", server.address)
+    assert after.returncode == OK and "raw_images FP32" in after.stdout, after.stderr
+    assert run("-u", "127.0.0.1:1", "--timeout", "10", "health").returncode == UNREACHABLE
+    # A flag's value "-u" stays that value.
+    header = run("--url", server.address, "--header", "-u", "health")
+    assert header.returncode == USAGE and "--header takes KEY=VALUE, not '-u'" in header.stderr
+    assert "-u, --url HOST:PORT" in run("--help").stdout
 
 
 def test_load_and_unload_in_explicit_mode(fixture_repository):

@@ -33,7 +33,7 @@ const char kClientCliUsage[] =
     "  load MODEL | unload MODEL explicit model control\n"
     "  stats MODEL               request and per-brick statistics (--version V)\n"
     "flags:\n"
-    "  --url HOST:PORT           server (default 127.0.0.1:8001)\n"
+    "  -u, --url HOST:PORT       server (default 127.0.0.1:8001)\n"
     "  --timeout SECONDS         connection and per-call deadline (default 60)\n"
     "  --json                    print one JSON document instead of text\n"
     "  --ssl true                TLS with the system's roots\n"
@@ -101,6 +101,16 @@ absl::StatusOr<Invocation> ParseInvocation(std::vector<std::string> args) {
   const auto json = std::remove(args.begin(), args.end(), "--json");
   invocation.json = json != args.end();
   args.erase(json, args.end());
+  // Triton's example clients take the server as -u URL: the same as --url here. Only where a
+  // flag may stand, so a flag's value "-u" stays a value.
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "-u") {
+      args[i] = "--url";
+      ++i;
+    } else if (args[i].rfind("--", 0) == 0 && args[i].find('=') == std::string::npos) {
+      ++i;
+    }
+  }
   absl::StatusOr<CommandLine> line = ParseCommandLine(args);
   if (!line.ok()) return line.status();
   if (line->positional.empty()) return absl::InvalidArgumentError("no command given");

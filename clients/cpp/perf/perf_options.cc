@@ -21,6 +21,7 @@ const char kPerfUsage[] =
     "  -x, --model-version V            a version folder (default: the newest ready one)\n"
     "  -u, --url HOST:PORT              the server (default 127.0.0.1:8001)\n"
     "  -i, --protocol grpc              the only protocol spoken\n"
+    "  -a, --async                      accepted: requests are always asynchronous\n"
     "  --stage INFERENCE|EXPORT         the stage requests run (default: the server's, "
     "INFERENCE)\n"
     "  --output NAME                    ask for this output (repeatable; default: the stage's\n"
@@ -32,14 +33,15 @@ const char kPerfUsage[] =
     "  --max-threads N                  client threads (default 4)\n"
     "  -b, --batch-size N               batch dimension of each request (default 1)\n"
     "  --input-data random|zero|FILE    input values; FILE is perf_analyzer's JSON format\n"
+    "  -z                               the same as --input-data zero\n"
     "  --shape NAME:D1,D2,...           shape of an input with variable dimensions (no batch\n"
     "                                   dimension when the model batches); repeatable\n"
     "  --shared-memory none|system      send inputs and receive outputs through system\n"
     "                                   shared memory (server: --allow-client-shm true)\n"
     "  --output-shared-memory-size B    bytes reserved per output (default 102400)\n"
-    "  --measurement-interval MS        length of a measurement window (default 5000)\n"
-    "  --stability-percentage P         the last 3 windows agree within P% (default 10)\n"
-    "  --max-trials N                   windows per level at most (default 10)\n"
+    "  -p, --measurement-interval MS    length of a measurement window (default 5000)\n"
+    "  -s, --stability-percentage P     the last 3 windows agree within P% (default 10)\n"
+    "  -r, --max-trials N               windows per level at most (default 10)\n"
     "  --request-timeout-ms MS          deadline of each request (default 60000)\n"
     "  -H NAME:VALUE                    request header (repeatable)\n"
     "  --ssl-grpc-use-ssl               TLS (implied by the files below)\n"
@@ -59,18 +61,20 @@ const char kPerfUsage[] =
 
 namespace {
 
-// Short flags and their long names; every one takes a value.
+// Short flags and their long names, as perf_analyzer spells them; every one takes a value.
 constexpr std::pair<const char*, const char*> kShortFlags[] = {
-    {"-m", "--model"},      {"-x", "--model-version"},       {"-u", "--url"},
-    {"-b", "--batch-size"}, {"-f", "--latency-report-file"}, {"-H", "--header"},
-    {"-i", "--protocol"}};
+    {"-m", "--model"},      {"-x", "--model-version"},        {"-u", "--url"},
+    {"-b", "--batch-size"}, {"-f", "--latency-report-file"},  {"-H", "--header"},
+    {"-i", "--protocol"},   {"-p", "--measurement-interval"}, {"-s", "--stability-percentage"},
+    {"-r", "--max-trials"}};
 
 absl::Status Bad(absl::string_view flag, absl::string_view value, absl::string_view want) {
   return absl::InvalidArgumentError(absl::StrCat(flag, " takes ", want, ", not '", value, "'"));
 }
 
 // Rewrites `args` into "--flag value" pairs for SplitFlagValues: short flags to their long
-// names, and the value-less flags (-h, --help, -v, --ssl-grpc-use-ssl) to "--flag=true".
+// names, the value-less flags (-h, --help, -v, --ssl-grpc-use-ssl) to "--flag=true", -z to
+// "--input-data=zero", and drops perf_analyzer's -a/--async (requests are always asynchronous).
 absl::StatusOr<std::vector<std::string>> Normalize(absl::Span<const std::string> args) {
   std::vector<std::string> out;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -82,6 +86,10 @@ absl::StatusOr<std::vector<std::string>> Normalize(absl::Span<const std::string>
       out.push_back("--help=true");
     } else if (arg == "-v") {
       out.push_back("--verbose=true");
+    } else if (arg == "-z") {
+      out.push_back("--input-data=zero");
+    } else if (arg == "-a" || arg == "--async") {
+      continue;
     } else if (arg == "--ssl-grpc-use-ssl") {
       const bool has_value =
           i + 1 < args.size() && (args[i + 1] == "true" || args[i + 1] == "false");

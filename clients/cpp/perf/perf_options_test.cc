@@ -95,6 +95,37 @@ TEST(PerfOptionsTest, ShortAndLongFlags) {
   EXPECT_TRUE(options->verbose);
 }
 
+// perf_analyzer's short flags for options torchbricks-perf has: -p, -s, -r, -z, and -a, which
+// changes nothing (every request is asynchronous).
+TEST(PerfOptionsTest, PerfAnalyzerShortFlags) {
+  absl::StatusOr<PerfOptions> options =
+      Parse({"-a", "-m", "m", "-p", "750", "-s", "30", "-r", "6", "-z", "--async"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->measurement_interval, absl::Milliseconds(750));
+  EXPECT_EQ(options->stability_percentage, 30);
+  EXPECT_EQ(options->max_trials, 6);
+  EXPECT_EQ(options->input_data, "zero");
+  EXPECT_EQ(options->model, "m");
+
+  absl::StatusOr<PerfOptions> defaults = Parse({"-m", "m", "-a"});
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->measurement_interval, absl::Milliseconds(5000));
+  EXPECT_EQ(defaults->input_data, "random");
+
+  // The short flags check their values as the long ones do.
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"-m", "m", "-p", "0"}, "--measurement-interval"},
+      {{"-m", "m", "-s", "-5"}, "--stability-percentage"},
+      {{"-m", "m", "-r", "x"}, "--max-trials"},
+      {{"-m", "m", "-p"}, "needs a value"},
+  };
+  for (const auto& [args, message] : bad) {
+    absl::StatusOr<PerfOptions> refused = Parse(args);
+    ASSERT_FALSE(refused.ok()) << args.back();
+    EXPECT_THAT(std::string(refused.status().message()), HasSubstr(message));
+  }
+}
+
 TEST(PerfOptionsTest, RangesExpandIntoLevels) {
   absl::StatusOr<PerfOptions> concurrency = Parse({"-m", "m", "--concurrency-range", "1:8:3"});
   ASSERT_TRUE(concurrency.ok()) << concurrency.status();
