@@ -62,22 +62,33 @@ fi
 # the environment); pip's own cache makes a reinstall quick.
 VENV=.venv
 LOCK=requirements/python.txt
-if [[ ! -x $VENV/bin/python ]]; then
-  echo "setup: making the Python environment $VENV"
-  /usr/bin/python3 -m venv "$VENV"
-fi
-wanted=$(sha256sum "$LOCK" | cut -d' ' -f1)
+
+# make_environment VENV LOCK: makes the virtual environment VENV from /usr/bin/python3 if it is
+# missing, and installs the pins of LOCK into it unless the hash of LOCK recorded there matches.
+make_environment() {
+  local venv=$1 lock=$2 wanted
+  if [[ ! -x $venv/bin/python ]]; then
+    echo "setup: making the Python environment $venv"
+    /usr/bin/python3 -m venv "$venv"
+  fi
+  wanted=$(sha256sum "$lock" | cut -d' ' -f1)
+  if [[ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$wanted" ]]; then
+    echo "setup: installing $lock into $venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$lock"
+    echo "$wanted" > "$venv/.requirements.sha256"
+  else
+    echo "setup: $venv matches $lock"
+  fi
+}
+
 if [[ $MODE == build ]]; then
   # The image's build stage compiles against torch alone (its pin from the lock file).
+  if [[ ! -x $VENV/bin/python ]]; then /usr/bin/python3 -m venv "$VENV"; fi
   echo "setup: installing torch into $VENV (build only)"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
     "$(grep -E '^torch==' "$LOCK")"
-elif [[ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$wanted" ]]; then
-  echo "setup: installing $LOCK into $VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$LOCK"
-  echo "$wanted" > "$VENV/.requirements.sha256"
 else
-  echo "setup: $VENV matches $LOCK"
+  make_environment "$VENV" "$LOCK"
 fi
 
 # --- Issue 24, KServe and kustomize: what tests/python/test_kserve_client.py and
@@ -85,20 +96,7 @@ fi
 if [[ $MODE == all ]]; then
   # KServe's Python SDK in its own environment .venv-kserve: kserve 0.21 needs protobuf >= 6.33.5,
   # the project pins 4.25. Installed again only when requirements/kserve.txt changed.
-  KSERVE_VENV=.venv-kserve
-  KSERVE_LOCK=requirements/kserve.txt
-  if [[ ! -x $KSERVE_VENV/bin/python ]]; then
-    echo "setup: making the KServe SDK environment $KSERVE_VENV"
-    /usr/bin/python3 -m venv "$KSERVE_VENV"
-  fi
-  wanted=$(sha256sum "$KSERVE_LOCK" | cut -d' ' -f1)
-  if [[ "$(cat "$KSERVE_VENV/.requirements.sha256" 2>/dev/null)" != "$wanted" ]]; then
-    echo "setup: installing $KSERVE_LOCK into $KSERVE_VENV"
-    "$KSERVE_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$KSERVE_LOCK"
-    echo "$wanted" > "$KSERVE_VENV/.requirements.sha256"
-  else
-    echo "setup: $KSERVE_VENV matches $KSERVE_LOCK"
-  fi
+  make_environment .venv-kserve requirements/kserve.txt
 
   # kustomize, built from the Go module proxy into .tools/bin (git ignores it), skipped when it
   # is there at the pinned version. v5.8.2 is the newest release whose kustomize/api (v0.21.2)

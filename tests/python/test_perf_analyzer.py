@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# conftest's `server` and `client` on the example repository, client shared memory allowed.
+from example_shm_server import server_flags, server_repository  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[2]
 PERF_ANALYZER = REPO / "scripts" / "perf_analyzer.sh"
 MODEL = "classifier"  # raw_images FP32 [B,3,100,200] -> logits, softmaxed FP32 [B,3]
@@ -24,17 +27,6 @@ COLUMNS = ["Concurrency", "Inferences/Second", "Client Send", "Network+Server Se
            "p50 latency", "p90 latency", "p95 latency", "p99 latency"]
 # Short windows; at least 3 per level, at most 5.
 SHORT = ("-p", "300", "-s", "1000", "-r", "5")
-
-
-# conftest's `server` and `client`, on the example repository with client shared memory allowed.
-@pytest.fixture(scope="module")
-def server_repository(example_repository):
-    return example_repository
-
-
-@pytest.fixture(scope="module")
-def server_flags():
-    return ("--allow-client-shm", "true")
 
 
 def perf_analyzer(server, *args) -> subprocess.CompletedProcess:

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# conftest's `server` and `client` on the example repository, client shared memory allowed.
+from example_shm_server import server_flags, server_repository  # noqa: F401
 from server_process import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,17 +32,6 @@ OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3
 SHORT = ("--measurement-interval", "300", "--max-trials", "3", "--max-threads", "2")
 
 pytestmark = pytest.mark.skipif(not PERF.exists(), reason=f"{PERF} is not built")
-
-
-# conftest's `server` and `client`, on the example repository with client shared memory allowed.
-@pytest.fixture(scope="module")
-def server_repository(example_repository):
-    return example_repository
-
-
-@pytest.fixture(scope="module")
-def server_flags():
-    return ("--allow-client-shm", "true")
 
 
 def perf(*args, timeout=300) -> subprocess.CompletedProcess:
