@@ -13,8 +13,10 @@
 # REPOSITORY: a model repository (default: the example repository, built into a temporary folder).
 # Environment: MODEL (classifier), LEVELS ("1 2 4"), WINDOW_MS (2000), STABILITY (10),
 # MAX_TRIALS (10), ROUNDS (3), THREADS (4: perf_analyzer's --max-threads and ours), SHM ("none
-# system": the --shared-memory modes to run), OUT (a folder
-# to keep the CSVs and logs in; default a temporary one). perf_analyzer runs in its async mode
+# system": the --shared-memory modes to run), INPUT_DATA (a JSON file in perf_analyzer's
+# --input-data format, given to both tools; default: random inputs), OUT (a folder
+# to keep the CSVs and logs in; default a temporary one). For scene_classifier, whose input is
+# one encoded image per item, write INPUT_DATA with bench/encoded_images_input_data.py. perf_analyzer runs in its async mode
 # (-a), as torchbricks-perf always does. Exit code 0 when every run succeeded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +69,7 @@ done
 url=127.0.0.1:$port
 
 common=(-u "$url" -m "$MODEL" -p "$WINDOW_MS" -s "$STABILITY" -r "$MAX_TRIALS" --max-threads "$THREADS")
+[[ -n ${INPUT_DATA:-} ]] && common+=(--input-data "$INPUT_DATA")
 echo "$(scripts/perf_analyzer.sh --version 2>&1 | head -1) and torchbricks-perf on $url," \
   "model $MODEL, windows of $WINDOW_MS ms, stability $STABILITY %, $ROUNDS rounds"
 # One run of one tool at one level: its CSV, its log, and its cost (/usr/bin/time: wall, user,

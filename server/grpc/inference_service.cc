@@ -136,12 +136,14 @@ grpc::Status InferenceService::ModelMetadata(grpc::ServerContext* context,
     response->add_versions(ready->version_string);
   }
   const ServableModel& model = *(*version)->servable;
+  const bool batches = (*version)->plan.batching.max_batch_size > 0;
   for (int index : model.plan(stage).required_inputs()) {
     const ValueSpec& spec = model.graph().inputs()[index];
     auto* input = response->add_inputs();
     input->set_name(spec.name);
     input->set_datatype(ProtocolDataType(spec.data_type));
     for (int64_t dim : spec.dims) input->add_shape(dim);
+    if (OneValuePerItem(spec, batches)) input->add_shape(1);  // as TritonModelConfig's dims
   }
   for (const ValueSpec& spec : model.OutputSpecs(stage)) {
     auto* output = response->add_outputs();

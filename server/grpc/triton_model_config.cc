@@ -46,6 +46,10 @@ void FillInstanceGroups(const SchedulingPlan& plan, const std::string& model,
 
 }  // namespace
 
+bool OneValuePerItem(const ValueSpec& spec, bool batches) {
+  return batches && spec.dims.size() == 1;
+}
+
 inference::ModelConfig TritonModelConfig(const ModelVersion& version) {
   inference::ModelConfig out;
   out.set_name(version.model_name);
@@ -69,6 +73,10 @@ inference::ModelConfig TritonModelConfig(const ModelVersion& version) {
     input->set_name(spec.name);
     input->set_data_type(TritonDataType(spec.data_type));
     FillDims(spec, batches, input);
+    if (OneValuePerItem(spec, batches)) {
+      input->add_dims(1);
+      input->mutable_reshape();  // shape: [], the model's view of one item
+    }
   }
   for (const ValueSpec& spec : model.OutputSpecs(Stage::kInference)) {
     inference::ModelOutput* output = out.add_output();

@@ -19,6 +19,14 @@ inline constexpr char kTorchBricksPlatform[] = "torchbricks";
 // batch dimension (dimension 0), as Triton's do; with 0 they are the full shape.
 inference::ModelConfig TritonModelConfig(const ModelVersion& version);
 
+// True when `spec` is an input of a model that batches (`batches`: max_batch_size above 0)
+// with one value per batch item: its dims are the batch dimension alone, as an encoded image
+// (BYTES [B]) or a class label (INT64 [B]). Triton does not show a batching input with empty
+// dims: it shows dims [1] with reshape { shape: [] } (metadata [-1, 1]), and its clients
+// (perf_analyzer) send such an input as [B, 1]. The server shows such inputs that way and takes
+// [B] and [B, 1] alike (NormalizeRequest).
+bool OneValuePerItem(const ValueSpec& spec, bool batches);
+
 }  // namespace torchbricks::server
 
 #endif  // TORCHBRICKS_SERVER_GRPC_TRITON_MODEL_CONFIG_H_

@@ -5,16 +5,18 @@ perf_analyzer's JSON format with expected outputs it checks byte for byte, and s
 memory. Short windows (-p 300 ms) and a stability band that any three windows meet (-s 1000):
 these runs check that perf_analyzer works against the server and that the figures it reads from
 the server are plausible, not performance (bench/perf_analyzer_vs_perf.sh does that)."""
+import base64
 import csv
 import io
 import json
 import re
+import struct
 import subprocess
 import threading
 from pathlib import Path
 
 import numpy as np
-import pytest
+from PIL import Image
 
 # conftest's `server` and `client` on the example repository, client shared memory allowed.
 from example_shm_server import server_flags, server_repository  # noqa: F401
@@ -22,6 +24,7 @@ from example_shm_server import server_flags, server_repository  # noqa: F401
 REPO = Path(__file__).resolve().parents[2]
 PERF_ANALYZER = REPO / "scripts" / "perf_analyzer.sh"
 MODEL = "classifier"  # raw_images FP32 [B,3,100,200] -> logits, softmaxed FP32 [B,3]
+SCENE = "scene_classifier"  # image BYTES, one JPEG or PNG file per batch item
 COLUMNS = ["Concurrency", "Inferences/Second", "Client Send", "Network+Server Send/Recv", "Server Queue",
            "Server Compute Input", "Server Compute Infer", "Server Compute Output", "Client Recv",
            "p50 latency", "p90 latency", "p95 latency", "p99 latency"]
@@ -29,8 +32,8 @@ COLUMNS = ["Concurrency", "Inferences/Second", "Client Send", "Network+Server Se
 SHORT = ("-p", "300", "-s", "1000", "-r", "5")
 
 
-def perf_analyzer(server, *args) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(PERF_ANALYZER), "-i", "grpc", "-u", server.address, "-m", MODEL, *map(str, args)],
+def perf_analyzer(server, *args, model: str = MODEL) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(PERF_ANALYZER), "-i", "grpc", "-u", server.address, "-m", model, *map(str, args)],
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode != 127, f"perf_analyzer is not installed (scripts/setup.sh): {done.stderr}"
     return done
@@ -143,3 +146,33 @@ def test_system_shared_memory_sweep(server, client, tmp_path):
     assert success_count(client) - before >= sum(client_request_counts(done.stdout))
     # perf_analyzer registered its regions with the server and unregistered them on exit.
     assert not client.get_system_shared_memory_status().regions
+
+
+def length_prefixed(file: bytes) -> str:
+    """One BYTES element as perf_analyzer's "b64" takes it: the tensor's wire bytes (a little-endian
+    4-byte length, then the file), base64-encoded."""
+    return base64.b64encode(struct.pack("<I", len(file)) + file).decode()
+
+
+def test_scene_classifier_with_encoded_images_at_batch_2(server, client, tmp_path):
+    """An input with one value per batch item (an encoded image): perf_analyzer reads dims [1] with
+    reshape [] from the config and sends [2, 1]; it used to refuse the model ("unable to set shape
+    for the input") when the server showed empty dims."""
+    files = []
+    for seed, kind in ((5, "JPEG"), (6, "PNG")):
+        encoded = io.BytesIO()
+        Image.fromarray(np.random.default_rng(seed).integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(encoded, kind)
+        files.append(encoded.getvalue())
+    data = tmp_path / "images.json"
+    data.write_text(json.dumps({"data": [{"image": {"b64": length_prefixed(file)}} for file in files]}))
+    before = client.model_statistics(SCENE).model_stats[0]
+    done = perf_analyzer(server, "-b", "2", "--concurrency-range", "1", *SHORT, "--input-data", data,
+                         "-f", tmp_path / "scene.csv", model=SCENE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    _, rows = read_csv(tmp_path / "scene.csv")
+    assert len(rows) == 1
+    assert_plausible(rows[0])
+    after = client.model_statistics(SCENE).model_stats[0]
+    requests = after.inference_stats.success.count - before.inference_stats.success.count
+    assert requests >= sum(client_request_counts(done.stdout)) > 0
+    assert after.inference_count - before.inference_count == 2 * requests  # two images in each request

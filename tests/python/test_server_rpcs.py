@@ -75,7 +75,8 @@ def test_model_metadata_train_stage_shows_targets(client):
     assert [t.name for t in inference.inputs] == ["raw_images"]
     train = client.model_metadata("readme_loss", stage="TRAIN")
     inputs = {t.name: (t.datatype, list(t.shape)) for t in train.inputs}
-    assert inputs == {"raw_images": ("FP32", [-1, 3, 100, 200]), "targets": ("INT64", [-1])}
+    # One class label per batch item: [-1, 1], as Triton shows an input of dims [1] reshaped to [].
+    assert inputs == {"raw_images": ("FP32", [-1, 3, 100, 200]), "targets": ("INT64", [-1, 1])}
     assert "loss_ce" in [t.name for t in train.outputs]
     with pytest.raises(grpc.RpcError) as error:
         client.model_metadata("readme_loss", stage="BOGUS")

@@ -129,9 +129,22 @@ def test_only_the_bricks_the_visualization_needs_run(client):
 def test_metadata_says_bytes_in_and_out(client):
     metadata = client.model_metadata(MODEL)
     image = next(t for t in metadata.inputs if t.name == "image")
-    assert (image.datatype, list(image.shape)) == ("BYTES", [-1])
+    assert (image.datatype, list(image.shape)) == ("BYTES", [-1, 1])  # one file per batch item
     visualization = next(t for t in metadata.outputs if t.name == "visualization")
     assert (visualization.datatype, list(visualization.shape)) == ("BYTES", [-1])
+
+
+def test_files_shaped_b_by_1_as_metadata_shows_run_as_b(client):
+    """[B, 1], the shape metadata shows (Triton's dims [1] reshaped to []), runs as [B]; [B, 2] is refused."""
+    images = files(encode(solid(COLOURS[0]), "PNG"), encode(solid(COLOURS[1]), "JPEG"))
+    flat = client.infer(MODEL, {"image": images}, outputs=["head/logits", "visualization"]).outputs
+    shaped = client.infer(MODEL, {"image": images[:, None]}, outputs=["head/logits", "visualization"]).outputs
+    assert np.array_equal(flat["head/logits"], shaped["head/logits"]) and flat["head/logits"].shape[0] == 2
+    assert list(flat["visualization"]) == list(shaped["visualization"])
+    with pytest.raises(grpc.RpcError) as error:
+        client.infer(MODEL, {"image": images.reshape(1, 2)}, outputs=["head/logits"])
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "image" in error.value.details()
 
 
 def test_gallery_renders_every_renderer_through_the_server(client):

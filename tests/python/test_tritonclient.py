@@ -97,7 +97,8 @@ def test_metadata_equals_our_clients(seen, client):
     for name in (CLASSIFIER, SCENE):
         assert rpcs["model_metadata"][name] == as_dict(client.model_metadata(name)), name
     assert pb.ModelMetadataResponse.FromString(rpcs["model_metadata_message"]) == client.model_metadata(CLASSIFIER)
-    assert rpcs["model_metadata"][SCENE]["inputs"] == [{"name": "image", "datatype": "BYTES", "shape": ["-1"]}]
+    # One encoded image per batch item: [-1, 1], as Triton shows an input of dims [1] reshaped to [].
+    assert rpcs["model_metadata"][SCENE]["inputs"] == [{"name": "image", "datatype": "BYTES", "shape": ["-1", "1"]}]
 
 
 def test_model_config_as_json_and_as_message(seen, client):
@@ -108,7 +109,8 @@ def test_model_config_as_json_and_as_message(seen, client):
     classifier = rpcs["model_config"][CLASSIFIER]["config"]
     assert classifier["max_batch_size"] == 8 and classifier["backend"] == "torchbricks"
     assert classifier["input"] == [{"name": "raw_images", "data_type": "TYPE_FP32", "dims": ["3", "100", "200"]}]
-    assert rpcs["model_config"][SCENE]["config"]["input"] == [{"name": "image", "data_type": "TYPE_STRING"}]
+    assert rpcs["model_config"][SCENE]["config"]["input"] == [{"name": "image", "data_type": "TYPE_STRING",
+                                                               "dims": ["1"], "reshape": {}}]
     # Parsed by tritonclient's model_config_pb2, written again, read back by ours: nothing lost.
     assert pb.ModelConfig.FromString(rpcs["model_config_message"]) == client.model_config(SCENE)
     assert rpcs["unknown_model_config"]["error"]["status"] == "StatusCode.NOT_FOUND"
@@ -165,6 +167,15 @@ def test_bytes_inference_with_jpeg_and_png_equals_our_client(seen, ours):
     assert all(png.startswith(b"\x89PNG\r\n\x1a\n") for png in drawings)
     bad = seen["infer"]["bad_image"]["error"]
     assert bad["status"] == "StatusCode.INVALID_ARGUMENT" and "not a JPEG or PNG" in bad["message"]
+
+
+def test_bytes_shaped_as_the_config_says_equal_one_per_row(seen, ours):
+    """[N, 1], what dims [1] with reshape [] asks for, runs as [N]; two files per item do not."""
+    datatype, shape, logits = seen["infer"]["bytes_as_configured"]["logits"]
+    assert (datatype, shape) == ("FP32", [2, 5])
+    assert np.array_equal(logits, ours["bytes"].outputs["logits"])
+    bad = seen["infer"]["bytes_two_per_item"]["error"]
+    assert bad["status"] == "StatusCode.INVALID_ARGUMENT" and "image" in bad["message"], bad
 
 
 def test_async_infer_answers_each_callback(seen, ours):

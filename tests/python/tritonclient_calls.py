@@ -52,8 +52,11 @@ def fp32_input(name: str, array: np.ndarray) -> grpcclient.InferInput:
     return tensor
 
 
-def bytes_input(name: str, files: list) -> grpcclient.InferInput:
+def bytes_input(name: str, files: list, per_item: int = 0) -> grpcclient.InferInput:
+    """Files as a BYTES tensor: [N], or [N / per_item, per_item] when per_item is given."""
     array = np.array(files, dtype=np.object_)
+    if per_item:
+        array = array.reshape(-1, per_item)
     tensor = grpcclient.InferInput(name, list(array.shape), "BYTES")
     tensor.set_data_from_numpy(array)
     return tensor
@@ -112,6 +115,10 @@ def infer(client: grpcclient.InferenceServerClient, spec: dict) -> dict:
                                                       outputs=requested("softmaxed", "embedding"))),
         "bytes": result_outputs(client.infer(SCENE, [bytes_input("image", files)],
                                              outputs=requested("logits", "visualization/classification"))),
+        # Shaped [N, 1] as get_model_config's dims [1] (reshape: []) say, as perf_analyzer sends it.
+        "bytes_as_configured": result_outputs(client.infer(SCENE, [bytes_input("image", files, per_item=1)],
+                                                           outputs=requested("logits"))),
+        "bytes_two_per_item": outcome(lambda: client.infer(SCENE, [bytes_input("image", files, per_item=2)])),
         "bad_input": outcome(lambda: client.infer(CLASSIFIER, [fp32_input("no_such_input", raw)])),
         "bad_image": outcome(lambda: client.infer(SCENE, [bytes_input("image", [b"not an image"])])),
     }

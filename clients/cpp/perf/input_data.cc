@@ -190,15 +190,24 @@ absl::StatusOr<JsonTensor> ParseJsonTensor(const ResolvedInput& input, const Val
     }
     if (const auto found = fields.find("content"); found != fields.end()) {
       content = &found->second;
-    } else if (const auto b64 = fields.find("b64");
-               b64 != fields.end() && input.datatype != "BYTES") {
+    } else if (const auto b64 = fields.find("b64"); b64 != fields.end()) {
       std::string decoded;
       if (!absl::Base64Unescape(b64->second.string_value(), &decoded)) {
         return absl::InvalidArgumentError("a \"b64\" value is not base64");
       }
+      const int64_t count = client::ElementCount(tensor.shape);
+      if (input.datatype == "BYTES") {
+        // As perf_analyzer reads it: the tensor's wire bytes, each element length-prefixed.
+        ASSIGN_OR_RETURN(tensor.elements, client::SplitBytesElements(decoded));
+        if (static_cast<int64_t>(tensor.elements.size()) != count) {
+          return absl::InvalidArgumentError(absl::StrCat("\"b64\" holds ", tensor.elements.size(),
+                                                         " BYTES elements, the shape needs ",
+                                                         count));
+        }
+        return tensor;
+      }
       tensor.raw = std::move(decoded);
-      const int64_t want =
-          client::ElementCount(tensor.shape) * client::DatatypeByteSize(input.datatype);
+      const int64_t want = count * client::DatatypeByteSize(input.datatype);
       if (static_cast<int64_t>(tensor.raw.size()) != want) {
         return absl::InvalidArgumentError(
             absl::StrCat("\"b64\" holds ", tensor.raw.size(), " bytes, the shape needs ", want));

@@ -45,8 +45,10 @@ struct InputDataOptions {
 // The JSON format (perf_analyzer's, with one extension):
 //   {"data": [{"NAME": [v, ...]}, {"NAME": {"content": [v, ...], "shape": [d, ...]}}, ...]}
 // Values are numbers (nested lists are flattened), true/false for BOOL, strings for BYTES.
-// {"b64": "..."} stands for raw little-endian contents, or for one element of a BYTES input;
-// the extension {"file": "path"} (relative to the JSON file's folder) stands for one BYTES
+// {"NAME": {"b64": "..."}} stands for the tensor's raw contents: little-endian numbers, or for
+// BYTES the elements each after its 4-byte little-endian length (as perf_analyzer reads it).
+// The extensions: {"b64": "..."} as an element of a list stands for one BYTES element (the
+// file itself), and {"file": "path"} (relative to the JSON file's folder) for one BYTES
 // element holding that file's bytes, e.g. a JPEG. An entry holds one batch element (the
 // shape without the batch dimension), repeated -b times; INT64 values beyond 2^53 lose
 // precision (JSON numbers are doubles).

@@ -139,12 +139,13 @@ TEST_F(InputDataFileTest, PerfAnalyzerJsonFormat) {
       {"raw": [[0.5, 1], [2, 3]], "ids": {"content": [7], "shape": [1]},
        "files": [{"file": "image.jpg"}]},
       {"raw": [1, 1, 1, 1], "ids": [-3], "files": [{"b64": "aGk="}]},
-      {"raw": {"b64": "AACAPwAAgD8AAIA/AACAPw=="}, "ids": [0], "files": ["text"]}]})");
+      {"raw": {"b64": "AACAPwAAgD8AAIA/AACAPw=="}, "ids": [0], "files": ["text"]},
+      {"raw": [1, 1, 1, 1], "ids": [0], "files": {"b64": "AgAAAGhp"}}]})");
   const auto sets = BuildInputSets(
       Metadata({{"raw", "FP32", {-1, 2, 2}}, {"ids", "INT64", {-1, -1}}, {"files", "BYTES", {-1}}}),
       Batching(4), {.source = path, .shapes = {{"ids", {1}}}, .batch_size = 2});
   ASSERT_TRUE(sets.ok()) << sets.status();
-  ASSERT_EQ(sets->size(), 3u);
+  ASSERT_EQ(sets->size(), 4u);
   EXPECT_THAT(Floats((*sets)[0][0]), ElementsAre(0.5, 1, 2, 3, 0.5, 1, 2, 3));
   EXPECT_THAT((*sets)[0][0].shape, ElementsAre(2, 2, 2));
   int64_t ids[2];
@@ -156,6 +157,23 @@ TEST_F(InputDataFileTest, PerfAnalyzerJsonFormat) {
   EXPECT_THAT(*client::SplitBytesElements((*sets)[1][2].data), ElementsAre("hi", "hi"));
   EXPECT_THAT(*client::SplitBytesElements((*sets)[2][2].data), ElementsAre("text", "text"));
   EXPECT_THAT(Floats((*sets)[2][0]), ElementsAre(1, 1, 1, 1, 1, 1, 1, 1));
+  // A BYTES tensor as {"b64": ...}: its wire bytes (length-prefixed elements), as perf_analyzer.
+  EXPECT_THAT(*client::SplitBytesElements((*sets)[3][2].data), ElementsAre("hi", "hi"));
+}
+
+TEST_F(InputDataFileTest, BytesTensorAsB64MustHoldTheShapesElements) {
+  const auto metadata = Metadata({{"files", "BYTES", {-1, 1}}});
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"data": [{"files": {"b64": "AgAAAGhpAQAAAHg="}}]})", "holds 2 BYTES elements"},
+      {R"({"data": [{"files": {"b64": "CQAAAGhp"}}]})", "claims 9"},  // a length past the end
+      {R"({"data": [{"files": {"b64": "not base64!"}}]})", "not base64"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string path = WriteFile("bytes" + std::to_string(i) + ".json", cases[i].first);
+    const auto sets = BuildInputSets(metadata, Batching(4), {.source = path});
+    EXPECT_EQ(sets.status().code(), absl::StatusCode::kInvalidArgument) << cases[i].first;
+    EXPECT_THAT(std::string(sets.status().message()), HasSubstr(cases[i].second)) << cases[i].first;
+  }
 }
 
 TEST_F(InputDataFileTest, JsonThatDoesNotFitIsRefused) {
