@@ -5,9 +5,12 @@
 # points (with the libtorch that build linked) and its own server. Used for issue 21's
 # libtorch 1.13 (Debian) against the torch 2.11 wheel (docs/TORCH.md, "Performance").
 #
-#   bench/compare_builds.sh REPOSITORY ROUNDS LABEL=BUILD_DIR LABEL=BUILD_DIR...
+#   bench/compare_builds.sh REPOSITORY ROUNDS LABEL=BUILD_DIR[@REPOSITORY] ...
 #   bench/compare_builds.sh /tmp/repo113 3 debian-1.13=/tmp/build113 wheel-2.11=build
+#   bench/compare_builds.sh /tmp/ts 3 torchscript=build aot=build@/tmp/aoti   # one build, two repositories
 #
+# A pair's @REPOSITORY replaces the first argument's repository for that label (the same
+# models exported differently: bench/compare_formats.sh).
 # Reports go to $OUT (default /tmp/compare-builds); extra floor_benchmark flags in
 # $FLOOR_FLAGS (default "--rounds 1 --seconds 3").
 set -euo pipefail
@@ -19,10 +22,13 @@ mkdir -p "$out"
 for round in $(seq "$rounds"); do
   for pair in "$@"; do
     label=${pair%%=*}
-    build=$(realpath "${pair#*=}")
-    echo "== round $round: $label ($build)"
+    target=${pair#*=}
+    build=$(realpath "${target%%@*}")
+    models=$repository
+    [[ $target == *@* ]] && models=$(realpath "${target#*@}")
+    echo "== round $round: $label ($build on $models)"
     # shellcheck disable=SC2086  # FLOOR_FLAGS is a list of flags
-    "$build/bench/floor_benchmark" --repository "$repository" \
+    "$build/bench/floor_benchmark" --repository "$models" \
       --server-binary "$build/server/torchbricks-server" --floor-binary "$build/bench/floor_server" \
       ${FLOOR_FLAGS:---rounds 1 --seconds 3} --out "$out/$label-$round.md" > "$out/$label-$round.log" 2>&1 \
       || { tail -20 "$out/$label-$round.log"; exit 1; }

@@ -1,6 +1,7 @@
 """Builds the bundled example model repository with the Python exporter.
 
     .venv/bin/python examples/build_example_repository.py examples/repository
+    .venv/bin/python examples/build_example_repository.py /tmp/aoti-repo --module-format aot_inductor
 
 Writes three models, each as version 1 with reference data:
   classifier           the torchbricks README's dummy preprocessor/backbone/head with a loss
@@ -17,8 +18,10 @@ library, when it can be imported: the `torchbricks` installed in the project's P
 typeguard and torchmetrics) the same models are built as plain nested dicts (the exporter's
 own format), and the script says so.
 """
+import argparse
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Tuple
@@ -243,7 +246,23 @@ def torchbricks_resnet18_classifier(num_classes: int = 10):
     }).eval()
 
 
-def main(repository: Path) -> None:
+# Bricks of the examples that torch.export cannot take, left in TorchScript in an AOTInductor
+# repository: torchbricks' Preprocessor normalizes with torchvision, which branches on
+# `(std == 0).any()`, a data-dependent condition.
+KEEP_TORCHSCRIPT = {"resnet18_classifier": ["preprocessor"]}
+
+
+def format_options(model: str, module_format: str) -> dict:
+    """export_brick_collection's arguments for `module_format`: for AOTInductor, the batch range
+    compiled is the model's max_batch_size, and the bricks listed in KEEP_TORCHSCRIPT stay."""
+    if module_format == "torchscript":
+        return {}
+    max_batch_size = int(re.search(r"max_batch_size: (\d+)", CONFIGS[model]).group(1))
+    return {"module_format": module_format, "max_batch_size": max_batch_size,
+            "keep_torchscript": KEEP_TORCHSCRIPT.get(model, [])}
+
+
+def main(repository: Path, module_format: str = "torchscript") -> None:
     torch.manual_seed(0)
     real = import_torchbricks()
     print("building classifier and resnet18_classifier with " +
@@ -253,22 +272,30 @@ def main(repository: Path) -> None:
     export_brick_collection(
         torchbricks_classifier() if real else classifier(), repository / "classifier" / "1",
         example_inputs={"TRAIN": {"raw_images": images, "targets": targets},
-                        "INFERENCE": {"raw_images": images}, "EXPORT": {"raw_images": images}})
+                        "INFERENCE": {"raw_images": images}, "EXPORT": {"raw_images": images}},
+        **format_options("classifier", module_format))
     small = torch.rand(2, 3, 32, 32)
     export_brick_collection(
         torchbricks_resnet18_classifier() if real else resnet18_classifier(), repository / "resnet18_classifier" / "1",
         example_inputs={"TRAIN": {"raw": small, "targets": targets},
-                        "INFERENCE": {"raw": small}, "EXPORT": {"raw": small}})
+                        "INFERENCE": {"raw": small}, "EXPORT": {"raw": small}},
+        **format_options("resnet18_classifier", module_format))
     torch.manual_seed(0)
     scenes = torch.stack([torch.from_numpy(scene(224, 224, seed)[0]).permute(2, 0, 1) for seed in (1, 2)])
     export_brick_collection(
         scene_classifier(), repository / "scene_classifier" / "1",
         example_inputs={"INFERENCE": {"image": scenes}, "EXPORT": {"image": scenes}},
-        input_specs={"image": EncodedImage(224, 224)})
+        input_specs={"image": EncodedImage(224, 224)}, **format_options("scene_classifier", module_format))
     for model, config in CONFIGS.items():
         (repository / model / "config.pbtxt").write_text(config)
     print(f"example repository written to {repository}")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "examples/repository"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("repository", type=Path, nargs="?", default=Path("examples/repository"))
+    parser.add_argument("--module-format", choices=["torchscript", "aot_inductor"], default="torchscript",
+                        help="how the bricks' modules are stored (aot_inductor: compiled ahead of time, "
+                             "about 20 s per brick on two cores)")
+    arguments = parser.parse_args()
+    main(arguments.repository, arguments.module_format)
