@@ -5,6 +5,9 @@ client that calls a server is the separate, torch-free package `torchbricks_serv
     from torchbricks_export import export_brick_collection, Stage
     export_brick_collection(collection, "repository/my_model/1",
                             example_inputs={"raw": torch.rand(2, 3, 64, 64)})
+
+`module_format="aot_inductor"` compiles the module bricks with torch.export + AOTInductor
+instead (`max_batch_size`, `keep_torchscript`; compiles cached by `aoti_cache`).
 """
 from . import renderers
 from .errors import ExportError

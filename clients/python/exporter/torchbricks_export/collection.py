@@ -78,6 +78,11 @@ class BrickSpec:
     def module_file(self) -> str:
         return "modules/" + self.name.replace("/", ".") + ".pt"
 
+    @property
+    def compiled_module_file(self) -> str:
+        """The file of the brick's AOTInductor package (module_format AOT_INDUCTOR)."""
+        return "modules/" + self.name.replace("/", ".") + ".pt2"
+
     def stage_module_file(self, stage: str) -> str:
         """The file of the module traced for `stage` with its "stage" input bound."""
         return "modules/" + self.name.replace("/", ".") + f".{stage}.pt"

@@ -1,7 +1,8 @@
 """`export_brick_collection`: writes a servable package (one version directory) from a collection.
 
-The package holds `bricks.pbtxt`, one TorchScript file per brick under `modules/` and, for each
-stage with example inputs, a reference file under `reference/` (see reference.py). The version
+The package holds `bricks.pbtxt`, one module file per brick under `modules/` (TorchScript `.pt`,
+or with module_format="aot_inductor" an AOTInductor package `.pt2`) and, for each stage with
+example inputs, a reference file under `reference/` (see reference.py). The version
 directory is assembled beside its final place and moved in at the end, so a server polling the
 repository never sees a half-written version.
 """
@@ -10,12 +11,12 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from . import jit_deprecation, module_export
+from . import aoti_export, jit_deprecation, module_export
 from .collection import BrickSpec, flatten_collection
 from .errors import ExportError
 from .examples import build_input_specs, examples_per_stage
@@ -33,7 +34,8 @@ DEFAULT_ATOL = 1e-5
 def export_brick_collection(collection: Any, version_dir: Any, example_inputs: Optional[Mapping] = None,
                             input_specs: Optional[Mapping[str, Any]] = None, name: Optional[str] = None,
                             *, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,
-                            stage_tags: Optional[Mapping[str, Any]] = None) -> Path:
+                            stage_tags: Optional[Mapping[str, Any]] = None, module_format: str = "torchscript",
+                            max_batch_size: int = 64, keep_torchscript: Sequence[str] = ()) -> Path:
     """Exports `collection` to `version_dir` (e.g. `repository/my_model/1`) and returns its path.
 
     `collection` is a torchbricks BrickCollection (0.1 `alive_stages` or >= 0.3 `tags`) or a
@@ -48,10 +50,17 @@ def export_brick_collection(collection: Any, version_dir: Any, example_inputs: O
     (`torchbricks_export.renderers`) or a scriptable module that renders one image.
 
     Every brick module is scripted, or traced with the arguments it received while running the
-    example inputs. LOSS and METRIC bricks that do not script are left out with a warning. The
-    exported modules are run again on the examples and must match the eager outputs within
-    `rtol`/`atol`. Raises ExportError, naming the brick, when the collection cannot be
-    exported; `version_dir` is then left as it was.
+    example inputs. LOSS and METRIC bricks that do not script are left out with a warning.
+
+    With `module_format="aot_inductor"`, every module brick except visualization renderers,
+    LOSS/METRIC bricks (TorchScript as above) and the bricks named in `keep_torchscript`
+    (e.g. `["head/classify"]`) is captured with torch.export from the arguments it received in
+    the example run, its dimension 0 a dynamic batch of 1..`max_batch_size`, and compiled by
+    AOTInductor for this machine's CPU (aoti_export.py; compiles are cached, aoti_cache.py).
+
+    The exported modules are run again on the examples and must match the eager outputs within
+    `rtol`/`atol` (compiled bricks also at batch 1). Raises ExportError, naming the brick, when
+    the collection cannot be exported; `version_dir` is then left as it was.
     """
     version_dir = Path(version_dir)
     if not version_dir.name.isdigit() or int(version_dir.name) < 1:
@@ -68,13 +77,15 @@ def export_brick_collection(collection: Any, version_dir: Any, example_inputs: O
     _check_module_files_unique(specs)
     validate_stages(specs)
     examples = examples_per_stage(specs, example_inputs)
+    compiled = aoti_export.bricks_to_compile(flat, specs, module_format, keep_torchscript, max_batch_size,
+                                             bool(examples))
     modes = {m: m.training for spec in specs if isinstance(spec.module, nn.Module) for m in spec.module.modules()}
     try:
-        specs, exported, traced = _export_modules(specs, examples)
+        specs, exported, traced = _export_modules(specs, examples, compiled, max_batch_size)
         staging = _staging_dir(version_dir)
         try:
             _write_package(staging, specs, exported, examples, input_specs, name or version_dir.resolve().parent.name,
-                           traced, rtol, atol)
+                           traced, rtol, atol, module_format)
             _move_into_place(staging, version_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -85,9 +96,11 @@ def export_brick_collection(collection: Any, version_dir: Any, example_inputs: O
     return version_dir
 
 
-def _export_modules(specs: List[BrickSpec], examples: Mapping[str, Mapping[str, Tensor]]
+def _export_modules(specs: List[BrickSpec], examples: Mapping[str, Mapping[str, Tensor]], compiled: FrozenSet[str],
+                    max_batch_size: int
                     ) -> Tuple[List[BrickSpec], Dict[str, module_export.ExportedModule], List[str]]:
-    """Scripts (or traces) every brick; returns the bricks kept, their modules and the traced names."""
+    """Scripts (or traces) every brick, or captures the `compiled` ones with torch.export;
+    returns the bricks kept, their modules and the traced names."""
     exported: Dict[str, module_export.ExportedModule] = {}
     failures: Dict[str, str] = {}  # bricks that do not script
     to_bind: Dict[str, str] = {}   # bricks that script but must be traced per stage
@@ -96,6 +109,8 @@ def _export_modules(specs: List[BrickSpec], examples: Mapping[str, Mapping[str, 
             if spec.has_module_file:
                 exported[spec.name] = module_export.ExportedModule(module=module_export.script_renderer(spec))
             continue
+        if spec.name in compiled:
+            continue  # captured below, from the example run
         if spec.unexportable:
             failures[spec.name] = spec.unexportable
             continue
@@ -111,12 +126,15 @@ def _export_modules(specs: List[BrickSpec], examples: Mapping[str, Mapping[str, 
     to_trace = [spec for spec in specs if spec.name in failures]
     for spec in to_trace:
         module_export.check_traceable(spec, failures[spec.name])
-    captured = _capture_arguments(specs, examples) if to_trace else {}
+    captured = _capture_arguments(specs, examples) if to_trace or compiled else {}
     for spec in to_trace:
         per_stage = module_export.needs_stage_binding(spec, None)
         exported[spec.name] = module_export.trace(spec, captured.get(spec.name, {}), failures[spec.name], per_stage)
         if per_stage:
             _check_stage_coverage(spec, exported[spec.name])
+    for spec in specs:
+        if spec.name in compiled:
+            exported[spec.name] = aoti_export.export_program(spec, captured.get(spec.name, {}), max_batch_size)
     return specs, exported, [spec.name for spec in to_trace]
 
 
@@ -171,7 +189,7 @@ def _capture_arguments(specs: Sequence[BrickSpec], examples: Mapping[str, Mappin
 
 def _write_package(root: Path, specs: Sequence[BrickSpec], exported: Mapping[str, module_export.ExportedModule],
                    examples: Mapping[str, Mapping[str, Tensor]], input_specs: Optional[Mapping[str, Any]],
-                   name: str, traced: Sequence[str], rtol: float, atol: float) -> None:
+                   name: str, traced: Sequence[str], rtol: float, atol: float, module_format: str) -> None:
     loaded, renderers = {}, {}
     for spec in specs:
         if not spec.has_module_file:
@@ -182,6 +200,8 @@ def _write_package(root: Path, specs: Sequence[BrickSpec], exported: Mapping[str
             renderers[spec.name] = saved.module
         else:
             loaded[spec.name] = saved
+        if saved.package is not None:
+            aoti_export.check_single_item(spec, saved, rtol, atol)
     inputs = build_input_specs(specs, examples, input_specs)
     encoded = {spec.name: spec for spec in inputs if spec.encoded_image is not None}
     for stage in (s for s in STAGE_NAMES if s in examples):
@@ -204,12 +224,17 @@ def _write_package(root: Path, specs: Sequence[BrickSpec], exported: Mapping[str
                 "reference_rtol": repr(rtol), "reference_atol": repr(atol)}
     if traced:
         metadata["traced_bricks"] = ",".join(traced)
-    text = format_brick_collection(name, inputs, specs, metadata, exported)
+    if module_format != "torchscript":
+        metadata["module_format"] = module_format
+    text = format_brick_collection(name, inputs, specs, metadata, {**exported, **loaded})
     (root / "bricks.pbtxt").write_text(text, encoding="utf-8")
 
 
 def _save_modules(root: Path, spec: BrickSpec, exported: module_export.ExportedModule) -> module_export.ExportedModule:
     """Writes the brick's module file(s) and returns them as loaded back from disk."""
+    if exported.program is not None:
+        return aoti_export.save_package(spec, exported, root)
+
     def save(module: torch.jit.ScriptModule, relative: str) -> torch.jit.ScriptModule:
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)

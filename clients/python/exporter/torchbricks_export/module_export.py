@@ -1,4 +1,5 @@
 """Turns one brick's module into TorchScript: `torch.jit.script` first, `torch.jit.trace` as fallback.
+(AOT_INDUCTOR bricks are exported by aoti_export.py; ExportedModule holds either kind.)
 
 Three torchbricks habits shape how a module is exported and then called (ExportedModule):
 - a module that defines `__call__` and no `forward` (torchbricks' `Preprocessor`) is scripted
@@ -19,20 +20,35 @@ from torch import nn
 
 from .collection import BrickSpec
 from .errors import ExportError
+from .pbtxt import CompiledProgram
 from .reference import first_line
 
 
 @dataclass
 class ExportedModule:
-    """A brick's exported TorchScript and how the server calls it."""
+    """A brick's exported module (TorchScript, or an AOTInductor program) and how the server calls it."""
 
     module: Optional[torch.jit.ScriptModule] = None  # called with every input of the brick
     keywords: Tuple[str, ...] = ()                   # parameter names, when called by keyword
     stage_modules: Dict[str, torch.jit.ScriptModule] = field(default_factory=dict)  # stage bound
     traced: bool = False
+    # AOT_INDUCTOR bricks (aoti_export.py): torch.export's program and the arguments it was
+    # captured with, until it is compiled; then the package loaded back from disk. `compiled`
+    # is what the manifest records about the program (cpu_isa known once compiled).
+    program: Any = None        # torch.export.ExportedProgram
+    example_args: Tuple[Any, ...] = ()
+    package: Any = None        # torch._inductor.aoti_load_package's callable
+    compiled: Optional[CompiledProgram] = None
 
     def __call__(self, spec: BrickSpec, args: Sequence[Any], stage: str) -> Any:
         """Calls the exported module as the server does, with the brick's inputs `args`."""
+        if self.package is not None:
+            # The compiled code checks nothing about its inputs (a wrong shape may crash the
+            # process): check them as the server does, and pass contiguous tensors as it does.
+            problem = self.compiled.mismatch(args)
+            if problem:
+                raise ExportError(f"brick '{spec.name}' in stage {stage}: {problem}")
+            return self.package(*(arg.contiguous() for arg in args))
         if self.stage_modules:
             if stage not in self.stage_modules:
                 raise ExportError(f"brick '{spec.name}' has no module for stage {stage}")
@@ -129,6 +145,12 @@ class _TraceAdapter(nn.Module):
         if self.keywords:
             return self.inner(**dict(zip(self.keywords, values)))
         return self.inner(*values)
+
+
+def positional_adapter(module: nn.Module, keywords: Tuple[str, ...]) -> nn.Module:
+    """A module that takes the brick's inputs by position and calls `module` as the brick does
+    (by keyword when `keywords` names the parameters; through `__call__`)."""
+    return _TraceAdapter(module, keywords, -1, None)
 
 
 def _trace_one(spec: BrickSpec, args: Tuple[Any, ...], stage: Optional[str], script_error: str) -> torch.jit.ScriptModule:

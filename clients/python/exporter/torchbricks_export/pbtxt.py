@@ -32,6 +32,37 @@ class InputSpec:
     encoded_image: Optional[Tuple[int, int]] = None
 
 
+@dataclass(frozen=True)
+class CompiledProgram:
+    """What an AOT_INDUCTOR brick's compiled program takes (message CompiledProgram): one input
+    per brick input, dims[0] -1 (the batch, min_batch..max_batch) and the rest fixed."""
+
+    inputs: Tuple[InputSpec, ...]
+    min_batch: int
+    max_batch: int
+    device: str = "cpu"
+    cpu_isa: str = ""  # AOTInductor's AOTI_CPU_ISA, known once compiled
+
+    def mismatch(self, args: Sequence[Any]) -> str:
+        """Why `args` cannot be passed to the program ("" when they can): the server's checks."""
+        if len(args) != len(self.inputs):
+            return f"the compiled program takes {len(self.inputs)} inputs, got {len(args)}"
+        for spec, arg in zip(self.inputs, args):
+            if not isinstance(arg, torch.Tensor):
+                return f"input '{spec.name}' must be a tensor, got {type(arg).__name__}"
+            dims = tuple(arg.shape)
+            fixed_differ = len(dims) != len(spec.dims) or dims[1:] != tuple(spec.dims[1:])
+            if fixed_differ or DATA_TYPES.get(arg.dtype) != spec.data_type:
+                return (f"input '{spec.name}' is {arg.dtype} {list(dims)}, but the compiled program takes "
+                        f"{spec.data_type} {list(spec.dims)}")
+            if arg.device.type != self.device:
+                return f"input '{spec.name}' is on {arg.device}, the compiled program runs on {self.device}"
+            if not self.min_batch <= dims[0] <= self.max_batch:
+                return (f"input '{spec.name}' has batch {dims[0]}, outside the compiled program's range "
+                        f"{self.min_batch}..{self.max_batch}")
+        return ""
+
+
 def quote(text: str) -> str:
     """A protobuf text-format string literal for `text`."""
     escapes = {ord('"'): '\\"', ord("\\"): "\\\\", ord("'"): "\\'", ord("\n"): "\\n",
@@ -52,8 +83,8 @@ def format_brick_collection(name: str, inputs: Sequence[InputSpec], specs: Seque
     """The full text of bricks.pbtxt; `specs` must be in collection (depth-first) order.
 
     `exported` (brick name -> module_export.ExportedModule) says how each module is called:
-    by keyword (input_arguments) or per stage (stage_modules); absent means one positional
-    module file."""
+    by keyword (input_arguments), per stage (stage_modules) or as a compiled AOTInductor
+    program (module_format, compiled); absent means one positional TorchScript file."""
     exported = exported or {}
     lines: List[str] = [f"name: {quote(name)}"]
     for spec in inputs:
@@ -112,6 +143,9 @@ def _format_brick(spec: BrickSpec, exported: Mapping[str, Any]) -> List[str]:
         for stage in STAGE_NAMES:
             if stage in module.stage_modules:
                 lines.append(f"  stage_modules {{ stage: {stage} module_file: {quote(spec.stage_module_file(stage))} }}")
+    elif module is not None and module.compiled is not None:
+        lines.append(f"  module_file: {quote(spec.compiled_module_file)}")
+        lines.extend(f"  {line}" for line in _format_compiled(module.compiled))
     elif spec.has_module_file:
         lines.append(f"  module_file: {quote(spec.module_file)}")
     if module is not None and module.keywords:
@@ -125,4 +159,14 @@ def _format_brick(spec: BrickSpec, exported: Mapping[str, Any]) -> List[str]:
             lines.append(f"    parameters {{ key: {quote(key)} value: {quote(value)} }}")
         lines.append("  }")
     lines.append("}")
+    return lines
+
+
+def _format_compiled(compiled: CompiledProgram) -> List[str]:
+    lines = ["module_format: AOT_INDUCTOR", "compiled {"]
+    for spec in compiled.inputs:
+        dims = ", ".join(str(dim) for dim in spec.dims)
+        lines.append(f"  inputs {{ name: {quote(spec.name)} data_type: {spec.data_type} dims: [{dims}] }}")
+    lines.extend([f"  min_batch: {compiled.min_batch}", f"  max_batch: {compiled.max_batch}",
+                  f"  device: {quote(compiled.device)}", f"  cpu_isa: {quote(compiled.cpu_isa)}", "}"])
     return lines
