@@ -3,6 +3,7 @@
 #include "core/graph/brick_graph.h"
 
 #include <functional>
+#include <ostream>
 
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -131,6 +132,9 @@ struct Defect {
   std::function<void(package::Brick*)> make;  // applied to the backbone brick of kMixed
   const char* says;                           // the message must contain this, and 'backbone'
 };
+
+// GoogleTest prints a parameter with this (instead of its bytes) in test names and failures.
+void PrintTo(const Defect& defect, std::ostream* os) { *os << defect.name; }
 
 class CompiledBrickDefectTest : public ::testing::TestWithParam<Defect> {};
 
