@@ -146,6 +146,7 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
   repository_options.loader =
       [warmup_runs](
           const std::filesystem::path& dir, const std::string& device, int intra_op_threads,
+          int runners,
           const config::ModelConfig& config) -> absl::StatusOr<std::unique_ptr<ServableModel>> {
     auto parallel = config.parameters().find("parallel_branches");
     // Bounded by the core (0..kMaxImagePixels); 0 or absent: the budget of the input's size.
@@ -163,7 +164,8 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
          .device = device,
          .parallel_branches = parallel != config.parameters().end() && parallel->second == "true",
          .intra_op_threads = intra_op_threads,
-         .max_image_pixels = max_image_pixels});
+         .max_image_pixels = max_image_pixels,
+         .runners = runners});
   };
   repository_options.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   repository_options.cuda = {.built = CudaBuilt(), .devices = CudaDeviceCount()};

@@ -3,9 +3,11 @@
 // packages run in-process through core/.
 #include <atomic>
 #include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "core/execution/loaded_collection.h"
+#include "core/execution/reference_check.h"
 #include "core/testing/package_fixtures.h"
 #include "gtest/gtest.h"
 #include "proto/brick_service.grpc.pb.h"
@@ -213,6 +215,89 @@ TEST_F(ServerEndToEndTest, InvalidFixturesAreUnavailableButListed) {
     EXPECT_NE(model.reason().find("cycle"), std::string::npos) << model.reason();
   }
   EXPECT_TRUE(found);
+}
+
+// aoti_mixed (tests/fixtures/aoti_fixtures.py): a TorchScript preprocessor, a compiled backbone
+// (batch 1..8) and a compiled head, with config max_batch_size 8.
+TEST_F(ServerEndToEndTest, CompiledBricksServeTheEagerModulesOutputs) {
+  for (int batch : {1, 3, 8}) {
+    auto eager = ReadReference(
+        FixturePackage("aoti_mixed").parent_path() / ("eager_batch_" + std::to_string(batch)),
+        Stage::kInference);
+    ASSERT_TRUE(eager.ok() && eager->has_value()) << eager.status();
+    auto served = Infer(MakeRequest("aoti_mixed", (*eager)->inputs, {"logits", "probabilities"}));
+    ASSERT_TRUE(served.ok()) << "batch " << batch << ": " << served.status();
+    for (const char* name : {"logits", "probabilities"}) {
+      EXPECT_TRUE(at::allclose(served->at(name), (*eager)->outputs.at(name), 1e-4, 1e-5))
+          << "batch " << batch << " " << name;
+    }
+  }
+}
+
+TEST_F(ServerEndToEndTest, ABatchACompiledBrickCannotTakeIsInvalidArgument) {
+  for (int64_t batch : {0, 9}) {
+    auto served = Infer(MakeRequest("aoti_mixed", {{"raw", at::rand({batch, 3, 8, 8})}}));
+    ASSERT_FALSE(served.ok()) << "batch " << batch;
+    EXPECT_EQ(served.status().code(), absl::StatusCode::kInvalidArgument) << served.status();
+    EXPECT_NE(served.status().message().find("'backbone'"), std::string::npos) << served.status();
+  }
+  auto after = Infer(MakeRequest("aoti_mixed", {{"raw", at::rand({2, 3, 8, 8})}}));
+  EXPECT_TRUE(after.ok()) << after.status();
+}
+
+TEST_F(ServerEndToEndTest, AnUnloadableCompiledPackageIsUnavailableNamingTheBrick) {
+  grpc::ClientContext context;
+  inference::RepositoryIndexRequest request;
+  inference::RepositoryIndexResponse response;
+  ASSERT_TRUE(stub_->RepositoryIndex(&context, request, &response).ok());
+  std::map<std::string, std::string> reasons;
+  for (const auto& model : response.models()) {
+    if (model.name() == "aoti_corrupt" || model.name() == "aoti_missing") {
+      EXPECT_EQ(model.state(), "UNAVAILABLE") << model.name();
+      reasons[model.name()] = model.reason();
+    }
+  }
+  EXPECT_NE(reasons["aoti_corrupt"].find("'backbone'"), std::string::npos)
+      << reasons["aoti_corrupt"];
+  EXPECT_NE(reasons["aoti_missing"].find("'head'"), std::string::npos) << reasons["aoti_missing"];
+}
+
+// A config whose max_batch_size exceeds what a compiled brick takes fails that model's load
+// with FAILED_PRECONDITION; the server goes on serving the others.
+TEST(CompiledBatchLimitEndToEndTest, ATooLargeMaxBatchSizeFailsTheLoadOnly) {
+  namespace fs = std::filesystem;
+  const fs::path repository = fs::temp_directory_path() / "torchbricks_compiled_batch_limit";
+  fs::remove_all(repository);
+  fs::create_directories(repository / "too_large");
+  fs::copy(FixturePackage("aoti_mixed"), repository / "too_large" / "1",
+           fs::copy_options::recursive);
+  std::ofstream(repository / "too_large" / "config.pbtxt") << "max_batch_size: 16\n";
+  fs::create_directories(repository / "readme_dummy");
+  fs::copy(FixturePackage("readme_dummy"), repository / "readme_dummy" / "1",
+           fs::copy_options::recursive);
+  {
+    ServerProcess server(repository.string(), {"--warmup-runs", "1", "--model-control-mode",
+                                               "explicit", "--load-model", "readme_dummy"});
+    ASSERT_NE(server.port(), 0) << "the server did not start";
+    auto stub = inference::GRPCInferenceService::NewStub(server.channel());
+    grpc::ClientContext load_context;
+    inference::RepositoryModelLoadRequest load;
+    load.set_model_name("too_large");
+    inference::RepositoryModelLoadResponse loaded;
+    const grpc::Status status = stub->RepositoryModelLoad(&load_context, load, &loaded);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
+    for (const char* part : {"'backbone'", "16", "at most 8"}) {
+      EXPECT_NE(status.error_message().find(part), std::string::npos) << status.error_message();
+    }
+    grpc::ClientContext infer_context;
+    inference::ModelInferResponse response;
+    const grpc::Status served = stub->ModelInfer(
+        &infer_context, MakeRequest("readme_dummy", {{"raw_images", at::rand({1, 3, 100, 200})}}),
+        &response);
+    EXPECT_TRUE(served.ok()) << served.error_message();
+    EXPECT_EQ(server.Stop(), 0);
+  }
+  fs::remove_all(repository);
 }
 
 }  // namespace

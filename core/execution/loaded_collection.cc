@@ -14,6 +14,7 @@
 #include "c10/core/InferenceMode.h"
 #include "c10/core/StreamGuard.h"  // device-generic: no CUDA headers (cmake/torch.cmake)
 #include "c10/core/impl/VirtualGuardImpl.h"
+#include "core/execution/aoti_brick.h"
 #include "core/execution/image_io.h"
 #include "core/execution/scalar_types.h"
 #include "core/execution/visualization_brick.h"
@@ -89,6 +90,10 @@ absl::StatusOr<std::unique_ptr<LoadedCollection>> LoadedCollection::Load(
                                                    " is not within 0..", kMaxImagePixels));
   }
   collection->max_image_pixels_ = options.max_image_pixels;
+  if (options.runners < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("runners must be at least 1, got ", options.runners));
+  }
   ASSIGN_OR_RETURN(collection->graph_, BrickGraph::Create(manifest));
   for (Stage stage : kAllStages) {
     ASSIGN_OR_RETURN(collection->plans_[static_cast<int>(stage)],
@@ -103,6 +108,10 @@ absl::StatusOr<std::unique_ptr<LoadedCollection>> LoadedCollection::Load(
       ASSIGN_OR_RETURN(std::unique_ptr<VisualizationBrick> visualization,
                        VisualizationBrick::Create(brick, options.version_dir));
       collection->modules_.push_back(std::move(visualization));
+    } else if (brick.compiled.has_value()) {
+      ASSIGN_OR_RETURN(std::unique_ptr<AotiBrick> compiled,
+                       AotiBrick::Load(brick, options.version_dir, device, options.runners));
+      collection->modules_.push_back(std::move(compiled));
     } else {
       ASSIGN_OR_RETURN(std::unique_ptr<BrickModule> module,
                        BrickModule::Load(brick, options.version_dir, device));
@@ -306,6 +315,12 @@ absl::Status LoadedCollection::Check(Stage stage, absl::Span<const TensorSignatu
           absl::StrCat("brick '", brick.name,
                        "' was traced once per stage at export and has no module for stage ",
                        StageName(stage), "; export it with example inputs for that stage"));
+    }
+    // A compiled program takes only the batches it was exported for; every input has the
+    // request's batch in dimension 0.
+    for (const TensorSignature& input : inputs) {
+      if (input.shape.empty()) continue;
+      RETURN_IF_ERROR(CheckCompiledBatch(brick, input.name, input.shape[0]));
     }
     for (int slot : plan.steps()[step].input_slots) {
       if (slot >= 0 && plan.InputIndexOfSlot(slot) >= 0 && !given[slot]) {

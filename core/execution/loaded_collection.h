@@ -1,7 +1,7 @@
 // LoadedCollection: a serialized brick collection loaded from a package version directory
-// (bricks.pbtxt + one TorchScript file per module brick), validated and planned for every
-// stage, ready to run. It owns the modules and plans; nothing changes after Load(), so
-// Run() is safe to call from any number of threads at once.
+// (bricks.pbtxt + one TorchScript file or AOTInductor package per module brick), validated and
+// planned for every stage, ready to run. It owns the modules and plans; nothing changes after
+// Load(), so Run() is safe to call from any number of threads at once.
 //
 //   ASSIGN_OR_RETURN(auto collection, LoadedCollection::Load({.version_dir = "repo/m/1"}));
 //   ASSIGN_OR_RETURN(NamedTensors out,
@@ -50,14 +50,19 @@ struct LoadOptions {
   // The per-image pixel budget of encoded image inputs (config.pbtxt's max_image_pixels):
   // 0 applies ImagePixelBudget()'s rule (core/execution/image_io.h); otherwise 1..kMaxImagePixels.
   int64_t max_image_pixels = 0;
+  // How many callers will run the collection at the same time (the instances on this
+  // device): each AOTInductor brick gets that many runners of its compiled program, so that
+  // they never wait for one another. At least 1; TorchScript bricks ignore it.
+  int runners = 1;
 };
 
 class LoadedCollection {
  public:
   // Reads, validates, plans and loads the package in `options.version_dir`. Returns
-  // NotFound when bricks.pbtxt or a module file is missing and InvalidArgument for any
-  // invalid content (or a max_image_pixels out of range); the message names the brick
-  // (and file) at fault.
+  // NotFound when bricks.pbtxt or a module file is missing, InvalidArgument for any
+  // invalid content (or a max_image_pixels out of range, runners below 1), and
+  // FailedPrecondition for an AOTInductor package this machine cannot run or open
+  // (AotiBrick::Load); the message names the brick (and file) at fault.
   static absl::StatusOr<std::unique_ptr<LoadedCollection>> Load(const LoadOptions& options);
 
   LoadedCollection(const LoadedCollection&) = delete;
@@ -74,7 +79,9 @@ class LoadedCollection {
   // brick's time in `trace` includes waiting for that stream to finish its work: the run
   // synchronises the stream after every brick, so the time is the brick's, not its launch's.
   // Errors: InvalidArgument naming the tensor for an unknown input, a missing required
-  // input, a dtype or shape that contradicts the declaration, or an unknown output;
+  // input, a dtype or shape that contradicts the declaration, or an unknown output, and
+  // naming the brick and its range for a batch (dimension 0) that a compiled brick the run
+  // needs does not take;
   // Internal naming the brick when libtorch fails inside it. `inputs` is never changed.
   // If `trace` is not null it receives the bricks that ran (even on failure). Between
   // bricks, and while decoding images, the run stops with `limits`' error
@@ -85,7 +92,8 @@ class LoadedCollection {
                                    const RunLimits& limits = RunLimits()) const;
 
   // The checks Run() makes before running anything: unknown, missing or ill-typed
-  // inputs and unknown outputs. OK when Run() would start executing bricks.
+  // inputs, unknown outputs, and batches outside the range of a compiled brick that the
+  // requested outputs need. OK when Run() would start executing bricks.
   absl::Status Check(Stage stage, absl::Span<const TensorSignature> inputs,
                      absl::Span<const std::string> outputs) const;
 

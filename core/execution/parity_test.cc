@@ -51,7 +51,8 @@ INSTANTIATE_TEST_SUITE_P(
         ParityCase{"dict_output", {Stage::kInference}},
         ParityCase{"lookup_table", {Stage::kInference}},
         ParityCase{"keyword_inputs", {Stage::kInference, Stage::kExport}},
-        ParityCase{"stage_traced", {Stage::kInference, Stage::kExport}}),
+        ParityCase{"stage_traced", {Stage::kInference, Stage::kExport}},
+        ParityCase{"aoti_mixed", {Stage::kInference, Stage::kExport}}),
     [](const ::testing::TestParamInfo<ParityCase>& info) {
       return std::string(info.param.package);
     });

@@ -151,6 +151,7 @@ class Flattener {
         spec.alive[static_cast<int>(ToStage(static_cast<package::Stage>(stage)))] = true;
       }
     }
+    RETURN_IF_ERROR(AddCompiledProgram(full, brick, &spec));
     RETURN_IF_ERROR(AddCallingConvention(full, brick, &spec));
     RETURN_IF_ERROR(CheckVisualizer(full, brick, spec));
     spec.renderer = brick.visualizer().renderer();
@@ -161,6 +162,79 @@ class Flattener {
     spec.module_type = brick.module_type();
     spec.brick_type = brick.brick_type().empty() ? DefaultBrickType(spec.kind) : brick.brick_type();
     bricks_->push_back(std::move(spec));
+    return absl::OkStatus();
+  }
+
+  // The compiled program of an AOT_INDUCTOR brick: present exactly for such a brick, with one
+  // input spec per input name (none special), each [-1, fixed...], a batch range of at least
+  // 1, and a .pt2 module file (no stage_modules, no visualizer).
+  static absl::Status AddCompiledProgram(const std::string& full, const package::Brick& brick,
+                                         BrickSpec* spec) {
+    if (!package::ModuleFormat_IsValid(brick.module_format())) {
+      return absl::InvalidArgumentError(absl::StrCat("brick '", full, "' has module_format ",
+                                                     brick.module_format(),
+                                                     "; expected TORCHSCRIPT or AOT_INDUCTOR"));
+    }
+    if (brick.module_format() != package::AOT_INDUCTOR) {
+      if (brick.has_compiled()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "brick '", full, "' has a compiled program but its module_format is not AOT_INDUCTOR"));
+      }
+      return absl::OkStatus();
+    }
+    auto refuse = [&full](absl::string_view why) {
+      return absl::InvalidArgumentError(absl::StrCat("AOT_INDUCTOR brick '", full, "': ", why));
+    };
+    if (!brick.has_compiled()) return refuse("it has no compiled program");
+    if (!brick.stage_modules().empty()) return refuse("it cannot have stage_modules");
+    if (!brick.visualizer().renderer().empty()) return refuse("it cannot have a visualizer");
+    const std::string& file = brick.module_file();
+    if (file.size() < 5 || file.compare(file.size() - 4, 4, ".pt2") != 0) {
+      return refuse(absl::StrCat("its module_file '", file.substr(0, 200),
+                                 "' is not an AOTInductor package (.pt2)"));
+    }
+    const package::CompiledProgram& program = brick.compiled();
+    if (program.inputs_size() != static_cast<int>(spec->input_names.size())) {
+      return refuse(absl::StrCat("it has ", program.inputs_size(), " input specs for ",
+                                 spec->input_names.size(), " input names"));
+    }
+    if (program.min_batch() < 1 || program.max_batch() < program.min_batch()) {
+      return refuse(absl::StrCat("its batch range ", program.min_batch(), "..", program.max_batch(),
+                                 " is not within 1 <= min_batch <= max_batch"));
+    }
+    if (program.device() != "cpu" && program.device() != "cuda") {
+      return refuse(absl::StrCat("its device '", program.device().substr(0, 64),
+                                 "' is neither \"cpu\" nor \"cuda\""));
+    }
+    CompiledSpec compiled;
+    compiled.min_batch = program.min_batch();
+    compiled.max_batch = program.max_batch();
+    compiled.device = program.device();
+    compiled.cpu_isa = program.cpu_isa();
+    for (int i = 0; i < program.inputs_size(); ++i) {
+      const std::string& name = spec->input_names[i];
+      if (name == kStageInputName || name == kAllInputName) {
+        return refuse(absl::StrCat("its input '", name, "' is not a tensor with a batch"));
+      }
+      const package::TensorSpec& input = program.inputs(i);
+      if (!package::DataType_IsValid(input.data_type()) || ElementSize(input.data_type()) == 0) {
+        return refuse(absl::StrCat("input '", name, "' has data type ",
+                                   DataTypeName(input.data_type()), ", not a tensor element type"));
+      }
+      bool fixed = input.dims_size() >= 1 && input.dims(0) == -1;
+      for (int d = 1; fixed && d < input.dims_size(); ++d) fixed = input.dims(d) >= 0;
+      if (!fixed) {
+        return refuse(absl::StrCat("input '", name, "' has dims [",
+                                   absl::StrJoin(input.dims(), ","),
+                                   "]; expected -1 (the batch) and then fixed sizes"));
+      }
+      ValueSpec value;
+      value.name = name;
+      value.data_type = input.data_type();
+      value.dims.assign(input.dims().begin(), input.dims().end());
+      compiled.inputs.push_back(std::move(value));
+    }
+    spec->compiled = std::move(compiled);
     return absl::OkStatus();
   }
 
@@ -356,6 +430,32 @@ int BrickGraph::FindInput(absl::string_view name) const {
 
 bool BrickGraph::IsBytesOutput(absl::string_view name) const {
   return std::find(bytes_outputs_.begin(), bytes_outputs_.end(), name) != bytes_outputs_.end();
+}
+
+BatchRange BrickGraph::CompiledBatchRange(Stage stage) const {
+  BatchRange range;
+  for (const BrickSpec& brick : bricks_) {
+    if (!brick.compiled.has_value() || !brick.AliveIn(stage)) continue;
+    if (brick.compiled->min_batch > range.min) {
+      range.min = brick.compiled->min_batch;
+      range.min_brick = brick.name;
+    }
+    if (range.max_brick.empty() || brick.compiled->max_batch < range.max) {
+      range.max = brick.compiled->max_batch;
+      range.max_brick = brick.name;
+    }
+  }
+  return range;
+}
+
+absl::Status CheckCompiledBatch(const BrickSpec& brick, absl::string_view input, int64_t batch) {
+  if (!brick.compiled.has_value()) return absl::OkStatus();
+  if (batch >= brick.compiled->min_batch && batch <= brick.compiled->max_batch) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "brick '", brick.name, "' is compiled for batches of ", brick.compiled->min_batch, " to ",
+      brick.compiled->max_batch, " rows, but input '", input, "' has ", batch));
 }
 
 absl::Status CheckAgainstSpec(const ValueSpec& spec, package::DataType data_type,

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,34 @@
 
 namespace torchbricks {
 
+// A named tensor's element type and dims: a collection input the caller provides, or an
+// output a stage produces (ServableModel::OutputSpecs).
+struct ValueSpec {
+  std::string name;
+  package::DataType data_type = package::TYPE_INVALID;  // TYPE_INVALID: any
+  std::vector<int64_t> dims;                            // empty: unchecked; -1: variable
+  // An input sent as encoded images (BYTES [B], JPEG or PNG per element), decoded to
+  // uint8 [B, 3, H, W] RGB before any brick sees it; resized to image_height x
+  // image_width when both are positive.
+  bool encoded_image = false;
+  int64_t image_height = 0;
+  int64_t image_width = 0;
+};
+
+// The program of an AOT_INDUCTOR brick (package::CompiledProgram), checked at load: what the
+// compiled code takes, which it never checks itself.
+struct CompiledSpec {
+  // One per input name, in order, named after it: element type and full dims, dims[0] == -1
+  // (the batch), every other dimension fixed.
+  std::vector<ValueSpec> inputs;
+  // The batch sizes the program takes, both ends included: 1 <= min_batch <= max_batch.
+  int64_t min_batch = 1;
+  int64_t max_batch = 1;
+  std::string device;  // "cpu" or "cuda": where it was compiled to run
+  std::string
+      cpu_isa;  // for "cpu": AOTInductor's AOTI_CPU_ISA ("AVX512 AVX512_VNNI"), may be empty
+};
+
 // One brick of the flattened collection.
 struct BrickSpec {
   std::string name;             // full name, e.g. "head0/classify"
@@ -32,6 +61,9 @@ struct BrickSpec {
   std::vector<std::string> output_names;  // resolved
   std::array<bool, kNumStages> alive{};
   std::string module_file;  // relative to the version directory
+  // Set exactly for a brick whose module_file is an AOTInductor package (.pt2); TorchScript
+  // otherwise.
+  std::optional<CompiledSpec> compiled;
   // forward()'s parameter for each input when torchbricks calls the module by keyword
   // (input_names given as a dict); empty for a positional call.
   std::vector<std::string> input_arguments;
@@ -61,29 +93,29 @@ struct BrickSpec {
   bool renders() const { return !renderer.empty(); }
 };
 
+// The batch sizes every compiled brick of a set takes (the intersection of their ranges).
+struct BatchRange {
+  int64_t min = 0;        // the largest min_batch; 0 when no compiled brick is in the set
+  int64_t max = 0;        // the smallest max_batch; 0 (unbounded) when none is
+  std::string min_brick;  // the brick that sets `min`, empty when none
+  std::string max_brick;  // the brick that sets `max`, empty when none
+  bool bounded() const { return !max_brick.empty(); }
+};
+
 // The renderer name of a visualization brick whose module_file renders one image.
 inline constexpr char kTorchScriptRenderer[] = "torchscript";
-
-// A named tensor's element type and dims: a collection input the caller provides, or an
-// output a stage produces (ServableModel::OutputSpecs).
-struct ValueSpec {
-  std::string name;
-  package::DataType data_type = package::TYPE_INVALID;  // TYPE_INVALID: any
-  std::vector<int64_t> dims;                            // empty: unchecked; -1: variable
-  // An input sent as encoded images (BYTES [B], JPEG or PNG per element), decoded to
-  // uint8 [B, 3, H, W] RGB before any brick sees it; resized to image_height x
-  // image_width when both are positive.
-  bool encoded_image = false;
-  int64_t image_height = 0;
-  int64_t image_width = 0;
-};
 
 class BrickGraph {
  public:
   // Flattens and checks `manifest`. On failure returns InvalidArgument naming the brick
   // (or collection) at fault: empty or duplicated node names, a '/' in a node name, a
   // relative name that climbs above the root, a brick without a module file, an output
-  // named "stage" or "__all__", a declared input that a brick also produces.
+  // named "stage" or "__all__", a declared input that a brick also produces; for an
+  // AOT_INDUCTOR brick, a compiled program that is absent (or present on a TorchScript
+  // brick), an input spec missing for an input name (or one too many), a batch range not
+  // within 1 <= min_batch <= max_batch, an input whose dimension 0 is not -1 or whose
+  // other dimensions are not fixed, a "stage" or "__all__" input, stage_modules, a
+  // visualizer, or a module file not ending in ".pt2".
   // Stage-dependent checks (cycles, missing inputs, two producers) belong to StagePlan.
   static absl::StatusOr<BrickGraph> Create(const package::BrickCollection& manifest);
 
@@ -97,6 +129,8 @@ class BrickGraph {
   int FindInput(absl::string_view name) const;
   // True when `name` is the output of a rendering brick: BYTES [B], one PNG per image.
   bool IsBytesOutput(absl::string_view name) const;
+  // The batch sizes every compiled brick alive in `stage` takes (unbounded when none is).
+  BatchRange CompiledBatchRange(Stage stage) const;
 
  private:
   std::string name_;
@@ -111,6 +145,11 @@ class BrickGraph {
 // naming the input, what was expected and what came.
 absl::Status CheckAgainstSpec(const ValueSpec& spec, package::DataType data_type,
                               absl::Span<const int64_t> shape);
+
+// OK when `batch` rows fit the compiled program of `brick` (or the brick is not compiled);
+// otherwise InvalidArgument naming the brick, its range and `input`, whose dimension 0 is
+// `batch`.
+absl::Status CheckCompiledBatch(const BrickSpec& brick, absl::string_view input, int64_t batch);
 
 // Parses the text of a bricks.pbtxt file; `source` names it in errors. InvalidArgument
 // (with the parser's line and column) when it is not a valid manifest.

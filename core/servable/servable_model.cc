@@ -191,6 +191,15 @@ class TorchServableModel : public ServableModel {
         parts[view.name].push_back(std::move(tensor));
       }
     }
+    // More rows than a compiled brick takes: the items run one by one (each is checked).
+    int64_t total = 0;
+    for (int64_t r : rows) total += r;
+    if (const BatchRange range = graph().CompiledBatchRange(stage);
+        range.bounded() && total > range.max) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the batch of ", total, " rows exceeds the ", range.max, " that brick '",
+                       range.max_brick, "' is compiled for"));
+    }
     // Every output any item wants; an item with no outputs named wants the terminal ones.
     std::vector<std::string> wanted;
     absl::flat_hash_set<std::string> seen;
@@ -206,8 +215,6 @@ class TorchServableModel : public ServableModel {
       }
     }
     NamedTensors batched;
-    int64_t total = 0;
-    for (int64_t r : rows) total += r;
     // The lambdas below capture the structured bindings by init-capture: C++17 cannot
     // capture a binding itself (clang refuses; gcc allows it as an extension).
     for (auto& [name, tensors] : parts) {
@@ -370,7 +377,8 @@ absl::StatusOr<std::unique_ptr<ServableModel>> LoadServableModel(
                    LoadedCollection::Load({.version_dir = options.version_dir,
                                            .device = options.device,
                                            .parallel_branches = options.parallel_branches,
-                                           .max_image_pixels = options.max_image_pixels}));
+                                           .max_image_pixels = options.max_image_pixels,
+                                           .runners = options.runners}));
   auto model = std::make_unique<TorchServableModel>(std::move(loaded));
   const LoadedCollection* collection = model->collection();
   // The warm-up runs as the instances will: with their intra-op threads.

@@ -41,7 +41,10 @@ class ServableModel {
   virtual ~ServableModel() = default;
 
   // The checks Run() makes before executing anything (names, dtypes, shapes against the
-  // declaration, byte sizes, requested outputs). OK when Run() would start executing.
+  // declaration, byte sizes, requested outputs, and the batch, dimension 0 of the inputs,
+  // against the range of every compiled brick the outputs need: see
+  // graph().CompiledBatchRange() for a stage's). OK when Run() would start executing;
+  // otherwise InvalidArgument naming the input (or the compiled brick and its range).
   virtual absl::Status Validate(Stage stage, absl::Span<const HostTensorView> inputs,
                                 absl::Span<const std::string> outputs) const = 0;
 
@@ -107,6 +110,9 @@ struct ServableModelOptions {
   // 0 applies the rule of ImagePixelBudget() in core/execution/image_io.h. See
   // LoadOptions::max_image_pixels.
   int64_t max_image_pixels = 0;
+  // How many instances will run the model at the same time on this device: the runners
+  // each AOTInductor brick gets (LoadOptions::runners). At least 1.
+  int runners = 1;
 };
 
 // Loads, validates, plans and warms a package. Errors as LoadedCollection::Load, plus

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <fstream>
+#include <map>
+#include <mutex>
 
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -17,7 +19,8 @@ namespace fs = std::filesystem;
 // A servable whose only output is the text of its folder's "marker" file.
 class FakeServable : public testing::FakeServableModel {
  public:
-  explicit FakeServable(std::string marker) : marker_(std::move(marker)) {}
+  explicit FakeServable(std::string marker, BrickGraph graph = BrickGraph())
+      : FakeServableModel(std::move(graph)), marker_(std::move(marker)) {}
   absl::StatusOr<std::vector<HostTensor>> Run(Stage, absl::Span<const HostTensorView>,
                                               absl::Span<const std::string>,
                                               RunTrace*) const override {
@@ -64,12 +67,19 @@ class ModelRepositoryTest : public ::testing::Test {
     options.poll_interval = absl::Hours(1);  // tests call PollOnce() themselves
     options.startup_models = std::move(startup);
     options.loader =
-        [this](const fs::path& dir, const std::string&, int,
+        [this](const fs::path& dir, const std::string&, int, int runners,
                const config::ModelConfig&) -> absl::StatusOr<std::unique_ptr<ServableModel>> {
       ++loads_;
       std::ifstream in(dir / "marker");
       std::string marker((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
       if (marker == "fail") return absl::InvalidArgumentError("brick 'x': corrupt module");
+      {
+        std::lock_guard<std::mutex> lock(runners_mu_);
+        runners_[dir.parent_path().filename().string()] = runners;
+      }
+      if (marker == "compiled") {
+        return std::unique_ptr<ServableModel>(new FakeServable(marker, CompiledGraph()));
+      }
       return std::unique_ptr<ServableModel>(new FakeServable(marker));
     };
     auto repository = ModelRepository::Create(std::move(options));
@@ -81,7 +91,37 @@ class ModelRepositoryTest : public ::testing::Test {
     return static_cast<const FakeServable&>(*version->servable).marker();
   }
 
+  // A collection whose brick "backbone" is compiled for batches of 1 to 8 rows.
+  static BrickGraph CompiledGraph() {
+    package::BrickCollection manifest;
+    EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
+        R"pb(nodes {
+               name: "backbone"
+               brick {
+                 input_names: "x"
+                 output_names: "y"
+                 module_file: "backbone.pt2"
+                 module_format: AOT_INDUCTOR
+                 compiled {
+                   inputs {
+                     data_type: TYPE_FP32
+                     dims: [ -1, 4 ]
+                   }
+                   min_batch: 1
+                   max_batch: 8
+                   device: "cpu"
+                 }
+               }
+             })pb",
+        &manifest));
+    auto graph = BrickGraph::Create(manifest);
+    EXPECT_TRUE(graph.ok()) << graph.status();
+    return *std::move(graph);
+  }
+
   fs::path root_;
+  std::mutex runners_mu_;
+  std::map<std::string, int> runners_;  // the runners each model was last loaded with
   std::atomic<int> loads_{0};
   int bumps_ = 0;
 };
@@ -217,6 +257,56 @@ TEST_F(ModelRepositoryTest, MalformedConfigMakesTheModelUnavailable) {
   auto found = repository->Find("odd", "");
   EXPECT_EQ(found.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_NE(found.status().message().find("config.pbtxt"), std::string::npos) << found.status();
+}
+
+TEST_F(ModelRepositoryTest, AMaxBatchSizeAboveACompiledBricksMaxFailsTheLoadOnly) {
+  WriteVersion("too_large", 1, "compiled");
+  WriteConfig("too_large", "max_batch_size: 16");
+  WriteVersion("other", 1, "plain");
+  auto repository = Create(ModelControlMode::kExplicit, {"other"});
+  const absl::Status load = repository->LoadModel("too_large");
+  EXPECT_EQ(load.code(), absl::StatusCode::kFailedPrecondition) << load;
+  for (const char* part : {"'backbone'", "16", "at most 8"}) {
+    EXPECT_NE(load.message().find(part), std::string::npos) << part << " not in " << load;
+  }
+  EXPECT_EQ(repository->Find("too_large", "").status().code(), absl::StatusCode::kUnavailable);
+  auto other = repository->Find("other", "");
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(MarkerOf(*other), "plain");
+}
+
+TEST_F(ModelRepositoryTest, CompiledBricksCapTheDefaultMaxBatchSizeAndAllowSmallerOnes) {
+  WriteVersion("defaulted", 1, "compiled");
+  WriteVersion("smaller", 1, "compiled");
+  WriteConfig("smaller", "max_batch_size: 4");
+  WriteVersion("unbatched", 1, "compiled");
+  WriteConfig("unbatched", "max_batch_size: 0");
+  auto repository = Create(ModelControlMode::kNone);
+  const std::map<std::string, int> expected = {{"defaulted", 8}, {"smaller", 4}, {"unbatched", 0}};
+  for (const auto& [model, max_batch_size] : expected) {
+    auto version = repository->Find(model, "");
+    ASSERT_TRUE(version.ok()) << model << ": " << version.status();
+    EXPECT_EQ((*version)->plan.batching.max_batch_size, max_batch_size) << model;
+  }
+}
+
+TEST_F(ModelRepositoryTest, APreferredBatchSizeAboveACompiledBricksMaxFailsTheLoad) {
+  WriteVersion("preferring", 1, "compiled");
+  WriteConfig("preferring", "dynamic_batching { preferred_batch_size: [ 4, 12 ] }");
+  auto repository = Create(ModelControlMode::kNone);
+  auto found = repository->Find("preferring", "");
+  EXPECT_EQ(found.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(found.status().message().find("preferred_batch_size 12"), std::string::npos)
+      << found.status();
+}
+
+TEST_F(ModelRepositoryTest, TheLoaderGetsOneRunnerPerInstanceOnTheDevice) {
+  WriteVersion("three", 1, "x");
+  WriteConfig("three", "instance_group { count: 3 kind: KIND_CPU }");
+  WriteVersion("one", 1, "x");
+  Create(ModelControlMode::kNone);
+  EXPECT_EQ(runners_["three"], 3);
+  EXPECT_EQ(runners_["one"], 1);
 }
 
 }  // namespace

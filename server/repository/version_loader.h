@@ -21,10 +21,11 @@ namespace torchbricks::server {
 
 // Loads a version folder onto a device ("cpu", "cuda:0") with the model's config;
 // `intra_op_threads` is the most any instance on that device will use (its warm-up runs
-// with them).
+// with them) and `runners` how many instances on that device will run it at once
+// (ServableModelOptions::runners).
 using ServableLoader = std::function<absl::StatusOr<std::unique_ptr<ServableModel>>(
     const std::filesystem::path& version_dir, const std::string& device, int intra_op_threads,
-    const config::ModelConfig& config)>;
+    int runners, const config::ModelConfig& config)>;
 
 struct VersionLoaderOptions {
   ServableLoader loader;   // required
@@ -34,8 +35,12 @@ struct VersionLoaderOptions {
 };
 
 // Plans the version's scheduling from `config`, loads a servable per device with
-// `options.loader` and starts its batcher. On error (a bad config, a load failure) returns
-// it, and nothing of the version is left running.
+// `options.loader` and starts its batcher. The batcher never forms a batch larger than a
+// compiled (AOTInductor) brick alive in INFERENCE or EXPORT takes: without max_batch_size
+// in `config` the default is lowered to that brick's max_batch; an explicit max_batch_size
+// (or a preferred batch size) above it is FailedPrecondition naming the brick and both
+// sizes. On error (a bad config, a load failure) returns it, and nothing of the version is
+// left running.
 absl::StatusOr<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& model,
                                                                int64_t version,
                                                                const std::filesystem::path& dir,

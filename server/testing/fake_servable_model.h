@@ -1,10 +1,11 @@
-// Test-only: a ServableModel with an empty graph whose Run() a test supplies. Validate()
-// accepts everything and RunBatch() runs each item on its own, so a fake only says what
-// one run returns.
+// Test-only: a ServableModel with an empty graph (or one a test gives) whose Run() a test
+// supplies. Validate() accepts everything and RunBatch() runs each item on its own, so a fake
+// only says what one run returns.
 #ifndef TORCHBRICKS_SERVER_TESTING_FAKE_SERVABLE_MODEL_H_
 #define TORCHBRICKS_SERVER_TESTING_FAKE_SERVABLE_MODEL_H_
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/servable/servable_model.h"
@@ -13,6 +14,10 @@ namespace torchbricks::server::testing {
 
 class FakeServableModel : public ServableModel {
  public:
+  FakeServableModel() = default;
+  // A fake whose graph() is `graph` (its plans stay empty).
+  explicit FakeServableModel(BrickGraph graph) : graph_(std::move(graph)) {}
+
   absl::Status Validate(Stage, absl::Span<const HostTensorView>,
                         absl::Span<const std::string>) const override {
     return absl::OkStatus();

@@ -20,13 +20,14 @@ INVALID = {"invalid_cycle": "ping", "invalid_duplicate_producer": "second_writer
            "invalid_unknown_stage_number": "staged", "invalid_stage_listed_twice": "twice",
            "invalid_module_outside_package": "escaper"}
 EMPTY = "invalid_empty_manifest"  # no brick at all
+AOTI = ["aoti_mixed", "aoti_corrupt", "aoti_missing"]  # AOTInductor bricks (aoti_fixtures.py)
 
 
 def test_make_fixtures(tmp_path, parse_bricks):
     result = subprocess.run([sys.executable, str(REPO / "tests" / "fixtures" / "make_fixtures.py"), str(tmp_path)],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert len(result.stdout.splitlines()) == len(VALID) + len(INVALID) + 1  # + EMPTY
+    assert len(result.stdout.splitlines()) == len(VALID) + len(INVALID) + 1 + len(AOTI)  # + EMPTY
     for name in VALID:
         version = tmp_path / name / "1"
         bricks = flat_bricks(parse_bricks(version))
@@ -42,6 +43,9 @@ def test_make_fixtures(tmp_path, parse_bricks):
         bricks = flat_bricks(parse_bricks(version))  # each is well-formed text with one semantic defect
         assert culprit in bricks, name
     assert not (tmp_path / "invalid_missing_module" / "1" / "modules" / "ghost.pt").exists()
+    for name in AOTI:
+        assert (tmp_path / name / "1" / "modules" / "backbone.pt2").is_file(), name
+    assert not (tmp_path / "aoti_missing" / "1" / "modules" / "head.pt2").exists()
     garbled = tmp_path / "invalid_corrupt_module" / "1" / "modules" / "garbled.pt"
     with pytest.raises(RuntimeError):
         torch.jit.load(str(garbled))
