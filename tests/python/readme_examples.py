@@ -24,6 +24,15 @@ def images(*shape: int, seed: int = 5) -> Tensor:
     return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
 
 
+def resized(value: Tensor, rows: int) -> Tensor:
+    """`value` with `rows` rows: its rows repeated, floats scaled per row so that rows differ."""
+    repeats = -(-rows // value.shape[0])
+    out = value.repeat(repeats, *([1] * (value.dim() - 1)))[:rows].clone()
+    if out.is_floating_point():
+        out *= (1 + 0.01 * torch.arange(rows, dtype=out.dtype)).reshape(-1, *([1] * (value.dim() - 1)))
+    return out
+
+
 @dataclass
 class Case:
     name: str

@@ -14,6 +14,7 @@ import subprocess
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Callable, Sequence
 
 import numpy as np
 import pytest
@@ -34,9 +35,12 @@ def model_name(release: str, case: str) -> str:
     return f"tb{release.replace('.', '')}_{case}"
 
 
-def _export_release(release: str, repository: Path) -> SimpleNamespace:
-    """Builds and exports every case of `release`; records, per case, the export's error or
-    warnings and the library's forward per served stage."""
+def export_release(release: str, repository: Path, options: Callable[[str, str], dict] = lambda release, name: {},
+                   rows: Sequence[int] = ()) -> SimpleNamespace:
+    """Builds and exports every case of `release`, with export_brick_collection's extra arguments
+    `options(release, case)`; records, per case, the export's error or warnings and the
+    library's forward per served stage, and for each of `rows` the inputs resized to that many
+    rows (readme_examples.resized) with the library's forward on them per stage."""
     results = {}
     with real_torchbricks.release(release) as tb:
         builders = readme_examples.CASES[release]()
@@ -48,7 +52,8 @@ def _export_release(release: str, repository: Path) -> SimpleNamespace:
                 warnings.simplefilter("always")
                 try:
                     export_brick_collection(case.collection, repository / model_name(release, name) / "1",
-                                            example_inputs=case.example_inputs(), stage_tags=case.stage_tags)
+                                            example_inputs=case.example_inputs(), stage_tags=case.stage_tags,
+                                            **options(release, name))
                 except ExportError as error:
                     outcome.error = error
             outcome.warnings = [str(w.message) for w in caught]
@@ -57,6 +62,12 @@ def _export_release(release: str, repository: Path) -> SimpleNamespace:
                 outcome.expected[stage] = {key: value.clone() for key, value in forward.items()
                                            if isinstance(value, torch.Tensor) and key not in case.inputs}
                 outcome.library_drawings.update({key: len(forward[key]) for key in case.drawings if key in forward})
+            outcome.at_rows = {}
+            for count in rows:
+                inputs = {key: readme_examples.resized(value, count) for key, value in case.inputs.items()}
+                outcome.at_rows[count] = (inputs, {
+                    stage: {key: value.clone() for key, value in readme_examples.library_forward(tb, case, stage, inputs).items()
+                            if isinstance(value, torch.Tensor) and key not in inputs} for stage in case.stages})
             results[name] = outcome
     return SimpleNamespace(source=tb.path, cases=results)
 
@@ -81,7 +92,7 @@ def suite(tmp_path_factory):
     releases = {}
     for release in real_torchbricks.RELEASES:
         try:
-            releases[release] = _export_release(release, repository)
+            releases[release] = export_release(release, repository)
         except pytest.skip.Exception as skipped:
             releases[release] = str(skipped)
     if not any(isinstance(value, SimpleNamespace) for value in releases.values()):
