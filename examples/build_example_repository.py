@@ -252,17 +252,18 @@ def torchbricks_resnet18_classifier(num_classes: int = 10):
 KEEP_TORCHSCRIPT = {"resnet18_classifier": ["preprocessor"]}
 
 
-def format_options(model: str, module_format: str) -> dict:
+def format_options(model: str, module_format: str, compiled_max_batch: int = 0) -> dict:
     """export_brick_collection's arguments for `module_format`: for AOTInductor, the batch range
-    compiled is the model's max_batch_size, and the bricks listed in KEEP_TORCHSCRIPT stay."""
+    compiled is `compiled_max_batch` or else the model's max_batch_size, and the bricks listed in
+    KEEP_TORCHSCRIPT stay."""
     if module_format == "torchscript":
         return {}
-    max_batch_size = int(re.search(r"max_batch_size: (\d+)", CONFIGS[model]).group(1))
+    max_batch_size = compiled_max_batch or int(re.search(r"max_batch_size: (\d+)", CONFIGS[model]).group(1))
     return {"module_format": module_format, "max_batch_size": max_batch_size,
             "keep_torchscript": KEEP_TORCHSCRIPT.get(model, [])}
 
 
-def main(repository: Path, module_format: str = "torchscript") -> None:
+def main(repository: Path, module_format: str = "torchscript", compiled_max_batch: int = 0) -> None:
     torch.manual_seed(0)
     real = import_torchbricks()
     print("building classifier and resnet18_classifier with " +
@@ -273,19 +274,19 @@ def main(repository: Path, module_format: str = "torchscript") -> None:
         torchbricks_classifier() if real else classifier(), repository / "classifier" / "1",
         example_inputs={"TRAIN": {"raw_images": images, "targets": targets},
                         "INFERENCE": {"raw_images": images}, "EXPORT": {"raw_images": images}},
-        **format_options("classifier", module_format))
+        **format_options("classifier", module_format, compiled_max_batch))
     small = torch.rand(2, 3, 32, 32)
     export_brick_collection(
         torchbricks_resnet18_classifier() if real else resnet18_classifier(), repository / "resnet18_classifier" / "1",
         example_inputs={"TRAIN": {"raw": small, "targets": targets},
                         "INFERENCE": {"raw": small}, "EXPORT": {"raw": small}},
-        **format_options("resnet18_classifier", module_format))
+        **format_options("resnet18_classifier", module_format, compiled_max_batch))
     torch.manual_seed(0)
     scenes = torch.stack([torch.from_numpy(scene(224, 224, seed)[0]).permute(2, 0, 1) for seed in (1, 2)])
     export_brick_collection(
         scene_classifier(), repository / "scene_classifier" / "1",
         example_inputs={"INFERENCE": {"image": scenes}, "EXPORT": {"image": scenes}},
-        input_specs={"image": EncodedImage(224, 224)}, **format_options("scene_classifier", module_format))
+        input_specs={"image": EncodedImage(224, 224)}, **format_options("scene_classifier", module_format, compiled_max_batch))
     for model, config in CONFIGS.items():
         (repository / model / "config.pbtxt").write_text(config)
     print(f"example repository written to {repository}")
@@ -297,5 +298,7 @@ if __name__ == "__main__":
     parser.add_argument("--module-format", choices=["torchscript", "aot_inductor"], default="torchscript",
                         help="how the bricks' modules are stored (aot_inductor: compiled ahead of time, "
                              "about 20 s per brick on two cores)")
+    parser.add_argument("--compiled-max-batch", type=int, default=0,
+                        help="with aot_inductor: the largest batch compiled (default: each model's max_batch_size)")
     arguments = parser.parse_args()
-    main(arguments.repository, arguments.module_format)
+    main(arguments.repository, arguments.module_format, arguments.compiled_max_batch)

@@ -86,13 +86,18 @@ def max_bytes() -> int:
     return max(0, int(megabytes * 1024 * 1024))
 
 
+# Changes whenever how compile_package compiles changes in a way the other parts of the key do
+# not show (2: compiled without gradients, so that `freezing` takes effect).
+COMPILE_RECIPE = "2"
+
+
 def cache_key(program: Any, package_name: str, inductor_configs: Mapping[str, Any]) -> str:
     """The hex sha256 that identifies the package AOTInductor compiles from `program`
     (a torch.export.ExportedProgram) under `package_name` with `inductor_configs` here."""
     serialized = io.BytesIO()
     torch.export.save(program, serialized)
     digest = hashlib.sha256()
-    for part in (torch.__version__, package_name, json.dumps(dict(inductor_configs), sort_keys=True, default=repr),
+    for part in (COMPILE_RECIPE, torch.__version__, package_name, json.dumps(dict(inductor_configs), sort_keys=True, default=repr),
                  machine_description()):
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")
@@ -147,7 +152,9 @@ def compile_package(program: Any, package_path: Path, inductor_configs: Mapping[
     from torch._inductor import aoti_compile_and_package
 
     started = time.monotonic()
-    with warnings.catch_warnings():
+    # no_grad: Inductor applies the `freezing` config (weights as constants, packed for oneDNN)
+    # only when gradients are off; with them on it is silently ignored.
+    with warnings.catch_warnings(), torch.no_grad():
         # A deprecation inside torch's own compile code: nothing the exporting user can act on.
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                                 category=FutureWarning)

@@ -24,9 +24,13 @@ from .pbtxt import DATA_TYPES, CompiledProgram, InputSpec
 from .reference import call_eager, first_line, flatten_value
 
 MODULE_FORMATS = ("torchscript", "aot_inductor")
-# Fused kernels read the intra-op thread count at run time, so the server's setting applies
-# (by default AOTInductor bakes in the exporting process's thread count).
-INDUCTOR_CONFIGS = {"cpp.dynamic_threads": True}
+# cpp.dynamic_threads: fused kernels read the intra-op thread count at run time, so the server's
+# setting applies (by default AOTInductor bakes in the exporting process's thread count).
+# freezing: weights become constants, so convolutions and linear layers get their weights packed
+# for oneDNN once, at compile time. Measured on the README classifier's 1x1 convolution at batch 1
+# (one thread): 284 µs per run without, 73 µs with; resnet18 at [16, 3, 32, 32] (two threads):
+# 8.7 ms without, 5.7 ms with (TorchScript: 7.2 ms).
+INDUCTOR_CONFIGS = {"cpp.dynamic_threads": True, "freezing": True}
 # LOSS and METRIC bricks stay TorchScript: they run in the training stages only (by default),
 # often reduce over the batch or wrap torchmetrics, and the server never needs them fast.
 SCORING_KINDS = ("LOSS", "METRIC")
