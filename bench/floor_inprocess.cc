@@ -77,8 +77,9 @@ absl::StatusOr<double> MeasureInstanceLayout(const FloorOptions& options, const 
                                              int instances, int64_t batch) {
   ASSIGN_OR_RETURN(const std::filesystem::path version_dir,
                    LatestVersionDir(options.repository, workload.model));
+  // One runner per instance, as the server gives each AOTInductor brick (TorchScript has none).
   ASSIGN_OR_RETURN(std::unique_ptr<LoadedCollection> collection,
-                   LoadedCollection::Load({.version_dir = version_dir}));
+                   LoadedCollection::Load({.version_dir = version_dir, .runners = instances}));
   const std::vector<at::Tensor> inputs = RandomBatches(workload, batch, 2, 5);
   std::vector<int64_t> calls(instances, 0);
   std::vector<absl::Status> errors(instances);
