@@ -3,7 +3,11 @@
 #
 #   docker build -t torchbricks-serve .
 #   docker run -p 8001:8001 -p 8002:8002 -v $PWD/examples/repository:/models:ro \
-#       --read-only --stop-timeout 40 torchbricks-serve
+#       --read-only --tmpfs /tmp:exec --stop-timeout 40 torchbricks-serve
+#
+# /tmp: the loader of AOTInductor bricks (.pt2) unpacks each package there and loads a shared
+# library from it, so with --read-only give it a tmpfs that allows executing (Docker's default
+# tmpfs options include noexec); TorchScript-only repositories need no writable path at all.
 #
 #   docker build --target gpu -t torchbricks-serve:gpu .   # with the CUDA libraries (docs/DEPLOY.md)
 #
@@ -43,6 +47,12 @@ RUN --mount=type=cache,id=torchbricks-build-wheel,target=/build \
  && cp -L "$torch/lib/libtorch_cpu.so" "$torch/lib/libc10.so" "$torch/lib/libgomp.so.1" \
        "$torch/../nvidia/cu13/lib/libcudart.so.13" "$torch/../nvidia/cu13/lib/libcupti.so.13" \
        /out/lib/
+# An empty libtorch.so, our own. The code inside an AOTInductor package names libtorch.so and
+# libtorch_cpu.so as dependencies and has no RUNPATH, so dlopen looks them up in ld.so.cache; it
+# binds nothing to libtorch.so (every symbol it takes is in libtorch_cpu, libc10, libgomp or
+# Debian's libstdc++), and the wheel's libtorch.so would bring libtorch_cuda and the CUDA
+# libraries with it.
+RUN gcc -shared -Wl,-soname,libtorch.so -o /out/lib/libtorch.so -x c /dev/null
 
 # The GPU image's binaries: linked with libtorch_cuda kept loaded (TORCHBRICKS_LINK_CUDA=ON), and
 # the wheel's torch/lib and nvidia/*/lib shared libraries in their site-packages layout, so the
@@ -111,11 +121,14 @@ USER 10001:10001
 
 # The CPU image, the default target (last): the CPU part of the torch wheel (libtorch_cpu, libc10,
 # torch's libgomp, and the two small CUDA runtime libraries libtorch_cpu names: libcudart,
-# libcupti; none of libtorch_cuda, cuBLAS, cuDNN or NCCL), found through ld.so.conf.
+# libcupti; none of libtorch_cuda, cuBLAS, cuDNN or NCCL) and the empty libtorch.so that
+# AOTInductor packages name, found through ld.so.conf (ld.so.cache): the path that a library
+# dlopen'd from /tmp, without a RUNPATH of its own, is searched on too.
 FROM runtime AS cpu
 COPY --from=build /out/lib/ /usr/local/lib/torchbricks/
 RUN echo /usr/local/lib/torchbricks > /etc/ld.so.conf.d/torchbricks.conf && ldconfig
 COPY --from=build /out/bin/ /usr/local/bin/
 RUN ! ldd /usr/local/bin/torchbricks-server /usr/local/bin/torchbricks \
-        /usr/local/bin/torchbricks-health-probe | grep "not found"
+        /usr/local/bin/torchbricks-health-probe | grep "not found" \
+ && ldconfig -p | grep -q "libtorch.so (.*) => /usr/local/lib/torchbricks/libtorch.so$"
 USER 10001:10001

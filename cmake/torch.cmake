@@ -91,10 +91,12 @@ endif()
 # two small runtime ones libtorch_cpu itself names (libcudart, libcupti).
 # libtorch.so is linked whenever it can be (--no-as-needed: nothing we compile references it):
 # the code inside an AOTInductor package (.pt2, core/execution/aoti_brick.h) names libtorch.so
-# as a dependency and has no RUNPATH, so dlopen finds it only when the process already holds it.
+# as a dependency and has no RUNPATH, so dlopen finds it only when the process already holds it
+# or it is on the dynamic loader's own path (LD_LIBRARY_PATH, ld.so.cache; not our RUNPATH).
 # A CPU-only wheel's libtorch.so needs no CUDA and is linked in the CPU build too; with a CUDA
-# wheel and TORCHBRICKS_LINK_CUDA=OFF it is not, and AOTInductor bricks fail to load
-# (FailedPrecondition naming libtorch.so).
+# wheel and TORCHBRICKS_LINK_CUDA=OFF it is not, and AOTInductor bricks load only where a
+# libtorch.so is on that path (the CPU image carries an empty one: the package's code takes no
+# symbol from it; Dockerfile), else fail (FailedPrecondition naming libtorch.so).
 option(TORCHBRICKS_LINK_CUDA "Link libtorch_cuda when the wheel has it (GPU instances)" ON)
 if(TORCHBRICKS_TORCH_HAS_CUDA AND TORCHBRICKS_LINK_CUDA)
   list(APPEND _torch_link "${_torch_lib}/libtorch.so" "${_torch_lib}/libtorch_cpu.so" "${_torch_lib}/libc10.so"
@@ -105,7 +107,7 @@ else()
   set(TORCHBRICKS_TORCH_HAS_CUDA OFF)
   list(APPEND _torch_link "${_torch_lib}/libtorch_cpu.so" "${_torch_lib}/libc10.so")
   message(STATUS "TORCHBRICKS_LINK_CUDA=OFF with a CUDA wheel: libtorch.so is not linked, "
-                 "AOTInductor (.pt2) bricks cannot load")
+                 "AOTInductor (.pt2) bricks load only where one is on the loader's path")
 endif()
 list(APPEND _torch_link "-Wl,--pop-state")
 target_link_libraries(torchbricks_torch INTERFACE ${_torch_link})

@@ -2,8 +2,9 @@
 
     .venv/bin/python examples/build_example_repository.py examples/repository
     .venv/bin/python examples/build_example_repository.py /tmp/aoti-repo --module-format aot_inductor
+    .venv/bin/python examples/build_example_repository.py /tmp/one --models classifier
 
-Writes three models, each as version 1 with reference data:
+Writes three models (or those named by --models), each as version 1 with reference data:
   classifier           the torchbricks README's dummy preprocessor/backbone/head with a loss
   resnet18_classifier  the README's resnet: bag_of_bricks Preprocessor, resnet_to_brick
                        (torchvision resnet18, random weights) and ImageClassifier, with a loss
@@ -263,32 +264,41 @@ def format_options(model: str, module_format: str, compiled_max_batch: int = 0) 
             "keep_torchscript": KEEP_TORCHSCRIPT.get(model, [])}
 
 
-def main(repository: Path, module_format: str = "torchscript", compiled_max_batch: int = 0) -> None:
+def main(repository: Path, module_format: str = "torchscript", compiled_max_batch: int = 0,
+         models: tuple = tuple(CONFIGS)) -> None:
     torch.manual_seed(0)
     real = import_torchbricks()
-    print("building classifier and resnet18_classifier with " +
-          ("the real torchbricks" if real else "plain dicts (torchbricks is not importable)"))
+    if {"classifier", "resnet18_classifier"} & set(models):
+        print("building classifier and resnet18_classifier with " +
+              ("the real torchbricks" if real else "plain dicts (torchbricks is not importable)"))
+    # Each model's weights and examples are drawn in this order whichever models are written,
+    # so a model is the same in a repository of all three and in one of it alone.
     images = torch.rand(2, 3, 100, 200)
     targets = torch.tensor([0, 2])
-    export_brick_collection(
-        torchbricks_classifier() if real else classifier(), repository / "classifier" / "1",
-        example_inputs={"TRAIN": {"raw_images": images, "targets": targets},
-                        "INFERENCE": {"raw_images": images}, "EXPORT": {"raw_images": images}},
-        **format_options("classifier", module_format, compiled_max_batch))
+    if "classifier" in models:
+        export_brick_collection(
+            torchbricks_classifier() if real else classifier(), repository / "classifier" / "1",
+            example_inputs={"TRAIN": {"raw_images": images, "targets": targets},
+                            "INFERENCE": {"raw_images": images}, "EXPORT": {"raw_images": images}},
+            **format_options("classifier", module_format, compiled_max_batch))
     small = torch.rand(2, 3, 32, 32)
-    export_brick_collection(
-        torchbricks_resnet18_classifier() if real else resnet18_classifier(), repository / "resnet18_classifier" / "1",
-        example_inputs={"TRAIN": {"raw": small, "targets": targets},
-                        "INFERENCE": {"raw": small}, "EXPORT": {"raw": small}},
-        **format_options("resnet18_classifier", module_format, compiled_max_batch))
-    torch.manual_seed(0)
-    scenes = torch.stack([torch.from_numpy(scene(224, 224, seed)[0]).permute(2, 0, 1) for seed in (1, 2)])
-    export_brick_collection(
-        scene_classifier(), repository / "scene_classifier" / "1",
-        example_inputs={"INFERENCE": {"image": scenes}, "EXPORT": {"image": scenes}},
-        input_specs={"image": EncodedImage(224, 224)}, **format_options("scene_classifier", module_format, compiled_max_batch))
-    for model, config in CONFIGS.items():
-        (repository / model / "config.pbtxt").write_text(config)
+    if "resnet18_classifier" in models:
+        export_brick_collection(
+            torchbricks_resnet18_classifier() if real else resnet18_classifier(),
+            repository / "resnet18_classifier" / "1",
+            example_inputs={"TRAIN": {"raw": small, "targets": targets},
+                            "INFERENCE": {"raw": small}, "EXPORT": {"raw": small}},
+            **format_options("resnet18_classifier", module_format, compiled_max_batch))
+    if "scene_classifier" in models:
+        torch.manual_seed(0)
+        scenes = torch.stack([torch.from_numpy(scene(224, 224, seed)[0]).permute(2, 0, 1) for seed in (1, 2)])
+        export_brick_collection(
+            scene_classifier(), repository / "scene_classifier" / "1",
+            example_inputs={"INFERENCE": {"image": scenes}, "EXPORT": {"image": scenes}},
+            input_specs={"image": EncodedImage(224, 224)},
+            **format_options("scene_classifier", module_format, compiled_max_batch))
+    for model in models:
+        (repository / model / "config.pbtxt").write_text(CONFIGS[model])
     print(f"example repository written to {repository}")
 
 
@@ -300,5 +310,7 @@ if __name__ == "__main__":
                              "about 20 s per brick on two cores)")
     parser.add_argument("--compiled-max-batch", type=int, default=0,
                         help="with aot_inductor: the largest batch compiled (default: each model's max_batch_size)")
+    parser.add_argument("--models", nargs="+", choices=list(CONFIGS), default=list(CONFIGS),
+                        help="the models to write (default: all three)")
     arguments = parser.parse_args()
-    main(arguments.repository, arguments.module_format, arguments.compiled_max_batch)
+    main(arguments.repository, arguments.module_format, arguments.compiled_max_batch, tuple(arguments.models))

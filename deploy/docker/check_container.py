@@ -3,7 +3,9 @@ deploy/docker/test.sh, which started the container on the example repository.
 
 In order: readiness SERVING over grpc.health.v1 and the image's HEALTHCHECK reported healthy;
 the process runs as uid 10001 on a read-only root filesystem; each example model answers its
-exporter's reference inputs with the reference outputs; /metrics counts those requests; and
+exporter's reference inputs with the reference outputs; /metrics counts those requests; the
+AOTInductor model (classifier_aoti, the classifier compiled) was unpacked into /tmp, a tmpfs
+mounted without noexec, and answers a full batch as the TorchScript classifier does; and
 `docker stop` (SIGTERM) while clients are calling lets every request that was in flight finish
 OK, refuses later ones only with UNAVAILABLE, and the container exits 0 within the grace period.
 Prints one line per check; exits 1 at the first that fails.
@@ -23,7 +25,10 @@ from torchbricks_export.reference import load_reference
 from torchbricks_serve import InferenceClient
 
 USER_ID = 10001
-REFERENCE_MODELS = ["classifier", "resnet18_classifier"]
+REFERENCE_MODELS = ["classifier", "resnet18_classifier", "classifier_aoti"]
+# The example classifier exported with AOTInductor (deploy/docker/test.sh): the same weights as
+# its TorchScript twin, a compiled batch range 1..COMPILED_BATCH.
+COMPILED_MODEL, TWIN_MODEL, COMPILED_BATCH = "classifier_aoti", "classifier", 8
 LOAD_MODEL = "resnet18_classifier"
 LOAD_CLIENTS = 8
 
@@ -111,6 +116,32 @@ def check_metrics(address: str) -> None:
     print(f"ok: /metrics on {address} scraped; it counts the reference requests")
 
 
+def check_compiled_model(client: InferenceClient, docker: Docker, repository: Path) -> None:
+    """COMPILED_MODEL's bricks are AOTInductor packages, which the loader unpacked into the
+    container's /tmp (a tmpfs that allows executing), and a full batch of random rows gets the
+    answers of its TorchScript twin."""
+    packages = sorted(path.name for path in (repository / COMPILED_MODEL / "1" / "modules").glob("*.pt2"))
+    check(packages, f"{COMPILED_MODEL} holds no AOTInductor package (.pt2)")
+    pid = docker.inspect("{{.State.Pid}}")
+    mounts = [line.split() for line in Path(f"/proc/{pid}/mounts").read_text().splitlines()]
+    tmp = [fields for fields in mounts if fields[1] == "/tmp"]
+    check(tmp and tmp[-1][2] == "tmpfs", f"/tmp in the container is not a tmpfs: {tmp}")
+    options = tmp[-1][3].split(",")
+    check("rw" in options and "noexec" not in options, f"/tmp is mounted {tmp[-1][3]}: the loader needs rw, exec")
+    unpacked = [path for path in Path(f"/proc/{pid}/root/tmp").iterdir() if path.is_dir()]
+    check(len(unpacked) >= len(packages),
+          f"{len(unpacked)} folders in the container's /tmp for {len(packages)} packages ({', '.join(packages)})")
+    rows = np.random.default_rng(0).random((COMPILED_BATCH, 3, 100, 200), dtype=np.float32)
+    outputs = ["logits", "softmaxed"]
+    compiled = client.infer(COMPILED_MODEL, {"raw_images": rows}, outputs=outputs)
+    scripted = client.infer(TWIN_MODEL, {"raw_images": rows}, outputs=outputs)
+    for name in outputs:
+        np.testing.assert_allclose(compiled.outputs[name], scripted.outputs[name], rtol=1e-4, atol=1e-5,
+                                   err_msg=f"{COMPILED_MODEL} output {name} against {TWIN_MODEL}")
+    print(f"ok: {COMPILED_MODEL} ({', '.join(packages)}) unpacked into /tmp ({tmp[-1][3]}) and answers "
+          f"{COMPILED_BATCH} rows as {TWIN_MODEL} does")
+
+
 class Load:
     """LOAD_CLIENTS callers, each sending until refused or out of time; records
     (start, end, outcome) per request."""
@@ -186,7 +217,8 @@ def main() -> int:
             print(f"ok: HEALTHCHECK (torchbricks-health-probe) reports {wait_healthy(docker, seconds=60)}")
             check_user_and_filesystem(docker)
             check_reference_outputs(client, args.repository)
-        check_metrics(args.metrics)
+            check_metrics(args.metrics)  # before any other request
+            check_compiled_model(client, docker, args.repository)
         check_drain(docker, args.grpc, args.drain_secs)
     except (CheckFailed, AssertionError, grpc.RpcError, OSError, subprocess.TimeoutExpired) as error:
         print(f"FAILED: {error}", file=sys.stderr)

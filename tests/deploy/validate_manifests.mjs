@@ -10,7 +10,8 @@
 //     Container schema; an unknown apiVersion/kind is an error;
 //  2. for what makes the objects work together: selectors that match the pods, Service and
 //     probe ports that the container declares, a termination grace period longer than the
-//     preStop hook plus the server's drain, non-root and read-only containers, an HPA that
+//     preStop hook plus the server's drain, non-root and read-only containers with a writable
+//     emptyDir at /tmp (where AOTInductor bricks are unpacked and loaded from), an HPA that
 //     targets the Deployment and asks for the metric that prometheus-adapter serves, a
 //     ServiceMonitor that finds the metrics port.
 // Prints one line per object; exits 1 if anything is wrong (every problem is listed), 2 on
@@ -142,7 +143,7 @@ function probePorts(container) {
     .map(([name, probe]) => [name, probe.grpc?.port ?? probe.httpGet?.port ?? probe.tcpSocket?.port]);
 }
 
-function checkServerContainer(owner, container, podSecurity) {
+function checkServerContainer(owner, container, podSecurity, volumes) {
   const ports = container.ports ?? [];
   const declared = (port) => ports.some((p) => p.containerPort === port || p.name === port);
   for (const [name, port] of probePorts(container)) {
@@ -163,6 +164,13 @@ function checkServerContainer(owner, container, podSecurity) {
   if (container.securityContext?.allowPrivilegeEscalation !== false) {
     problem(owner, `${container.name}: allowPrivilegeEscalation must be false`);
   }
+  // libtorch's loader of AOTInductor packages (.pt2) unpacks them into /tmp (not $TMPDIR) and
+  // dlopens their code from there; the root filesystem is read-only.
+  const tmp = (container.volumeMounts ?? []).find((mount) => mount.mountPath === "/tmp");
+  const tmpVolume = (volumes ?? []).find((volume) => volume.name === tmp?.name);
+  if (!tmp || tmp.readOnly || !tmpVolume?.emptyDir) {
+    problem(owner, `${container.name}: /tmp must be a writable emptyDir (AOTInductor bricks are unpacked there)`);
+  }
 }
 
 function checkConsistency() {
@@ -175,7 +183,7 @@ function checkConsistency() {
     }
     const pod = d.spec?.template?.spec ?? {};
     for (const container of pod.containers ?? []) {
-      checkServerContainer(d, container, pod.securityContext);
+      checkServerContainer(d, container, pod.securityContext, pod.volumes);
       const drain = Number(flagValue(container.args, "--shutdown-timeout-secs") ?? 30);
       const needed = preStopSeconds(container) + drain;
       const grace = pod.terminationGracePeriodSeconds ?? 30;
@@ -187,7 +195,7 @@ function checkConsistency() {
   }
   for (const runtime of byKind("ClusterServingRuntime")) {
     for (const container of runtime.spec?.containers ?? []) {
-      checkServerContainer(runtime, container, {});
+      checkServerContainer(runtime, container, {}, runtime.spec?.volumes);
       if (flagValue(container.args, "--model-repository") !== "/mnt/models") {
         problem(runtime, `${container.name}: --model-repository must be /mnt/models (KServe's storage initializer)`);
       }
