@@ -14,7 +14,7 @@ import subprocess
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -85,34 +85,48 @@ def test_releases_are_the_real_packages():
         assert Path(tb.torchbricks.__file__).resolve().is_relative_to(real_torchbricks.RELEASES_DIR.resolve())
 
 
-@pytest.fixture(scope="module")
-def suite(tmp_path_factory):
-    """Both releases exported into one repository and served by one server."""
-    repository = tmp_path_factory.mktemp("real_torchbricks")
+def serve_releases(repository: Path, options: Callable[[str, str], dict] = lambda release, name: {},
+                   rows: Sequence[int] = (), config: str = "") -> Iterator[SimpleNamespace]:
+    """Both releases exported into `repository` (export_release's `options` and `rows`), each model
+    given `config` as its config.pbtxt when one is given, and served by one server: yields what
+    the tests read (the repository, the releases' outcomes, a client, the server)."""
     releases = {}
     for release in real_torchbricks.RELEASES:
         try:
-            releases[release] = export_release(release, repository)
+            releases[release] = export_release(release, repository, options, rows)
         except pytest.skip.Exception as skipped:
             releases[release] = str(skipped)
     if not any(isinstance(value, SimpleNamespace) for value in releases.values()):
         pytest.skip("; ".join(releases.values()))
+    if config:
+        for folder in repository.iterdir():
+            (folder / "config.pbtxt").write_text(config)
     server = ServerProcess(repository, ready_timeout=600).start()
     try:
         with server.client(timeout=120) as client:
-            yield SimpleNamespace(repository=repository, releases=releases, client=client)
+            yield SimpleNamespace(repository=repository, releases=releases, client=client, server=server)
     finally:
         code = server.stop()
     assert code == 0, server.log()[-3000:]
 
 
-def _case(suite, release, name):
+def exported_case(suite, release, name):
+    """The outcome of exporting case `name` of `release`; skips when the release is unavailable."""
     exported = suite.releases[release]
     if isinstance(exported, str):
         pytest.skip(exported)
     outcome = exported.cases[name]
     assert outcome.error is None, f"export failed: {outcome.error}"
     return outcome
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    """Both releases exported into one repository and served by one server."""
+    yield from serve_releases(tmp_path_factory.mktemp("real_torchbricks"))
+
+
+_case = exported_case
 
 
 @pytest.mark.parametrize("release,name", PARAMS)

@@ -9,21 +9,19 @@ Compiling costs ~20 s per brick on two cores: the exporter's compile cache
 ($TORCHBRICKS_AOTI_CACHE, default ~/.cache/torchbricks/aoti, outside the checkout) makes a second
 run of this module take seconds.
 """
+import shutil
 import threading
-from pathlib import Path
-from types import SimpleNamespace
 
 import grpc
 import numpy as np
 import pytest
-import torch
 
 import readme_examples
 import real_torchbricks
 from package_helpers import flat_bricks
 from server_process import ServerProcess
 from test_cli_verify import run_cli
-from test_real_torchbricks import ATOL, PARAMS, RTOL, export_release, model_name
+from test_real_torchbricks import ATOL, PARAMS, RTOL, exported_case, model_name, serve_releases
 from torchbricks_export import ExportError, export_brick_collection
 
 MAX_BATCH = 8
@@ -57,33 +55,11 @@ def aot_options(release: str, name: str) -> dict:
 def suite(tmp_path_factory):
     """Both releases exported as AOTInductor bricks into one repository, served by one server
     with dynamic batching up to the compiled maximum."""
-    repository = tmp_path_factory.mktemp("real_torchbricks_aoti")
-    releases = {}
-    for release in real_torchbricks.RELEASES:
-        try:
-            releases[release] = export_release(release, repository, aot_options, rows=(1, 3, MAX_BATCH))
-        except pytest.skip.Exception as skipped:
-            releases[release] = str(skipped)
-    if not any(isinstance(value, SimpleNamespace) for value in releases.values()):
-        pytest.skip("; ".join(releases.values()))
-    for folder in repository.iterdir():
-        (folder / "config.pbtxt").write_text(CONFIG)
-    server = ServerProcess(repository, ready_timeout=600).start()
-    try:
-        with server.client(timeout=120) as client:
-            yield SimpleNamespace(repository=repository, releases=releases, client=client, server=server)
-    finally:
-        code = server.stop()
-    assert code == 0, server.log()[-3000:]
+    yield from serve_releases(tmp_path_factory.mktemp("real_torchbricks_aoti"), aot_options,
+                              rows=(1, 3, MAX_BATCH), config=CONFIG)
 
 
-def _case(suite, release, name):
-    exported = suite.releases[release]
-    if isinstance(exported, str):
-        pytest.skip(exported)
-    outcome = exported.cases[name]
-    assert outcome.error is None, f"export failed: {outcome.error}"
-    return outcome
+_case = exported_case
 
 
 @pytest.mark.parametrize("release,name", PARAMS)
@@ -178,3 +154,23 @@ def test_bricks_torch_export_cannot_take_are_named_with_the_reason(suite, releas
     assert f"brick '{brick}'" in message and reason in message, message
     assert f'keep_torchscript=["{brick}"]' in message
     assert not (tmp_path / "m" / "1").exists()
+
+
+def test_a_corrupt_compiled_brick_fails_its_load_with_failed_precondition(suite, tmp_path):
+    """A truncated .pt2: loading the model is FAILED_PRECONDITION naming the brick, and the
+    server goes on serving the model it already had."""
+    release, name = real_torchbricks.RELEASES[-1], "readme_dummy"
+    outcome = _case(suite, release, name)
+    repository = tmp_path / "repository"
+    for model in ("good", "corrupt"):
+        shutil.copytree(suite.repository / model_name(release, name), repository / model)
+    package = repository / "corrupt" / "1" / "modules" / "backbone.pt2"
+    package.write_bytes(package.read_bytes()[: package.stat().st_size // 2])
+    input_name, value = next(iter(outcome.case.inputs.items()))
+    with ServerProcess(repository, "--model-control-mode", "explicit", "--load-model", "good") as server:
+        with server.client(timeout=60) as client:
+            with pytest.raises(grpc.RpcError) as error:
+                client.load_model("corrupt")
+            assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION, error.value.details()
+            assert "'backbone'" in error.value.details()
+            assert client.infer("good", {input_name: value.numpy()}).outputs
