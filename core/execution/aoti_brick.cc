@@ -19,10 +19,6 @@ constexpr char kModelName[] = "model";
 // The package metadata entry that names the device type its code runs on ("cpu", "cuda").
 constexpr char kDeviceKey[] = "AOTI_DEVICE_KEY";
 
-std::string Shape(absl::Span<const int64_t> dims) {
-  return absl::StrCat("[", absl::StrJoin(dims, ","), "]");
-}
-
 }  // namespace
 
 AotiBrick::AotiBrick(const BrickSpec& brick, const c10::Device& device)
@@ -114,25 +110,19 @@ absl::StatusOr<std::vector<at::Tensor>> AotiBrick::CheckedInputs(
                                                      "; the compiled program runs on ",
                                                      device_.str()));
     }
-    if (tensor.scalar_type() != ToScalarType(spec.data_type)) {
+    // The program's input specs are [-1, fixed...] with a real data type (BrickGraph checks
+    // it), so this is the exact dtype and every size but the batch's.
+    if (absl::Status fits = CheckTensorAgainstSpec(spec, tensor); !fits.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat(culprit, " has data type ", c10::toString(tensor.scalar_type()),
-                       "; the compiled program takes ", DataTypeName(spec.data_type)));
+          absl::StrCat("brick '", brick_.name, "' (compiled program): ", fits.message()));
     }
-    const std::vector<int64_t> shape(tensor.sizes().begin(), tensor.sizes().end());
-    bool fits = shape.size() == spec.dims.size();
-    for (size_t d = 1; fits && d < shape.size(); ++d) fits = shape[d] == spec.dims[d];
-    if (!fits) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          culprit, " has shape ", Shape(shape), "; the compiled program takes ", Shape(spec.dims)));
-    }
+    const int64_t rows = tensor.size(0);
     if (batch < 0) {
-      RETURN_IF_ERROR(CheckCompiledBatch(brick_, spec.name, shape[0]));
-      batch = shape[0];
-    } else if (shape[0] != batch) {
-      return absl::InvalidArgumentError(absl::StrCat(culprit, " has ", shape[0],
-                                                     " rows but input '", compiled.inputs[0].name,
-                                                     "' has ", batch));
+      RETURN_IF_ERROR(CheckCompiledBatch(brick_, spec.name, rows));
+      batch = rows;
+    } else if (rows != batch) {
+      return absl::InvalidArgumentError(absl::StrCat(culprit, " has ", rows, " rows but input '",
+                                                     compiled.inputs[0].name, "' has ", batch));
     }
     RETURN_IF_ERROR(CallTorch(absl::StrCat(culprit, " made contiguous"),
                               [&] { tensors.push_back(tensor.contiguous()); }));
