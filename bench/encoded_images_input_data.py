@@ -10,14 +10,16 @@ import argparse
 import base64
 import io
 import json
-import struct
 import sys
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "clients" / "python" / "client")]
 from scene import scene  # noqa: E402
+from torchbricks_serve.shared_memory import serialize_array  # noqa: E402
 
 
 def main() -> None:
@@ -30,7 +32,7 @@ def main() -> None:
     for seed, kind in ((1, "JPEG"), (2, "PNG")):
         encoded = io.BytesIO()
         Image.fromarray(scene(args.size, args.size, seed)[0]).save(encoded, format=kind)
-        wire = struct.pack("<I", len(encoded.getvalue())) + encoded.getvalue()
+        wire = serialize_array(np.array([encoded.getvalue()], dtype=np.object_))
         entries.append({args.input: {"b64": base64.b64encode(wire).decode()}})
     args.out.write_text(json.dumps({"data": entries}))
 

@@ -10,13 +10,13 @@ import csv
 import io
 import json
 import re
-import struct
 import subprocess
 import threading
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from torchbricks_serve.shared_memory import serialize_array
 
 # conftest's `server` and `client` on the example repository, client shared memory allowed.
 from example_shm_server import server_flags, server_repository  # noqa: F401
@@ -151,7 +151,7 @@ def test_system_shared_memory_sweep(server, client, tmp_path):
 def length_prefixed(file: bytes) -> str:
     """One BYTES element as perf_analyzer's "b64" takes it: the tensor's wire bytes (a little-endian
     4-byte length, then the file), base64-encoded."""
-    return base64.b64encode(struct.pack("<I", len(file)) + file).decode()
+    return base64.b64encode(serialize_array(np.array([file], dtype=np.object_))).decode()
 
 
 def test_scene_classifier_with_encoded_images_at_batch_2(server, client, tmp_path):

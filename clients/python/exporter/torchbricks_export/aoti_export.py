@@ -21,7 +21,7 @@ from .collection import BrickSpec
 from .errors import ExportError
 from .module_export import ExportedModule, positional_adapter, require_module
 from .pbtxt import DATA_TYPES, CompiledProgram, InputSpec
-from .reference import call_eager, first_line, flatten_value
+from .reference import call_eager, first_line, flatten_value, values_agree
 
 MODULE_FORMATS = ("torchscript", "aot_inductor")
 # cpp.dynamic_threads: fused kernels read the intra-op thread count at run time, so the server's
@@ -243,10 +243,7 @@ def check_single_item(spec: BrickSpec, saved: ExportedModule, rtol: float, atol:
     got_flat = _flat_outputs(spec, got)
     for key, tensor in want_flat.items():
         other = got_flat.get(key)
-        close = (other is not None and other.shape == tensor.shape and other.dtype == tensor.dtype
-                 and (torch.allclose(other, tensor, rtol=rtol, atol=atol, equal_nan=True)
-                      if tensor.is_floating_point() or tensor.is_complex() else torch.equal(other, tensor)))
-        if not close:
+        if other is None or not values_agree(tensor, other, rtol, atol):
             raise ExportError(f"brick '{spec.name}': the compiled program's output '{key}' at batch 1 differs from "
                               f"the eager module's (rtol {rtol}, atol {atol}); {keep_hint(spec)}")
 

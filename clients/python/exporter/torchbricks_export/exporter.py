@@ -22,7 +22,7 @@ from .errors import ExportError
 from .examples import build_input_specs, examples_per_stage
 from .graph import validate_stages
 from .pbtxt import format_brick_collection
-from .reference import encode_png_rows, execute, flatten_value, output_tensors, save_reference
+from .reference import encode_png_rows, execute, flatten_value, output_tensors, save_reference, values_agree
 from .stages import SERVED_STAGES, STAGE_NAMES, check_stage_tags
 
 EXPORTER_VERSION = "0.1.0"
@@ -262,9 +262,7 @@ def _check_parity(specs: Sequence[BrickSpec], stage: str, eager: Mapping[str, An
                 if other is None or other.shape != tensor.shape or other.dtype != tensor.dtype:
                     raise ExportError(f"brick '{spec.name}': the exported module's output '{key}' in stage {stage} "
                                       f"has another shape or type than the eager module's")
-                close = (torch.allclose(other, tensor, rtol=rtol, atol=atol, equal_nan=True)
-                         if tensor.is_floating_point() or tensor.is_complex() else torch.equal(other, tensor))
-                if not close:
+                if not values_agree(tensor, other, rtol, atol):
                     diff = (other.double() - tensor.double()).abs().max().item()
                     raise ExportError(f"brick '{spec.name}': the exported module's output '{key}' in stage {stage} "
                                       f"differs from the eager module's (max abs diff {diff:g}, "

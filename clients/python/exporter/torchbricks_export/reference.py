@@ -101,6 +101,16 @@ def flatten_value(name: str, value: Any) -> Dict[str, Tensor]:
     return {}
 
 
+def values_agree(want: Tensor, got: Tensor, rtol: float, atol: float) -> bool:
+    """True when `got` has `want`'s shape and dtype and its values: within rtol/atol (NaN equal
+    to NaN) for floating-point and complex tensors, exactly for the others."""
+    if got.shape != want.shape or got.dtype != want.dtype:
+        return False
+    if want.is_floating_point() or want.is_complex():
+        return torch.allclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
+    return torch.equal(got, want)
+
+
 def _is_tensor_dict(value: Any) -> bool:
     return isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in value.items())
 
