@@ -1,5 +1,7 @@
 #include "server/server_options.h"
 
+#include <filesystem>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/command_line.h"
@@ -55,7 +57,10 @@ const char* ServerUsage() {
          "  --metrics-port N               HTTP port of /metrics, 0 = any free port (default "
          "8002)\n"
          "  --shutdown-timeout-secs S      grace for in-flight requests on SIGTERM (default 30)\n"
-         "  --warmup-runs N                warm-up runs per stage at load (default 3)\n";
+         "  --warmup-runs N                warm-up runs per stage at load (default 3)\n"
+         "  --self-configuration-seconds S  measuring time per model at load to choose what\n"
+         "                                 config.pbtxt leaves open, 0 = off (default 2)\n"
+         "  --write-chosen-config DIR      write the chosen settings to DIR/<model>/config.pbtxt\n";
 }
 
 absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> args) {
@@ -148,6 +153,15 @@ absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> arg
         return BadValue(flag, value);
       }
       options.shutdown_timeout = absl::Seconds(seconds);
+    } else if (flag == "--self-configuration-seconds") {
+      if (!absl::SimpleAtod(value, &seconds) || !(seconds >= 0) ||
+          seconds > kMaxSelfConfigurationSeconds) {
+        return BadValue(flag, value);
+      }
+      options.self_configuration_budget = absl::Seconds(seconds);
+    } else if (flag == "--write-chosen-config") {
+      if (value.empty() || !std::filesystem::is_directory(value)) return BadValue(flag, value);
+      options.chosen_config_dir = value;
     } else if (flag == "--warmup-runs") {
       if (!absl::SimpleAtoi(value, &options.warmup_runs) || options.warmup_runs < 0) {
         return BadValue(flag, value);

@@ -77,7 +77,17 @@ struct ServerOptions {
   // --warmup-runs: runs per stage on the package's reference inputs before a version
   // becomes ready.
   int warmup_runs = 3;
+  // --self-configuration-seconds: how long a version's load may measure the model to choose
+  // what its config.pbtxt leaves open (docs/CONFIG.md, "Self-configuration"); 0 turns it off.
+  // At most kMaxSelfConfigurationSeconds.
+  absl::Duration self_configuration_budget = absl::Seconds(2);
+  // --write-chosen-config DIR: writes each self-configured version's settings to
+  // DIR/<model>/config.pbtxt, ready to pin. Empty: not written.
+  std::string chosen_config_dir;
 };
+
+// The longest --self-configuration-seconds: loading a model must stay a matter of seconds.
+inline constexpr double kMaxSelfConfigurationSeconds = 60;
 
 // Parses the arguments after the program name. Returns InvalidArgument naming the flag for
 // unknown flags, missing or malformed values, and a missing --model-repository.

@@ -55,12 +55,32 @@ TEST(ServerOptionsTest, ParsesLimitsAndSecurityFlags) {
 }
 
 TEST(ServerOptionsTest, ParsesEveryFlagInBothSpellings) {
-  auto options = ParseServerFlags(
-      {"--model-repository=/m", "--grpc-port", "0", "--grpc-address=127.0.0.1",
-       "--model-control-mode", "explicit", "--load-model", "a", "--load-model=b",
-       "--repository-poll-secs", "0.5", "--grpc-max-message-size", "1024", "--log-level", "verbose",
-       "--shutdown-timeout-secs", "2", "--warmup-runs", "0"});
+  auto options = ParseServerFlags({"--model-repository=/m",
+                                   "--grpc-port",
+                                   "0",
+                                   "--grpc-address=127.0.0.1",
+                                   "--model-control-mode",
+                                   "explicit",
+                                   "--load-model",
+                                   "a",
+                                   "--load-model=b",
+                                   "--repository-poll-secs",
+                                   "0.5",
+                                   "--grpc-max-message-size",
+                                   "1024",
+                                   "--log-level",
+                                   "verbose",
+                                   "--shutdown-timeout-secs",
+                                   "2",
+                                   "--warmup-runs",
+                                   "0",
+                                   "--self-configuration-seconds",
+                                   "0.5",
+                                   "--write-chosen-config",
+                                   "/tmp"});
   ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->self_configuration_budget, absl::Milliseconds(500));
+  EXPECT_EQ(options->chosen_config_dir, "/tmp");
   EXPECT_EQ(options->grpc_port, 0);
   EXPECT_EQ(options->grpc_address, "127.0.0.1");
   EXPECT_EQ(options->control_mode, ModelControlMode::kExplicit);
@@ -89,6 +109,17 @@ TEST(ServerOptionsTest, RefusesLimitsThatCannotWork) {
   expect_error({"--grpc-use-ssl", "yes"}, "--grpc-use-ssl");
   expect_error({"--grpc-restricted-protocol", "trace:k="}, "the value must be");
   expect_error({"--grpc-restricted-protocol", "trace,trace:k=v"}, "names 'trace' twice");
+  expect_error({"--self-configuration-seconds", "-1"}, "--self-configuration-seconds");
+  expect_error({"--self-configuration-seconds", "61"}, "--self-configuration-seconds");
+  expect_error({"--self-configuration-seconds", "nan"}, "--self-configuration-seconds");
+  expect_error({"--write-chosen-config", "/no/such/folder"}, "--write-chosen-config");
+}
+
+TEST(ServerOptionsTest, SelfConfigurationIsOnByDefault) {
+  auto options = ParseServerFlags({"--model-repository=/m"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->self_configuration_budget, absl::Seconds(2));
+  EXPECT_TRUE(options->chosen_config_dir.empty());
 }
 
 TEST(ServerOptionsTest, RefusesBadInputNamingTheFlag) {

@@ -174,6 +174,8 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
           ? absl::StrCat("CUDA: ", repository_options.cuda.devices, " device(s) usable")
           : absl::StrCat("CUDA: none usable: ", repository_options.cuda.WhyUnusable()));
   repository_options.histograms = options.allow_metrics;
+  repository_options.self_configuration_budget = options.self_configuration_budget;
+  repository_options.chosen_config_dir = options.chosen_config_dir;
   ASSIGN_OR_RETURN(server->repository_, ModelRepository::Create(std::move(repository_options)));
   server->state_.repository.store(server->repository_.get());
   server->state_.ready.store(true);

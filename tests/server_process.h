@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -85,7 +86,9 @@ class ServerProcess {
   }
 
   // The command that starts this build's torchbricks-server ($TORCHBRICKS_SERVER overrides)
-  // on `repository` on a free loopback port, quiet, with `flags` added.
+  // on `repository` on a free loopback port, quiet, with `flags` added. Self-configuration
+  // is off (--self-configuration-seconds 0) unless `flags` name it: a test's models keep
+  // the layout their config.pbtxt and the defaults give, and load without measuring.
   static std::vector<std::string> ServerCommand(const std::string& repository,
                                                 const std::vector<std::string>& flags) {
     const char* binary = std::getenv("TORCHBRICKS_SERVER");
@@ -105,6 +108,12 @@ class ServerProcess {
                                      "warning",
                                      "--metrics-port",
                                      "0"};
+    const bool names_self_configuration = std::any_of(
+        flags.begin(), flags.end(),
+        [](const std::string& flag) { return flag.rfind("--self-configuration-seconds", 0) == 0; });
+    if (!names_self_configuration) {
+      args.insert(args.end(), {"--self-configuration-seconds", "0"});
+    }
     args.insert(args.end(), flags.begin(), flags.end());
     return args;
   }

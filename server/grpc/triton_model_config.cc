@@ -98,6 +98,10 @@ inference::ModelConfig TritonModelConfig(const ModelVersion& version) {
   for (const auto& [key, value] : version.config.parameters()) {
     (*out.mutable_parameters())[key].set_string_value(value);
   }
+  if (!version.self_configuration.empty()) {
+    (*out.mutable_parameters())[kSelfConfiguredParameter].set_string_value(
+        version.self_configuration);
+  }
   return out;
 }
 

@@ -15,6 +15,10 @@ namespace torchbricks::server {
 // The platform and backend name the server reports for every model.
 inline constexpr char kTorchBricksPlatform[] = "torchbricks";
 
+// The ModelConfig parameter that holds what self-configuration chose and why
+// (ModelVersion::self_configuration), present only for a self-configured version.
+inline constexpr char kSelfConfiguredParameter[] = "self_configured";
+
 // `version` as Triton's ModelConfig. With max_batch_size above 0 the dims leave out the
 // batch dimension (dimension 0), as Triton's do; with 0 they are the full shape.
 inference::ModelConfig TritonModelConfig(const ModelVersion& version);

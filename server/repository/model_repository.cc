@@ -147,7 +147,9 @@ absl::Status ModelRepository::SyncModel(const std::string& model,
                          {.loader = options_.loader,
                           .cores = options_.cores,
                           .cuda = options_.cuda,
-                          .histograms = options_.histograms});
+                          .histograms = options_.histograms,
+                          .self_configuration_budget = options_.self_configuration_budget,
+                          .chosen_config_dir = options_.chosen_config_dir});
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     absl::MutexLock lock(&mu_);

@@ -58,6 +58,10 @@ class ModelRepository {
     int cores = 2;                                     // CPU cores to share between CPU instances
     CudaInventory cuda;                                // the GPUs instances may go to
     bool histograms = true;  // record latency and batch histograms (metrics on)
+    // See VersionLoaderOptions: self-configuration's budget (zero: off) and where chosen
+    // settings are written (empty: nowhere).
+    absl::Duration self_configuration_budget = absl::ZeroDuration();
+    std::filesystem::path chosen_config_dir;
   };
 
   // Scans `options.root` and loads the start-up models (all in none/poll mode, the named

@@ -34,6 +34,9 @@ struct ModelVersion {
   std::map<std::string, std::unique_ptr<ServableModel>> other_devices;
   std::unique_ptr<VersionStats> statistics;  // never null
   double load_seconds = 0;                   // loading and warming up
+  // What self-configuration chose and why (SelfConfiguration::summary); empty when it did
+  // not run.
+  std::string self_configuration;
   // Declared last, so it stops before the models it runs are destroyed.
   std::unique_ptr<DynamicBatcher> batcher;  // never null
 };

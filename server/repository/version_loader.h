@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "core/servable/servable_model.h"
 #include "proto/model_config.pb.h"
 #include "server/repository/model_version.h"
@@ -32,6 +33,12 @@ struct VersionLoaderOptions {
   int cores = 2;           // CPU cores to share between CPU instances
   CudaInventory cuda;      // the GPUs instances may go to
   bool histograms = true;  // record latency and batch histograms (metrics on)
+  // Self-configuration's measuring time per version (--self-configuration-seconds); zero
+  // turns it off. See LoadModelVersion.
+  absl::Duration self_configuration_budget = absl::ZeroDuration();
+  // When not empty, a self-configured version's settings are written to
+  // <dir>/<model>/config.pbtxt (--write-chosen-config); the directory must exist.
+  std::filesystem::path chosen_config_dir;
 };
 
 // Plans the version's scheduling from `config`, loads a servable per device with

@@ -114,6 +114,10 @@ class ServerProcess:
                    "--grpc-address", "127.0.0.1"]
         if not any(flag == "--metrics-port" or flag.startswith("--metrics-port=") for flag in self.flags):
             command += ["--metrics-port", "0"]
+        if not any(flag.startswith("--self-configuration-seconds") for flag in self.flags):
+            # Off unless a test names it: models keep the layout their config and the defaults
+            # give, and load without measuring (test_self_configuration.py turns it on).
+            command += ["--self-configuration-seconds", "0"]
         command += self.flags
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)

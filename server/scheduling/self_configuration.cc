@@ -1,0 +1,244 @@
+#include "server/scheduling/self_configuration.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace torchbricks::server {
+namespace {
+
+// Layouts whose throughput is within this fraction of the best count as equally fast.
+constexpr double kThroughputTie = 0.02;
+
+// A batch counts as the peak of its layout's curve when every larger measured batch gives
+// this fraction fewer rows per second or worse.
+constexpr double kFallAfterPeak = 0.05;
+
+// The batch sizes measured grow by this factor (1, 4, 16, 64, ...).
+constexpr int64_t kBatchStep = 4;
+
+// The longest latency objective accepted, in milliseconds (an hour).
+constexpr double kMaxObjectiveMs = 3600000;
+
+// The most characters of a bad parameter value an error message quotes.
+constexpr size_t kQuotedValueChars = 64;
+
+const std::string* Parameter(const config::ModelConfig& config, const std::string& key) {
+  auto found = config.parameters().find(key);
+  return found == config.parameters().end() ? nullptr : &found->second;
+}
+
+// The fastest batch-1 run measured for `layout`; InfiniteDuration when none was.
+absl::Duration BatchOneRun(const std::vector<CalibrationPoint>& points, const Layout& layout) {
+  absl::Duration best = absl::InfiniteDuration();
+  for (const CalibrationPoint& point : points) {
+    if (point.layout == layout && point.batch == 1) best = std::min(best, point.run_time);
+  }
+  return best;
+}
+
+// Per layout, in first-measured order, the point with the most rows per second among
+// those whose estimate keeps `objective`.
+std::vector<CalibrationPoint> BestPerLayout(const std::vector<CalibrationPoint>& points,
+                                            absl::Duration delay, absl::Duration objective) {
+  std::vector<CalibrationPoint> best;
+  for (const CalibrationPoint& point : points) {
+    if (EstimatedP99(point, delay) > objective) continue;
+    auto same = std::find_if(best.begin(), best.end(),
+                             [&](const CalibrationPoint& b) { return b.layout == point.layout; });
+    if (same == best.end()) {
+      best.push_back(point);
+    } else if (point.rows_per_second > same->rows_per_second) {
+      *same = point;
+    }
+  }
+  return best;
+}
+
+// The chosen layout's peak batch when the curve falls after it; 0 otherwise.
+int64_t PeakBeforeFall(const std::vector<CalibrationPoint>& points, const CalibrationPoint& basis,
+                       absl::Duration delay, absl::Duration objective) {
+  bool larger_measured = false;
+  for (const CalibrationPoint& point : points) {
+    if (!(point.layout == basis.layout) || point.batch <= basis.batch ||
+        EstimatedP99(point, delay) > objective) {
+      continue;
+    }
+    larger_measured = true;
+    if (point.rows_per_second > basis.rows_per_second * (1 - kFallAfterPeak)) return 0;
+  }
+  return larger_measured ? basis.batch : 0;
+}
+
+std::string Milliseconds(absl::Duration duration) {
+  return absl::StrCat(std::round(absl::ToDoubleMilliseconds(duration) * 100) / 100, " ms");
+}
+
+}  // namespace
+
+std::string Layout::ToString() const {
+  return absl::StrCat(instances, instances == 1 ? " instance" : " instances", " x ",
+                      intra_op_threads,
+                      intra_op_threads == 1 ? " intra-op thread" : " intra-op threads");
+}
+
+std::string OpenSettings::ToString() const {
+  std::vector<std::string> names;
+  if (layout) names.push_back("instance layout");
+  if (preferred_batch_sizes) names.push_back("preferred batch sizes");
+  if (queue_delay) names.push_back("queue delay");
+  if (max_batch_size) names.push_back("max_batch_size");
+  return names.empty() ? "nothing" : absl::StrJoin(names, ", ");
+}
+
+OpenSettings OpenSettingsOf(const config::ModelConfig& config) {
+  OpenSettings open;
+  open.layout = config.instance_group().empty();
+  open.preferred_batch_sizes = config.dynamic_batching().preferred_batch_size().empty();
+  open.queue_delay = !config.has_dynamic_batching();
+  open.max_batch_size = !config.has_max_batch_size();
+  return open;
+}
+
+absl::StatusOr<bool> SelfConfigurationWanted(const config::ModelConfig& config) {
+  const std::string* value = Parameter(config, "self_configuration");
+  if (value == nullptr || *value == "on") return true;
+  if (*value == "off") return false;
+  return absl::InvalidArgumentError(absl::StrCat("parameters[\"self_configuration\"] is '",
+                                                 value->substr(0, kQuotedValueChars),
+                                                 "'; it takes \"on\" (the default) or \"off\""));
+}
+
+absl::StatusOr<absl::Duration> LatencyObjectiveOf(const config::ModelConfig& config) {
+  const std::string* value = Parameter(config, "latency_objective_p99_ms");
+  if (value == nullptr) return absl::InfiniteDuration();
+  double milliseconds = 0;
+  if (!absl::SimpleAtod(*value, &milliseconds) || !(milliseconds > 0) ||
+      milliseconds > kMaxObjectiveMs) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "parameters[\"latency_objective_p99_ms\"] is '", value->substr(0, kQuotedValueChars),
+        "'; it takes a number of milliseconds above 0 and at most ", kMaxObjectiveMs));
+  }
+  return absl::Milliseconds(milliseconds);
+}
+
+std::vector<Layout> CandidateLayouts(int cores) {
+  cores = std::max(cores, 1);
+  std::vector<Layout> layouts;
+  auto add = [&](int instances, int threads) {
+    const Layout layout{instances, threads};
+    if (instances >= 1 && std::find(layouts.begin(), layouts.end(), layout) == layouts.end()) {
+      layouts.push_back(layout);
+    }
+  };
+  for (int threads = 1; threads <= cores; threads *= 2) {
+    add(cores / threads, threads);
+    add((cores - 1) / threads, threads);
+  }
+  if (layouts.empty()) add(1, 1);
+  return layouts;
+}
+
+std::vector<int64_t> CalibrationBatches(int max_batch_size) {
+  std::vector<int64_t> batches;
+  for (int64_t batch = 1; batch < max_batch_size; batch *= kBatchStep) batches.push_back(batch);
+  if (max_batch_size >= 1) batches.push_back(max_batch_size);
+  if (batches.empty()) batches.push_back(1);
+  return batches;
+}
+
+absl::Duration EstimatedP99(const CalibrationPoint& point, absl::Duration queue_delay) {
+  return queue_delay + 2 * point.run_time;
+}
+
+SelfConfiguration ChooseConfiguration(const std::vector<CalibrationPoint>& points,
+                                      const OpenSettings& open, const BatchPolicy& policy,
+                                      absl::Duration objective) {
+  SelfConfiguration chosen;
+  chosen.preferred_batch_sizes = policy.preferred_batch_sizes;
+  chosen.max_queue_delay = open.queue_delay ? absl::ZeroDuration() : policy.max_queue_delay;
+  chosen.max_batch_size = policy.max_batch_size;
+  const absl::Duration delay = chosen.max_queue_delay;
+
+  std::vector<CalibrationPoint> best = BestPerLayout(points, delay, objective);
+  if (best.empty()) {
+    // No point keeps the objective: the one that comes closest.
+    chosen.objective_met = false;
+    best.push_back(*std::min_element(points.begin(), points.end(),
+                                     [&](const CalibrationPoint& a, const CalibrationPoint& b) {
+                                       return EstimatedP99(a, delay) < EstimatedP99(b, delay);
+                                     }));
+  }
+  double top = 0;
+  for (const CalibrationPoint& point : best) top = std::max(top, point.rows_per_second);
+  const CalibrationPoint* basis = nullptr;
+  for (const CalibrationPoint& point : best) {
+    if (point.rows_per_second < top * (1 - kThroughputTie)) continue;
+    if (basis == nullptr ||
+        BatchOneRun(points, point.layout) < BatchOneRun(points, basis->layout)) {
+      basis = &point;
+    }
+  }
+  chosen.basis = *basis;
+  chosen.layout = basis->layout;
+
+  if (open.preferred_batch_sizes) {
+    const int64_t peak = PeakBeforeFall(points, *basis, delay, objective);
+    chosen.preferred_batch_sizes.clear();
+    if (peak > 1) chosen.preferred_batch_sizes.push_back(static_cast<int>(peak));
+  }
+  if (open.max_batch_size && objective != absl::InfiniteDuration() && chosen.objective_met) {
+    int64_t largest = 0;
+    for (const CalibrationPoint& point : points) {
+      if (point.layout == chosen.layout && EstimatedP99(point, delay) <= objective) {
+        largest = std::max(largest, point.batch);
+      }
+    }
+    if (largest > 0 && largest < chosen.max_batch_size) {
+      chosen.max_batch_size = static_cast<int>(largest);
+    }
+  }
+
+  chosen.summary = absl::StrCat(
+      chosen.layout.ToString(), ", preferred batch sizes [",
+      absl::StrJoin(chosen.preferred_batch_sizes, ", "), "], queue delay ",
+      absl::ToInt64Microseconds(chosen.max_queue_delay), " us, max_batch_size ",
+      chosen.max_batch_size, " (chose: ", open.ToString(),
+      "; basis: ", std::lround(basis->rows_per_second), " rows/s at batch ", basis->batch, ", run ",
+      Milliseconds(basis->run_time), "; latency objective p99 ",
+      objective == absl::InfiniteDuration() ? "none" : Milliseconds(objective),
+      chosen.objective_met ? "" : ", not met by any measured point", ")");
+  return chosen;
+}
+
+config::ModelConfig PinnedConfig(const config::ModelConfig& original, const OpenSettings& open,
+                                 const SelfConfiguration& chosen) {
+  config::ModelConfig pinned = original;
+  if (open.layout) {
+    config::InstanceGroup* group = pinned.add_instance_group();
+    group->set_kind(config::InstanceGroup::KIND_CPU);
+    group->set_count(chosen.layout.instances);
+    group->set_intra_op_threads(chosen.layout.intra_op_threads);
+  }
+  if (open.preferred_batch_sizes) {
+    for (int size : chosen.preferred_batch_sizes) {
+      pinned.mutable_dynamic_batching()->add_preferred_batch_size(size);
+    }
+  }
+  if (open.queue_delay) {
+    pinned.mutable_dynamic_batching()->set_max_queue_delay_microseconds(
+        static_cast<uint64_t>(absl::ToInt64Microseconds(chosen.max_queue_delay)));
+  }
+  if (open.max_batch_size) pinned.set_max_batch_size(chosen.max_batch_size);
+  // The pinned file is explicit everywhere: measuring again would choose nothing.
+  (*pinned.mutable_parameters())["self_configuration"] = "off";
+  return pinned;
+}
+
+}  // namespace torchbricks::server

@@ -1,0 +1,212 @@
+#include "server/scheduling/self_configuration.h"
+
+#include <string>
+#include <vector>
+
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+
+namespace torchbricks::server {
+namespace {
+
+config::ModelConfig Config(const std::string& text) {
+  config::ModelConfig config;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &config)) << text;
+  return config;
+}
+
+CalibrationPoint Point(int instances, int threads, int64_t batch, double rows_per_second,
+                       double run_ms) {
+  return {.layout = {instances, threads},
+          .batch = batch,
+          .rows_per_second = rows_per_second,
+          .run_time = absl::Microseconds(run_ms * 1000),
+          .runs = 10};
+}
+
+OpenSettings AllOpen() { return OpenSettingsOf(config::ModelConfig()); }
+
+// Measured on this machine's shape (2 cores): resnet18 at 32x32, one thread per instance
+// gives the most rows; two intra-op threads on one instance the fastest single run.
+std::vector<CalibrationPoint> Resnet18Like() {
+  return {Point(2, 1, 1, 700, 2.8),  Point(1, 1, 1, 380, 2.6),  Point(1, 2, 1, 420, 2.3),
+          Point(2, 1, 16, 2100, 15), Point(1, 1, 16, 1100, 14), Point(1, 2, 16, 1500, 10.5),
+          Point(2, 1, 64, 2300, 55), Point(1, 1, 64, 1200, 53), Point(1, 2, 64, 1700, 37)};
+}
+
+TEST(OpenSettingsTest, AnExplicitSettingIsNotOpen) {
+  const OpenSettings empty = OpenSettingsOf(Config(""));
+  EXPECT_TRUE(empty.layout && empty.preferred_batch_sizes && empty.queue_delay &&
+              empty.max_batch_size);
+  const OpenSettings plain = OpenSettingsOf(
+      Config("max_batch_size: 64 dynamic_batching { max_queue_delay_microseconds: 2000 }"));
+  EXPECT_TRUE(plain.layout);
+  EXPECT_TRUE(plain.preferred_batch_sizes);
+  EXPECT_FALSE(plain.queue_delay);
+  EXPECT_FALSE(plain.max_batch_size);
+  const OpenSettings pinned = OpenSettingsOf(
+      Config("dynamic_batching { preferred_batch_size: 8 } instance_group { count: 2 }"));
+  EXPECT_FALSE(pinned.layout);
+  EXPECT_FALSE(pinned.preferred_batch_sizes);
+  EXPECT_FALSE(pinned.any());
+}
+
+TEST(OpenSettingsTest, ParametersAreChecked) {
+  EXPECT_TRUE(*SelfConfigurationWanted(Config("")));
+  EXPECT_FALSE(
+      *SelfConfigurationWanted(Config(R"(parameters { key: "self_configuration" value: "off" })")));
+  EXPECT_EQ(
+      SelfConfigurationWanted(Config(R"(parameters { key: "self_configuration" value: "x" })"))
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*LatencyObjectiveOf(Config("")), absl::InfiniteDuration());
+  EXPECT_EQ(*LatencyObjectiveOf(
+                Config(R"(parameters { key: "latency_objective_p99_ms" value: "12.5" })")),
+            absl::Microseconds(12500));
+  for (const char* bad : {"0", "-3", "nan", "ten", "1e12"}) {
+    EXPECT_EQ(LatencyObjectiveOf(
+                  Config(absl::StrCat(R"(parameters { key: "latency_objective_p99_ms" value: ")",
+                                      bad, R"(" })")))
+                  .status()
+                  .code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+}
+
+TEST(CandidatesTest, LayoutsFillTheCoresOrLeaveOneToTheFrontEnd) {
+  const std::vector<Layout> two = CandidateLayouts(2);
+  EXPECT_EQ(two, (std::vector<Layout>{{2, 1}, {1, 1}, {1, 2}}));
+  EXPECT_EQ(CandidateLayouts(1), (std::vector<Layout>{{1, 1}}));
+  for (const Layout& layout : CandidateLayouts(16)) {
+    EXPECT_LE(layout.instances * layout.intra_op_threads, 16) << layout.ToString();
+    EXPECT_GE(layout.instances * layout.intra_op_threads, 8) << layout.ToString();
+  }
+}
+
+TEST(CandidatesTest, BatchesGrowByFourUpToTheMaximum) {
+  EXPECT_EQ(CalibrationBatches(64), (std::vector<int64_t>{1, 4, 16, 64}));
+  EXPECT_EQ(CalibrationBatches(32), (std::vector<int64_t>{1, 4, 16, 32}));
+  EXPECT_EQ(CalibrationBatches(8), (std::vector<int64_t>{1, 4, 8}));
+  EXPECT_EQ(CalibrationBatches(1), (std::vector<int64_t>{1}));
+  EXPECT_EQ(CalibrationBatches(0), (std::vector<int64_t>{1}));
+}
+
+TEST(ChooseTest, WithoutAnObjectiveTheMostRowsPerSecondWin) {
+  BatchPolicy policy;
+  policy.max_batch_size = 64;
+  const SelfConfiguration chosen =
+      ChooseConfiguration(Resnet18Like(), AllOpen(), policy, absl::InfiniteDuration());
+  EXPECT_EQ(chosen.layout, (Layout{2, 1}));
+  EXPECT_EQ(chosen.basis.batch, 64);
+  EXPECT_TRUE(chosen.preferred_batch_sizes.empty());  // the curve still rises at 64
+  EXPECT_EQ(chosen.max_queue_delay, absl::ZeroDuration());
+  EXPECT_EQ(chosen.max_batch_size, 64);
+  EXPECT_TRUE(chosen.objective_met);
+  EXPECT_NE(chosen.summary.find("2 instances x 1 intra-op thread"), std::string::npos)
+      << chosen.summary;
+}
+
+TEST(ChooseTest, TheChosenPointIsTheBestThatKeepsTheObjective) {
+  // Brute force over every point: the chosen one keeps the objective and none that keeps
+  // it gives more rows per second by more than the tie margin.
+  BatchPolicy policy;
+  policy.max_batch_size = 64;
+  const std::vector<CalibrationPoint> points = Resnet18Like();
+  for (double objective_ms : {5.0, 6.0, 25.0, 40.0, 80.0, 120.0}) {
+    const absl::Duration objective = absl::Microseconds(objective_ms * 1000);
+    const SelfConfiguration chosen = ChooseConfiguration(points, AllOpen(), policy, objective);
+    ASSERT_TRUE(chosen.objective_met) << objective_ms;
+    EXPECT_LE(EstimatedP99(chosen.basis, chosen.max_queue_delay), objective) << objective_ms;
+    for (const CalibrationPoint& point : points) {
+      if (EstimatedP99(point, chosen.max_queue_delay) > objective) continue;
+      EXPECT_LE(point.rows_per_second, chosen.basis.rows_per_second / 0.98)
+          << objective_ms << " ms: " << point.layout.ToString() << " b" << point.batch;
+    }
+  }
+}
+
+TEST(ChooseTest, ATightObjectiveLowersTheBatchAndPicksTheFasterRun) {
+  BatchPolicy policy;
+  policy.max_batch_size = 64;
+  // 2 x run <= 25 ms: batch 64 is out for every layout; at batch 16 the 2 x 1 layout
+  // (15 ms) is out too, 1 x 2 (10.5 ms) keeps it.
+  const SelfConfiguration chosen =
+      ChooseConfiguration(Resnet18Like(), AllOpen(), policy, absl::Milliseconds(25));
+  EXPECT_EQ(chosen.layout, (Layout{1, 2}));
+  EXPECT_EQ(chosen.basis.batch, 16);
+  EXPECT_EQ(chosen.max_batch_size, 16);  // open, so lowered to what keeps the objective
+}
+
+TEST(ChooseTest, AnObjectiveNoPointKeepsPicksTheLowestLatency) {
+  BatchPolicy policy;
+  policy.max_batch_size = 64;
+  const SelfConfiguration chosen =
+      ChooseConfiguration(Resnet18Like(), AllOpen(), policy, absl::Milliseconds(1));
+  EXPECT_FALSE(chosen.objective_met);
+  EXPECT_EQ(chosen.layout, (Layout{1, 2}));
+  EXPECT_EQ(chosen.basis.batch, 1);
+  EXPECT_EQ(chosen.max_batch_size, 64);  // not lowered on a guess
+  EXPECT_NE(chosen.summary.find("not met"), std::string::npos);
+}
+
+TEST(ChooseTest, ExplicitSettingsAreNeverOverridden) {
+  BatchPolicy policy;
+  policy.max_batch_size = 64;
+  policy.preferred_batch_sizes = {8};
+  policy.max_queue_delay = absl::Microseconds(2000);
+  OpenSettings open;  // nothing open but the layout
+  open.layout = true;
+  const SelfConfiguration chosen =
+      ChooseConfiguration(Resnet18Like(), open, policy, absl::Milliseconds(25));
+  EXPECT_EQ(chosen.preferred_batch_sizes, std::vector<int>{8});
+  EXPECT_EQ(chosen.max_queue_delay, absl::Microseconds(2000));
+  EXPECT_EQ(chosen.max_batch_size, 64);
+  // The explicit delay counts in the estimate: 2 ms + 2 x 10.5 ms = 23 ms keeps 25 ms.
+  EXPECT_EQ(chosen.layout, (Layout{1, 2}));
+}
+
+TEST(ChooseTest, APeakBeforeTheLargestBatchBecomesThePreferredSize) {
+  // libtorch 1.13's MKL-DNN cliff (docs/PERFORMANCE.md): batch 16 far slower per row.
+  const std::vector<CalibrationPoint> cliff = {Point(1, 1, 1, 1000, 1), Point(1, 1, 4, 3000, 1.3),
+                                               Point(1, 1, 8, 5000, 1.6), Point(1, 1, 16, 600, 27)};
+  BatchPolicy policy;
+  policy.max_batch_size = 16;
+  const SelfConfiguration chosen =
+      ChooseConfiguration(cliff, AllOpen(), policy, absl::InfiniteDuration());
+  EXPECT_EQ(chosen.preferred_batch_sizes, std::vector<int>{8});
+}
+
+TEST(ChooseTest, TiesGoToTheFasterSingleRun) {
+  const std::vector<CalibrationPoint> tie = {Point(2, 1, 1, 1000, 2), Point(1, 2, 1, 990, 1.2)};
+  BatchPolicy policy;
+  policy.max_batch_size = 1;
+  EXPECT_EQ(ChooseConfiguration(tie, AllOpen(), policy, absl::InfiniteDuration()).layout,
+            (Layout{1, 2}));
+}
+
+TEST(PinnedConfigTest, OnlyOpenFieldsAreWrittenAndMeasuringIsOff) {
+  const config::ModelConfig original =
+      Config("max_batch_size: 64 dynamic_batching { max_queue_delay_microseconds: 2000 }");
+  BatchPolicy policy;
+  policy.max_batch_size = 64;
+  policy.max_queue_delay = absl::Microseconds(2000);
+  const OpenSettings open = OpenSettingsOf(original);
+  const SelfConfiguration chosen =
+      ChooseConfiguration(Resnet18Like(), open, policy, absl::InfiniteDuration());
+  const config::ModelConfig pinned = PinnedConfig(original, open, chosen);
+  ASSERT_EQ(pinned.instance_group_size(), 1);
+  EXPECT_EQ(pinned.instance_group(0).count(), 2);
+  EXPECT_EQ(pinned.instance_group(0).intra_op_threads(), 1);
+  EXPECT_EQ(pinned.instance_group(0).kind(), config::InstanceGroup::KIND_CPU);
+  EXPECT_EQ(pinned.dynamic_batching().max_queue_delay_microseconds(), 2000u);
+  EXPECT_EQ(pinned.max_batch_size(), 64);
+  EXPECT_EQ(pinned.parameters().at("self_configuration"), "off");
+  // Loaded again, nothing is left to choose.
+  EXPECT_FALSE(OpenSettingsOf(pinned).layout);
+  EXPECT_FALSE(*SelfConfigurationWanted(pinned));
+}
+
+}  // namespace
+}  // namespace torchbricks::server
