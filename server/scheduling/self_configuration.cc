@@ -13,8 +13,9 @@
 namespace torchbricks::server {
 namespace {
 
-// Layouts whose throughput is within this fraction of the best count as equally fast.
-constexpr double kThroughputTie = 0.02;
+// Layouts whose score is within this fraction of the best count as equally fast (the spread
+// of one layout's score between loads on this machine is about 3 %).
+constexpr double kThroughputTie = 0.05;
 
 // A batch counts as the peak of its layout's curve when every larger measured batch gives
 // this fraction fewer rows per second or worse.
@@ -43,22 +44,34 @@ absl::Duration BatchOneRun(const std::vector<CalibrationPoint>& points, const La
   return best;
 }
 
-// Per layout, in first-measured order, the point with the most rows per second among
-// those whose estimate keeps `objective`.
-std::vector<CalibrationPoint> BestPerLayout(const std::vector<CalibrationPoint>& points,
-                                            absl::Duration delay, absl::Duration objective) {
-  std::vector<CalibrationPoint> best;
+// A measured layout's score under the objective.
+struct LayoutScore {
+  Layout layout;
+  double log_rows_sum = 0;  // over the points that keep the objective
+  int points = 0;
+  CalibrationPoint best;  // the one with the most rows per second
+  double geometric_mean() const { return std::exp(log_rows_sum / points); }
+};
+
+// Per layout, in first-measured order, its score over the points whose estimate keeps
+// `objective`; layouts with no such point are left out.
+std::vector<LayoutScore> ScoreLayouts(const std::vector<CalibrationPoint>& points,
+                                      absl::Duration delay, absl::Duration objective) {
+  std::vector<LayoutScore> scores;
   for (const CalibrationPoint& point : points) {
-    if (EstimatedP99(point, delay) > objective) continue;
-    auto same = std::find_if(best.begin(), best.end(),
-                             [&](const CalibrationPoint& b) { return b.layout == point.layout; });
-    if (same == best.end()) {
-      best.push_back(point);
-    } else if (point.rows_per_second > same->rows_per_second) {
-      *same = point;
+    if (EstimatedP99(point, delay) > objective || point.rows_per_second <= 0) continue;
+    auto same = std::find_if(scores.begin(), scores.end(),
+                             [&](const LayoutScore& s) { return s.layout == point.layout; });
+    if (same == scores.end()) {
+      scores.push_back({.layout = point.layout, .best = point});
+      same = scores.end() - 1;
+    } else if (point.rows_per_second > same->best.rows_per_second) {
+      same->best = point;
     }
+    same->log_rows_sum += std::log(point.rows_per_second);
+    ++same->points;
   }
-  return best;
+  return scores;
 }
 
 // The chosen layout's peak batch when the curve falls after it; 0 otherwise.
@@ -166,30 +179,31 @@ SelfConfiguration ChooseConfiguration(const std::vector<CalibrationPoint>& point
   chosen.max_batch_size = policy.max_batch_size;
   const absl::Duration delay = chosen.max_queue_delay;
 
-  std::vector<CalibrationPoint> best = BestPerLayout(points, delay, objective);
-  if (best.empty()) {
+  std::vector<LayoutScore> scores = ScoreLayouts(points, delay, objective);
+  if (scores.empty()) {
     // No point keeps the objective: the one that comes closest.
     chosen.objective_met = false;
-    best.push_back(*std::min_element(points.begin(), points.end(),
-                                     [&](const CalibrationPoint& a, const CalibrationPoint& b) {
-                                       return EstimatedP99(a, delay) < EstimatedP99(b, delay);
-                                     }));
+    const CalibrationPoint closest = *std::min_element(
+        points.begin(), points.end(), [&](const CalibrationPoint& a, const CalibrationPoint& b) {
+          return EstimatedP99(a, delay) < EstimatedP99(b, delay);
+        });
+    scores.push_back({.layout = closest.layout, .points = 1, .best = closest});
   }
   double top = 0;
-  for (const CalibrationPoint& point : best) top = std::max(top, point.rows_per_second);
-  const CalibrationPoint* basis = nullptr;
-  for (const CalibrationPoint& point : best) {
-    if (point.rows_per_second < top * (1 - kThroughputTie)) continue;
+  for (const LayoutScore& score : scores) top = std::max(top, score.geometric_mean());
+  const LayoutScore* basis = nullptr;
+  for (const LayoutScore& score : scores) {
+    if (score.geometric_mean() < top * (1 - kThroughputTie)) continue;
     if (basis == nullptr ||
-        BatchOneRun(points, point.layout) < BatchOneRun(points, basis->layout)) {
-      basis = &point;
+        BatchOneRun(points, score.layout) < BatchOneRun(points, basis->layout)) {
+      basis = &score;
     }
   }
-  chosen.basis = *basis;
+  chosen.basis = basis->best;
   chosen.layout = basis->layout;
 
   if (open.preferred_batch_sizes) {
-    const int64_t peak = PeakBeforeFall(points, *basis, delay, objective);
+    const int64_t peak = PeakBeforeFall(points, chosen.basis, delay, objective);
     chosen.preferred_batch_sizes.clear();
     if (peak > 1) chosen.preferred_batch_sizes.push_back(static_cast<int>(peak));
   }
@@ -210,8 +224,8 @@ SelfConfiguration ChooseConfiguration(const std::vector<CalibrationPoint>& point
       absl::StrJoin(chosen.preferred_batch_sizes, ", "), "], queue delay ",
       absl::ToInt64Microseconds(chosen.max_queue_delay), " us, max_batch_size ",
       chosen.max_batch_size, " (chose: ", open.ToString(),
-      "; basis: ", std::lround(basis->rows_per_second), " rows/s at batch ", basis->batch, ", run ",
-      Milliseconds(basis->run_time), "; latency objective p99 ",
+      "; basis: ", std::lround(chosen.basis.rows_per_second), " rows/s at batch ",
+      chosen.basis.batch, ", run ", Milliseconds(chosen.basis.run_time), "; latency objective p99 ",
       objective == absl::InfiniteDuration() ? "none" : Milliseconds(objective),
       chosen.objective_met ? "" : ", not met by any measured point", ")");
   return chosen;

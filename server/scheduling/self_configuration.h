@@ -88,7 +88,7 @@ struct SelfConfiguration {
   std::vector<int> preferred_batch_sizes;
   absl::Duration max_queue_delay;
   int max_batch_size = 0;
-  // The point the choice rests on (the chosen layout at its best batch under the objective).
+  // The chosen layout's point with the most rows per second under the objective.
   CalibrationPoint basis;
   bool objective_met = true;  // false when no measured point keeps the objective
   // One line for the log and ModelConfig: the choice, what was open, the basis.
@@ -99,9 +99,11 @@ struct SelfConfiguration {
 // whose other settings are `policy`:
 // - queue delay (when open): none. Batches form from what queues while every instance is
 //   busy; a delay only adds latency at light load (docs/CONFIG.md, "Self-configuration").
-// - layout (when open): the measured layout with the most rows per second at a batch
-//   whose EstimatedP99 keeps `objective`; within 2 % of the best, the one whose batch-1 run
-//   is fastest. When no point keeps the objective, the point with the lowest estimate.
+// - layout (when open): the measured layout with the highest geometric mean of rows per
+//   second over its points whose EstimatedP99 keeps `objective` (the batch a served model
+//   runs depends on its load, so a layout must win across batch sizes, not at one); within
+//   5 % of the best, the one whose batch-1 run is fastest. When no point keeps the
+//   objective, the point with the lowest estimate.
 // - preferred batch sizes (when open): the chosen layout's peak batch, when larger
 //   batches measured slower by more than 5 % (the curve falls after it); otherwise none,
 //   since a preferred size below the largest batch caps the batches of a busy server.
