@@ -44,8 +44,7 @@ absl::StatusOr<std::unique_ptr<AotiBrick>> AotiBrick::LoadLabelled(
     const BrickSpec& brick, const std::string& label, const std::filesystem::path& version_dir,
     const c10::Device& device, int runners) {
   if (!brick.compiled.has_value()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(label, " is not an AOT_INDUCTOR brick"));
+    return absl::InvalidArgumentError(absl::StrCat(label, " is not an AOT_INDUCTOR brick"));
   }
   if (runners < 1) {
     return absl::InvalidArgumentError(
@@ -56,8 +55,7 @@ absl::StatusOr<std::unique_ptr<AotiBrick>> AotiBrick::LoadLabelled(
   const std::filesystem::path path = version_dir / file;
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
-    return absl::NotFoundError(
-        absl::StrCat(label, ": AOTInductor package '", file, "' not found"));
+    return absl::NotFoundError(absl::StrCat(label, ": AOTInductor package '", file, "' not found"));
   }
   const std::string where = absl::StrCat(label, " (AOTInductor package '", file, "')");
   const std::string device_type = c10::DeviceTypeName(device.type(), /*lower_case=*/true);
@@ -103,9 +101,8 @@ absl::StatusOr<std::vector<at::Tensor>> AotiBrick::CheckedInputs(
     std::vector<c10::IValue> inputs) const {
   const CompiledSpec& compiled = *brick_.compiled;
   if (inputs.size() != compiled.inputs.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(label_, " takes ",
-                                                   compiled.inputs.size(), " inputs, got ",
-                                                   inputs.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(label_, " takes ", compiled.inputs.size(), " inputs, got ", inputs.size()));
   }
   std::vector<at::Tensor> tensors;
   tensors.reserve(inputs.size());
@@ -149,9 +146,9 @@ absl::StatusOr<std::vector<c10::IValue>> AotiBrick::Run(std::vector<c10::IValue>
   RETURN_IF_ERROR(CallTorch(absl::StrCat(label_, " (compiled program)"),
                             [&] { produced = loader_->run(tensors); }));
   if (produced.size() != brick_.output_names.size()) {
-    return absl::InternalError(
-        absl::StrCat(label_, ": the compiled program returned ", produced.size(),
-                     " tensors for ", brick_.output_names.size(), " output names"));
+    return absl::InternalError(absl::StrCat(label_, ": the compiled program returned ",
+                                            produced.size(), " tensors for ",
+                                            brick_.output_names.size(), " output names"));
   }
   return std::vector<c10::IValue>(std::make_move_iterator(produced.begin()),
                                   std::make_move_iterator(produced.end()));

@@ -250,9 +250,9 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
     const auto start = std::chrono::steady_clock::now();
     auto produced = callable_of(step).Run(std::move(args));
     if (produced.ok() && stream.has_value()) {
-      const absl::Status synced = CallTorch(
-          absl::StrCat("brick '", name_of(step), "' on ", device_.str()),
-          [&] { stream->synchronize(); });
+      const absl::Status synced =
+          CallTorch(absl::StrCat("brick '", name_of(step), "' on ", device_.str()),
+                    [&] { stream->synchronize(); });
       if (!synced.ok()) produced = synced;
     }
     outcome->nanoseconds = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -267,8 +267,8 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
 
   for (const std::vector<int>& level : Levels(plan_steps, steps)) {
     if (limits.Reached()) {
-      RETURN_IF_ERROR(limits.Check(absl::StrCat("the run waited to start brick '",
-                                                name_of(plan_steps[level[0]]), "'")));
+      RETURN_IF_ERROR(limits.Check(
+          absl::StrCat("the run waited to start brick '", name_of(plan_steps[level[0]]), "'")));
     }
     std::vector<StepOutcome> outcomes(level.size());
     if (level.size() == 1 || !parallel_branches_) {
@@ -324,7 +324,8 @@ absl::Status LoadedCollection::Check(Stage stage, absl::Span<const TensorSignatu
     // The fused program takes the batches it was exported for, as its bricks do.
     for (const TensorSignature& input : inputs) {
       if (input.shape.empty()) continue;
-      RETURN_IF_ERROR(CheckCompiledBatch(graph_.FusedIn(stage)->program, input.name, input.shape[0]));
+      RETURN_IF_ERROR(
+          CheckCompiledBatch(graph_.FusedIn(stage)->program, input.name, input.shape[0]));
     }
   }
   std::vector<bool> given(plan.num_slots(), false);

@@ -36,14 +36,18 @@ absl::StatusOr<FusedPlan> FusedPlan::Create(const BrickGraph& graph, const Stage
   std::vector<int> below(count, -1), above(count, -1);  // a fused step that makes it so
   for (int s = 0; s < count; ++s) {
     for (int dependency : steps[s].depends_on) {
-      if (in_set[dependency]) below[s] = dependency;
-      else if (below[dependency] >= 0) below[s] = below[dependency];
+      if (in_set[dependency])
+        below[s] = dependency;
+      else if (below[dependency] >= 0)
+        below[s] = below[dependency];
     }
   }
   for (int s = count - 1; s >= 0; --s) {
     for (int dependency : steps[s].depends_on) {
-      if (in_set[s]) above[dependency] = s;
-      else if (above[s] >= 0) above[dependency] = above[s];
+      if (in_set[s])
+        above[dependency] = s;
+      else if (above[s] >= 0)
+        above[dependency] = above[s];
     }
   }
   for (int s = 0; s < count; ++s) {

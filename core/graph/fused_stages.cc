@@ -36,8 +36,8 @@ absl::StatusOr<FusedSpec> ReadFusedStage(const package::FusedStage& message,
                                          const std::vector<BrickSpec>& bricks) {
   const int proto_stage = message.stage();
   if (!package::Stage_IsValid(proto_stage) || proto_stage == package::STAGE_UNSPECIFIED) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "a fused stage names the stage ", proto_stage, "; expected TRAIN..EXPORT"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("a fused stage names the stage ", proto_stage, "; expected TRAIN..EXPORT"));
   }
   ASSIGN_OR_RETURN(Stage stage,
                    ParseStage(package::Stage_Name(static_cast<package::Stage>(proto_stage))));
@@ -73,14 +73,13 @@ absl::StatusOr<FusedSpec> ReadFusedStage(const package::FusedStage& message,
   for (int b : fused.bricks) {
     for (const std::string& input : bricks[b].input_names) {
       const bool inside = std::find(produced.begin(), produced.end(), input) != produced.end();
-      if (!inside && std::find(read_outside.begin(), read_outside.end(), input) ==
-                         read_outside.end()) {
+      if (!inside &&
+          std::find(read_outside.begin(), read_outside.end(), input) == read_outside.end()) {
         read_outside.push_back(input);
       }
     }
   }
-  const std::vector<std::string> inputs(message.input_names().begin(),
-                                        message.input_names().end());
+  const std::vector<std::string> inputs(message.input_names().begin(), message.input_names().end());
   if (std::string difference = SetDifference(read_outside, inputs); !difference.empty()) {
     return refuse(absl::StrCat("its input names are not what its bricks read from outside them (",
                                difference, ")"));
@@ -115,8 +114,8 @@ absl::StatusOr<std::vector<FusedSpec>> ReadFusedStages(const package::BrickColle
     ASSIGN_OR_RETURN(FusedSpec spec, ReadFusedStage(message, bricks));
     for (const FusedSpec& earlier : fused) {
       if (earlier.stage == spec.stage) {
-        return absl::InvalidArgumentError(absl::StrCat("the stage ", StageName(spec.stage),
-                                                       " has more than one fused program"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("the stage ", StageName(spec.stage), " has more than one fused program"));
       }
     }
     fused.push_back(std::move(spec));

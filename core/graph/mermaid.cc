@@ -50,10 +50,11 @@ class MermaidWriter {
       const std::string module = brick.module_type.empty() ? "?" : brick.module_type;
       // A brick fused into its stage's program is marked in its label and drawn dashed.
       const bool fused = graph_.FusedProgramOf(step.brick, plan_.stage()) != nullptr;
-      absl::StrAppend(&out_, kIndent, brick.name, "(<strong>'", brick.name, "': ", module,
-                      "</strong><br><i>", brick.brick_type, "</i>",
-                      fused ? absl::StrCat("<br>fused: ", StageName(plan_.stage()), " program") : "",
-                      "):::", brick.brick_type, "\n");
+      absl::StrAppend(
+          &out_, kIndent, brick.name, "(<strong>'", brick.name, "': ", module, "</strong><br><i>",
+          brick.brick_type, "</i>",
+          fused ? absl::StrCat("<br>fused: ", StageName(plan_.stage()), " program") : "",
+          "):::", brick.brick_type, "\n");
       if (fused) fused_.push_back(brick.name);
       if (!class_colors_.count(brick.brick_type)) {
         class_colors_[brick.brick_type] = KindColor(brick.kind);

@@ -2,7 +2,8 @@
 // plotter: a node per alive brick labelled with its name, module and brick class, a
 // classDef per brick class, a subgraph per nested collection, labelled edges, and input
 // and output nodes. Bricks that the stage's fused program runs (BrickGraph::FusedIn) say
-// "fused: <STAGE> program" in their label and are drawn dashed (class "fused"). The text is a pure function of the graph and plan (deterministic).
+// "fused: <STAGE> program" in their label and are drawn dashed (class "fused"). The text is a pure
+// function of the graph and plan (deterministic).
 #ifndef TORCHBRICKS_CORE_GRAPH_MERMAID_H_
 #define TORCHBRICKS_CORE_GRAPH_MERMAID_H_
 

@@ -90,7 +90,8 @@ grpc::Status BrickService::BrickStatistics(grpc::ServerContext* context,
       stat->set_name(fused.program.name);
       stat->set_executions(version->statistics->fused_executions(fused.stage));
       stat->set_compute_ns(version->statistics->fused_ns(fused.stage));
-      for (int b : fused.bricks) stat->add_fused_bricks(version->servable->graph().bricks()[b].name);
+      for (int b : fused.bricks)
+        stat->add_fused_bricks(version->servable->graph().bricks()[b].name);
     }
   }
   return grpc::Status::OK;
