@@ -18,6 +18,7 @@ import pytest
 
 import readme_examples
 import real_torchbricks
+from metrics_scrape import Scrape
 from package_helpers import flat_bricks
 from server_process import ServerProcess
 from test_cli_verify import run_cli
@@ -230,6 +231,14 @@ def test_fused_stage_holds_every_compiled_inference_brick(fused_suite, release, 
 
 
 @pytest.mark.parametrize("release,name", FUSED_CASES)
+def test_fused_export_then_verify(fused_suite, release, name):
+    """`torchbricks verify` loads the package (fused program included) and compares with Python."""
+    _case(fused_suite, release, name)
+    result = run_cli("verify", fused_suite.repository / model_name(release, name) / "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("release,name", FUSED_CASES)
 def test_fused_served_outputs_equal_library_forward_at_batch_1_3_and_max(fused_suite, release, name):
     outcome = _case(fused_suite, release, name)
     model = model_name(release, name)
@@ -245,6 +254,10 @@ def test_fused_served_outputs_equal_library_forward_at_batch_1_3_and_max(fused_s
             after, _ = fused_executions(fused_suite, model)
             # The fused program ran for INFERENCE (in place of its bricks), not for EXPORT.
             assert after - before == (1 if stage == "INFERENCE" else 0), (rows, stage)
+    # The per-brick metrics count the program under its one name, as BrickStatistics does.
+    scrape = Scrape.fetch(fused_suite.server.metrics_address)
+    assert scrape.total("torchbricks_brick_executions_total", model=model, brick=FUSED) == after > 0
+    assert scrape.total("torchbricks_brick_compute_seconds_total", model=model, brick=FUSED) > 0
 
 
 @pytest.mark.parametrize("release,name", FUSED_CASES)
