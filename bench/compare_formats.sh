@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The same example models stored as TorchScript and as AOTInductor bricks, side by side on one
-# build (issue 23): bench/floor_benchmark's in-process and served W1/W2 points for each
+# The same example models stored as TorchScript, as AOTInductor bricks and as AOTInductor with
+# the INFERENCE stage fused into one program, side by side on one build (issue 23): bench/floor_benchmark's in-process and served W1/W2 points for each
 # repository in alternating rounds (bench/compare_builds.sh), and ONNX Runtime in-process on
 # the same collections (bench/onnxruntime_inprocess.py), once per round.
 #
@@ -14,12 +14,20 @@ cd "$(dirname "$0")/.."
 rounds=${1:-3}
 out=${OUT:-/tmp/compare-formats}
 mkdir -p "$out"
-for format in torchscript aot_inductor; do
+# Repository folder -> the exporter's flags ("aot_inductor_fused": every compiled INFERENCE
+# brick of a model in one program).
+declare -A export_flags=(
+  [torchscript]="--module-format torchscript"
+  [aot_inductor]="--module-format aot_inductor"
+  [aot_inductor_fused]="--module-format aot_inductor --fused-stages INFERENCE"
+)
+for format in torchscript aot_inductor aot_inductor_fused; do
   if [[ ! -f $out/$format/resnet18_classifier/config.pbtxt ]]; then
     echo "== exporting the example repository as $format"
     rm -rf "${out:?}/$format"
     # Compiled up to batch 64: floor_benchmark runs W2 in-process at batches 16 and 64.
-    .venv/bin/python examples/build_example_repository.py "$out/$format" --module-format "$format" \
+    # shellcheck disable=SC2086  # the flags are words
+    .venv/bin/python examples/build_example_repository.py "$out/$format" ${export_flags[$format]} \
       --compiled-max-batch 64 \
       > "$out/export-$format.log" 2>&1 || { tail -20 "$out/export-$format.log"; exit 1; }
   fi
@@ -29,7 +37,7 @@ for round in $(seq "$rounds"); do
   .venv/bin/python bench/onnxruntime_inprocess.py --json "$out/onnxruntime-$round.json" 2>/dev/null
 done
 OUT=$out bash bench/compare_builds.sh "$out/torchscript" "$rounds" \
-  torchscript=build "aot_inductor=build@$out/aot_inductor"
+  torchscript=build "aot_inductor=build@$out/aot_inductor" "aot_inductor_fused=build@$out/aot_inductor_fused"
 python3 - "$out" "$rounds" << 'PY'
 import json
 import statistics

@@ -2,6 +2,8 @@
 
     .venv/bin/python examples/build_example_repository.py examples/repository
     .venv/bin/python examples/build_example_repository.py /tmp/aoti-repo --module-format aot_inductor
+    .venv/bin/python examples/build_example_repository.py /tmp/fused-repo --module-format aot_inductor \
+        --fused-stages INFERENCE
     .venv/bin/python examples/build_example_repository.py /tmp/one --models classifier
 
 Writes three models (or those named by --models), each as version 1 with reference data:
@@ -253,19 +255,22 @@ def torchbricks_resnet18_classifier(num_classes: int = 10):
 KEEP_TORCHSCRIPT = {"resnet18_classifier": ["preprocessor"]}
 
 
-def format_options(model: str, module_format: str, compiled_max_batch: int = 0) -> dict:
+def format_options(model: str, module_format: str, compiled_max_batch: int = 0, fused_stages: tuple = ()) -> dict:
     """export_brick_collection's arguments for `module_format`: for AOTInductor, the batch range
-    compiled is `compiled_max_batch` or else the model's max_batch_size, and the bricks listed in
-    KEEP_TORCHSCRIPT stay."""
+    compiled is `compiled_max_batch` or else the model's max_batch_size, the bricks listed in
+    KEEP_TORCHSCRIPT stay, and the stages in `fused_stages` are compiled whole into one program
+    each (module_format aot_inductor only)."""
     if module_format == "torchscript":
+        if fused_stages:
+            raise SystemExit("--fused-stages needs --module-format aot_inductor")
         return {}
     max_batch_size = compiled_max_batch or int(re.search(r"max_batch_size: (\d+)", CONFIGS[model]).group(1))
     return {"module_format": module_format, "max_batch_size": max_batch_size,
-            "keep_torchscript": KEEP_TORCHSCRIPT.get(model, [])}
+            "keep_torchscript": KEEP_TORCHSCRIPT.get(model, []), "fused_stages": list(fused_stages)}
 
 
 def main(repository: Path, module_format: str = "torchscript", compiled_max_batch: int = 0,
-         models: tuple = tuple(CONFIGS)) -> None:
+         models: tuple = tuple(CONFIGS), fused_stages: tuple = ()) -> None:
     torch.manual_seed(0)
     real = import_torchbricks()
     if {"classifier", "resnet18_classifier"} & set(models):
@@ -280,7 +285,7 @@ def main(repository: Path, module_format: str = "torchscript", compiled_max_batc
             torchbricks_classifier() if real else classifier(), repository / "classifier" / "1",
             example_inputs={"TRAIN": {"raw_images": images, "targets": targets},
                             "INFERENCE": {"raw_images": images}, "EXPORT": {"raw_images": images}},
-            **format_options("classifier", module_format, compiled_max_batch))
+            **format_options("classifier", module_format, compiled_max_batch, fused_stages))
     small = torch.rand(2, 3, 32, 32)
     if "resnet18_classifier" in models:
         export_brick_collection(
@@ -288,7 +293,7 @@ def main(repository: Path, module_format: str = "torchscript", compiled_max_batc
             repository / "resnet18_classifier" / "1",
             example_inputs={"TRAIN": {"raw": small, "targets": targets},
                             "INFERENCE": {"raw": small}, "EXPORT": {"raw": small}},
-            **format_options("resnet18_classifier", module_format, compiled_max_batch))
+            **format_options("resnet18_classifier", module_format, compiled_max_batch, fused_stages))
     if "scene_classifier" in models:
         torch.manual_seed(0)
         scenes = torch.stack([torch.from_numpy(scene(224, 224, seed)[0]).permute(2, 0, 1) for seed in (1, 2)])
@@ -296,7 +301,7 @@ def main(repository: Path, module_format: str = "torchscript", compiled_max_batc
             scene_classifier(), repository / "scene_classifier" / "1",
             example_inputs={"INFERENCE": {"image": scenes}, "EXPORT": {"image": scenes}},
             input_specs={"image": EncodedImage(224, 224)},
-            **format_options("scene_classifier", module_format, compiled_max_batch))
+            **format_options("scene_classifier", module_format, compiled_max_batch, fused_stages))
     for model in models:
         (repository / model / "config.pbtxt").write_text(CONFIGS[model])
     print(f"example repository written to {repository}")
@@ -312,5 +317,9 @@ if __name__ == "__main__":
                         help="with aot_inductor: the largest batch compiled (default: each model's max_batch_size)")
     parser.add_argument("--models", nargs="+", choices=list(CONFIGS), default=list(CONFIGS),
                         help="the models to write (default: all three)")
+    parser.add_argument("--fused-stages", nargs="+", default=[], choices=["INFERENCE", "EXPORT"],
+                        help="with aot_inductor: stages whose compiled bricks become one program each "
+                             "(docs/PACKAGE_FORMAT.md, fused stages)")
     arguments = parser.parse_args()
-    main(arguments.repository, arguments.module_format, arguments.compiled_max_batch, tuple(arguments.models))
+    main(arguments.repository, arguments.module_format, arguments.compiled_max_batch, tuple(arguments.models),
+         tuple(arguments.fused_stages))

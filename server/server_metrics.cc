@@ -78,6 +78,15 @@ void AddVersionMetrics(const ModelVersion& version, MetricsExposition* out) {
     out->AddSample("torchbricks_brick_compute_seconds_total", "Time spent inside each brick.",
                    "counter", labels, static_cast<double>(stats.brick_ns(b)) / 1e9);
   }
+  // A fused program runs its bricks as one: it is one "brick" label of its own, "<fused STAGE>".
+  for (const FusedSpec& fused : version.servable->graph().fused()) {
+    MetricLabels labels = model;
+    labels.emplace_back("brick", fused.program.name);
+    out->AddSample("torchbricks_brick_executions_total", "Times each brick ran.", "counter", labels,
+                   static_cast<double>(stats.fused_executions(fused.stage)));
+    out->AddSample("torchbricks_brick_compute_seconds_total", "Time spent inside each brick.",
+                   "counter", labels, static_cast<double>(stats.fused_ns(fused.stage)) / 1e9);
+  }
 }
 
 void AddProcessMetrics(MetricsExposition* out) {

@@ -21,32 +21,43 @@ constexpr char kDeviceKey[] = "AOTI_DEVICE_KEY";
 
 }  // namespace
 
-AotiBrick::AotiBrick(const BrickSpec& brick, const c10::Device& device)
-    : brick_(brick), device_(device) {}
+AotiBrick::AotiBrick(const BrickSpec& brick, const c10::Device& device, std::string label)
+    : brick_(brick), device_(device), label_(std::move(label)) {}
 
 AotiBrick::~AotiBrick() = default;
 
 absl::StatusOr<std::unique_ptr<AotiBrick>> AotiBrick::Load(const BrickSpec& brick,
                                                            const std::filesystem::path& version_dir,
                                                            const c10::Device& device, int runners) {
+  return LoadLabelled(brick, absl::StrCat("brick '", brick.name, "'"), version_dir, device,
+                      runners);
+}
+
+absl::StatusOr<std::unique_ptr<AotiBrick>> AotiBrick::LoadFused(
+    const FusedSpec& fused, const std::filesystem::path& version_dir, const c10::Device& device,
+    int runners) {
+  return LoadLabelled(fused.program, absl::StrCat("fused program '", fused.program.name, "'"),
+                      version_dir, device, runners);
+}
+
+absl::StatusOr<std::unique_ptr<AotiBrick>> AotiBrick::LoadLabelled(
+    const BrickSpec& brick, const std::string& label, const std::filesystem::path& version_dir,
+    const c10::Device& device, int runners) {
   if (!brick.compiled.has_value()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("brick '", brick.name, "' is not an AOT_INDUCTOR brick"));
+    return absl::InvalidArgumentError(absl::StrCat(label, " is not an AOT_INDUCTOR brick"));
   }
   if (runners < 1) {
     return absl::InvalidArgumentError(
-        absl::StrCat("brick '", brick.name, "': runners must be at least 1, got ", runners));
+        absl::StrCat(label, ": runners must be at least 1, got ", runners));
   }
   const CompiledSpec& compiled = *brick.compiled;
   const std::string& file = brick.module_file;
   const std::filesystem::path path = version_dir / file;
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
-    return absl::NotFoundError(
-        absl::StrCat("brick '", brick.name, "': AOTInductor package '", file, "' not found"));
+    return absl::NotFoundError(absl::StrCat(label, ": AOTInductor package '", file, "' not found"));
   }
-  const std::string where =
-      absl::StrCat("brick '", brick.name, "' (AOTInductor package '", file, "')");
+  const std::string where = absl::StrCat(label, " (AOTInductor package '", file, "')");
   const std::string device_type = c10::DeviceTypeName(device.type(), /*lower_case=*/true);
   if (compiled.device != device_type) {
     return absl::FailedPreconditionError(absl::StrCat(where, " was compiled for ", compiled.device,
@@ -74,7 +85,7 @@ absl::StatusOr<std::unique_ptr<AotiBrick>> AotiBrick::Load(const BrickSpec& bric
                                                       " (its manifest says ", compiled.device,
                                                       ") and cannot run on ", device.str()));
   }
-  std::unique_ptr<AotiBrick> loaded(new AotiBrick(brick, device));
+  std::unique_ptr<AotiBrick> loaded(new AotiBrick(brick, device, label));
   RETURN_IF_ERROR(CallTorch(
       absl::StrCat(where, " cannot be loaded"),
       [&] {
@@ -90,16 +101,15 @@ absl::StatusOr<std::vector<at::Tensor>> AotiBrick::CheckedInputs(
     std::vector<c10::IValue> inputs) const {
   const CompiledSpec& compiled = *brick_.compiled;
   if (inputs.size() != compiled.inputs.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("brick '", brick_.name, "' takes ",
-                                                   compiled.inputs.size(), " inputs, got ",
-                                                   inputs.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(label_, " takes ", compiled.inputs.size(), " inputs, got ", inputs.size()));
   }
   std::vector<at::Tensor> tensors;
   tensors.reserve(inputs.size());
   int64_t batch = -1;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const ValueSpec& spec = compiled.inputs[i];
-    const std::string culprit = absl::StrCat("brick '", brick_.name, "': input '", spec.name, "'");
+    const std::string culprit = absl::StrCat(label_, ": input '", spec.name, "'");
     if (!inputs[i].isTensor() || !inputs[i].toTensor().defined()) {
       return absl::InvalidArgumentError(
           absl::StrCat(culprit, " is ", inputs[i].tagKind(), ", not a tensor with data"));
@@ -114,7 +124,7 @@ absl::StatusOr<std::vector<at::Tensor>> AotiBrick::CheckedInputs(
     // it), so this is the exact dtype and every size but the batch's.
     if (absl::Status fits = CheckTensorAgainstSpec(spec, tensor); !fits.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("brick '", brick_.name, "' (compiled program): ", fits.message()));
+          absl::StrCat(label_, " (compiled program): ", fits.message()));
     }
     const int64_t rows = tensor.size(0);
     if (batch < 0) {
@@ -133,12 +143,12 @@ absl::StatusOr<std::vector<at::Tensor>> AotiBrick::CheckedInputs(
 absl::StatusOr<std::vector<c10::IValue>> AotiBrick::Run(std::vector<c10::IValue> inputs) const {
   ASSIGN_OR_RETURN(std::vector<at::Tensor> tensors, CheckedInputs(std::move(inputs)));
   std::vector<at::Tensor> produced;
-  RETURN_IF_ERROR(CallTorch(absl::StrCat("brick '", brick_.name, "' (compiled program)"),
+  RETURN_IF_ERROR(CallTorch(absl::StrCat(label_, " (compiled program)"),
                             [&] { produced = loader_->run(tensors); }));
   if (produced.size() != brick_.output_names.size()) {
-    return absl::InternalError(
-        absl::StrCat("brick '", brick_.name, "': the compiled program returned ", produced.size(),
-                     " tensors for ", brick_.output_names.size(), " output names"));
+    return absl::InternalError(absl::StrCat(label_, ": the compiled program returned ",
+                                            produced.size(), " tensors for ",
+                                            brick_.output_names.size(), " output names"));
   }
   return std::vector<c10::IValue>(std::make_move_iterator(produced.begin()),
                                   std::make_move_iterator(produced.end()));

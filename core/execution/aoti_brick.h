@@ -42,6 +42,12 @@ class AotiBrick : public BrickCallable {
                                                          const std::filesystem::path& version_dir,
                                                          const c10::Device& device, int runners);
 
+  // Loads a stage's fused program (BrickGraph::fused()) as Load() loads a brick: the same checks,
+  // errors and runners, its messages naming "fused program '<fused INFERENCE>'".
+  static absl::StatusOr<std::unique_ptr<AotiBrick>> LoadFused(
+      const FusedSpec& fused, const std::filesystem::path& version_dir, const c10::Device& device,
+      int runners);
+
   AotiBrick(const AotiBrick&) = delete;
   AotiBrick& operator=(const AotiBrick&) = delete;
   ~AotiBrick() override;  // removes the extracted package
@@ -55,13 +61,18 @@ class AotiBrick : public BrickCallable {
   absl::StatusOr<std::vector<c10::IValue>> Run(std::vector<c10::IValue> inputs) const override;
 
  private:
-  AotiBrick(const BrickSpec& brick, const c10::Device& device);
+  AotiBrick(const BrickSpec& brick, const c10::Device& device, std::string label);
+
+  static absl::StatusOr<std::unique_ptr<AotiBrick>> LoadLabelled(
+      const BrickSpec& brick, const std::string& label, const std::filesystem::path& version_dir,
+      const c10::Device& device, int runners);
 
   // The tensors Run() hands the program, or why `inputs` cannot be them.
   absl::StatusOr<std::vector<at::Tensor>> CheckedInputs(std::vector<c10::IValue> inputs) const;
 
   BrickSpec brick_;  // its compiled program is set
   c10::Device device_;
+  std::string label_;  // "brick 'name'" or "fused program '<fused STAGE>'", for messages
   // run() is thread-safe (it waits for one of its runners) but not const-qualified.
   std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader_;
 };

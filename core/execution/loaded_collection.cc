@@ -58,12 +58,13 @@ struct StepOutcome {
 // `steps` (in execution order) grouped so that no step depends on another of its group;
 // each group only on earlier ones. A step taking `__all__` gets a group of its own, since
 // it reads every slot.
-std::vector<std::vector<int>> Levels(const StagePlan& plan, const std::vector<int>& steps) {
-  std::vector<int> level_of(plan.steps().size(), 0);
+std::vector<std::vector<int>> Levels(const std::vector<PlanStep>& plan_steps,
+                                     const std::vector<int>& steps) {
+  std::vector<int> level_of(plan_steps.size(), 0);
   std::vector<std::vector<int>> levels;
   int floor = 0;  // no step may join a group before an `__all__` step
   for (int step : steps) {
-    const PlanStep& spec = plan.steps()[step];
+    const PlanStep& spec = plan_steps[step];
     const bool reads_all = std::find(spec.input_slots.begin(), spec.input_slots.end(), kAllSlot) !=
                            spec.input_slots.end();
     int level = floor;
@@ -118,7 +119,25 @@ absl::StatusOr<std::unique_ptr<LoadedCollection>> LoadedCollection::Load(
       collection->modules_.push_back(std::move(module));
     }
   }
+  for (const FusedSpec& fused : collection->graph_.fused()) {
+    ASSIGN_OR_RETURN(FusedPlan plan,
+                     FusedPlan::Create(collection->graph_, collection->plan(fused.stage), fused));
+    ASSIGN_OR_RETURN(std::unique_ptr<AotiBrick> program,
+                     AotiBrick::LoadFused(fused, options.version_dir, device, options.runners));
+    collection->fused_[static_cast<int>(fused.stage)] =
+        FusedStageProgram{std::move(plan), std::move(program)};
+  }
   return collection;
+}
+
+const LoadedCollection::FusedStageProgram* LoadedCollection::FusedFor(
+    Stage stage, std::vector<int>* steps) const {
+  const std::optional<FusedStageProgram>& fused = fused_[static_cast<int>(stage)];
+  if (!fused.has_value()) return nullptr;
+  std::optional<std::vector<int>> fused_steps = fused->plan.StepsFor(*steps);
+  if (!fused_steps.has_value()) return nullptr;
+  *steps = *std::move(fused_steps);
+  return &*fused;
 }
 
 absl::Status LoadedCollection::ToDevice(NamedTensors* inputs) const {
@@ -162,6 +181,16 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
   RETURN_IF_ERROR(Check(stage, signatures, outputs));
   const StagePlan& plan = plans_[static_cast<int>(stage)];
   ASSIGN_OR_RETURN(std::vector<int> steps, plan.StepsFor(outputs));
+  const FusedStageProgram* fused = FusedFor(stage, &steps);
+  const std::vector<PlanStep>& plan_steps = fused != nullptr ? fused->plan.steps() : plan.steps();
+  // A step's callable and its name in messages: a brick, or the fused program.
+  auto callable_of = [&](const PlanStep& step) -> const BrickCallable& {
+    return step.brick == kFusedBrick ? *fused->program : *modules_[step.brick];
+  };
+  auto name_of = [&](const PlanStep& step) -> const std::string& {
+    return step.brick == kFusedBrick ? graph_.FusedIn(stage)->program.name
+                                     : graph_.bricks()[step.brick].name;
+  };
   std::vector<c10::IValue> slots(plan.num_slots());
   c10::InferenceMode inference_mode;
   for (const auto& [name, tensor] : inputs) {
@@ -202,7 +231,7 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
           CallTorch("selecting the run's stream", [&] { on_stream.emplace(*stream); });
       if (!outcome->status.ok()) return;
     }
-    const PlanStep& step = plan.steps()[step_index];
+    const PlanStep& step = plan_steps[step_index];
     std::vector<c10::IValue> args;
     args.reserve(step.input_slots.size());
     for (int slot : step.input_slots) {
@@ -219,11 +248,11 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
       }
     }
     const auto start = std::chrono::steady_clock::now();
-    auto produced = modules_[step.brick]->Run(std::move(args));
+    auto produced = callable_of(step).Run(std::move(args));
     if (produced.ok() && stream.has_value()) {
-      const absl::Status synced = CallTorch(
-          absl::StrCat("brick '", graph_.bricks()[step.brick].name, "' on ", device_.str()),
-          [&] { stream->synchronize(); });
+      const absl::Status synced =
+          CallTorch(absl::StrCat("brick '", name_of(step), "' on ", device_.str()),
+                    [&] { stream->synchronize(); });
       if (!synced.ok()) produced = synced;
     }
     outcome->nanoseconds = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -236,11 +265,10 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
     }
   };
 
-  for (const std::vector<int>& level : Levels(plan, steps)) {
+  for (const std::vector<int>& level : Levels(plan_steps, steps)) {
     if (limits.Reached()) {
-      RETURN_IF_ERROR(
-          limits.Check(absl::StrCat("the run waited to start brick '",
-                                    graph_.bricks()[plan.steps()[level[0]].brick].name, "'")));
+      RETURN_IF_ERROR(limits.Check(
+          absl::StrCat("the run waited to start brick '", name_of(plan_steps[level[0]]), "'")));
     }
     std::vector<StepOutcome> outcomes(level.size());
     if (level.size() == 1 || !parallel_branches_) {
@@ -263,8 +291,12 @@ absl::StatusOr<NamedTensors> LoadedCollection::Run(Stage stage, const NamedTenso
       pending.Wait();
     }
     for (size_t i = 0; i < outcomes.size(); ++i) {
-      if (trace != nullptr) {
-        trace->bricks.push_back(plan.steps()[level[i]].brick);
+      if (trace == nullptr) continue;
+      if (const int brick = plan_steps[level[i]].brick; brick == kFusedBrick) {
+        trace->fused.push_back(stage);
+        trace->fused_nanoseconds.push_back(outcomes[i].nanoseconds);
+      } else {
+        trace->bricks.push_back(brick);
         trace->brick_nanoseconds.push_back(outcomes[i].nanoseconds);
       }
     }
@@ -287,6 +319,15 @@ absl::Status LoadedCollection::Check(Stage stage, absl::Span<const TensorSignatu
                                      absl::Span<const std::string> outputs) const {
   const StagePlan& plan = plans_[static_cast<int>(stage)];
   ASSIGN_OR_RETURN(std::vector<int> steps, plan.StepsFor(outputs));
+  std::vector<int> fused_steps = steps;
+  if (FusedFor(stage, &fused_steps) != nullptr) {
+    // The fused program takes the batches it was exported for, as its bricks do.
+    for (const TensorSignature& input : inputs) {
+      if (input.shape.empty()) continue;
+      RETURN_IF_ERROR(
+          CheckCompiledBatch(graph_.FusedIn(stage)->program, input.name, input.shape[0]));
+    }
+  }
   std::vector<bool> given(plan.num_slots(), false);
   for (const TensorSignature& input : inputs) {
     const int index = graph_.FindInput(input.name);

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "absl/types/span.h"
 #include "core/execution/brick_module.h"
 #include "core/graph/brick_graph.h"
+#include "core/graph/fused_plan.h"
 #include "core/graph/run_limits.h"
 #include "core/graph/run_trace.h"
 #include "core/graph/stage.h"
@@ -60,9 +62,10 @@ class LoadedCollection {
  public:
   // Reads, validates, plans and loads the package in `options.version_dir`. Returns
   // NotFound when bricks.pbtxt or a module file is missing, InvalidArgument for any
-  // invalid content (or a max_image_pixels out of range, runners below 1), and
-  // FailedPrecondition for an AOTInductor package this machine cannot run or open
-  // (AotiBrick::Load); the message names the brick (and file) at fault.
+  // invalid content (or a max_image_pixels out of range, runners below 1; a fused stage
+  // whose bricks are not convex, FusedPlan), and FailedPrecondition for an AOTInductor
+  // package this machine cannot run or open (AotiBrick::Load, AotiBrick::LoadFused); the
+  // message names the brick or fused program (and file) at fault.
   static absl::StatusOr<std::unique_ptr<LoadedCollection>> Load(const LoadOptions& options);
 
   LoadedCollection(const LoadedCollection&) = delete;
@@ -71,7 +74,9 @@ class LoadedCollection {
   // Runs `stage` on `inputs` under InferenceMode and returns the tensors named in
   // `outputs` (any name the stage produces, intermediates included, or a declared input),
   // or the stage's terminal outputs when `outputs` is empty. Only the bricks those
-  // outputs need are run. An output holding a Dict[str, Tensor] is returned flattened as
+  // outputs need are run; when they need every brick of the stage's fused program
+  // (BrickGraph::FusedIn), that program runs in place of those bricks (and its outputs
+  // nobody asked for are dropped). An output holding a Dict[str, Tensor] is returned flattened as
   // "<name>/<key>" tensors. An encoded image input is given, and a visualization output
   // (graph().IsBytesOutput()) returned, as a BYTES rows tensor (core/execution/image_io.h).
   // Inputs other than encoded images must be on device() (ToDevice()); on a CUDA device the
@@ -83,7 +88,8 @@ class LoadedCollection {
   // naming the brick and its range for a batch (dimension 0) that a compiled brick the run
   // needs does not take;
   // Internal naming the brick when libtorch fails inside it. `inputs` is never changed.
-  // If `trace` is not null it receives the bricks that ran (even on failure). Between
+  // If `trace` is not null it receives the bricks (and fused programs) that ran (even on
+  // failure). Between
   // bricks, and while decoding images, the run stops with `limits`' error
   // (DeadlineExceeded or Cancelled) once they say nobody waits for its answer.
   absl::StatusOr<NamedTensors> Run(Stage stage, const NamedTensors& inputs,
@@ -123,6 +129,15 @@ class LoadedCollection {
   std::array<StagePlan, kNumStages> plans_;
   // One per brick of graph_, same order.
   std::vector<std::unique_ptr<BrickCallable>> modules_;
+  // A stage's fused program and its plan (FusedPlan), for the stages that have one.
+  struct FusedStageProgram {
+    FusedPlan plan;
+    std::unique_ptr<BrickCallable> program;
+  };
+  std::array<std::optional<FusedStageProgram>, kNumStages> fused_;
+  // The fused program that runs for `steps` (plan step indices of `stage`) and its steps, or
+  // null (and `steps` unchanged) when the per-brick plan runs.
+  const FusedStageProgram* FusedFor(Stage stage, std::vector<int>* steps) const;
 };
 
 }  // namespace torchbricks

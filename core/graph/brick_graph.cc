@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
+#include "core/graph/fused_stages.h"
 #include "core/graph/naming.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
@@ -67,6 +68,11 @@ class Flattener {
   // Borrows both vectors for the flattener's lifetime.
   Flattener(std::vector<BrickSpec>* bricks, std::vector<std::string>* collections)
       : bricks_(bricks), collections_(collections) {}
+
+  // Adds a brick named `name` at the root, as if a node held it (a fused program).
+  absl::Status AddRootBrick(const std::string& name, const package::Brick& brick) {
+    return AddBrick("", name, brick);
+  }
 
   absl::Status AddCollection(const std::string& path,
                              const google::protobuf::RepeatedPtrField<package::Node>& nodes) {
@@ -330,6 +336,18 @@ class Flattener {
 
 }  // namespace
 
+namespace internal {
+
+absl::StatusOr<BrickSpec> ProgramBrick(const std::string& name, const package::Brick& brick) {
+  std::vector<BrickSpec> bricks;
+  std::vector<std::string> collections;
+  Flattener flattener(&bricks, &collections);
+  RETURN_IF_ERROR(flattener.AddRootBrick(name, brick));
+  return std::move(bricks.front());
+}
+
+}  // namespace internal
+
 std::array<bool, kNumStages> DefaultAliveStages(package::BrickKind kind) {
   std::array<bool, kNumStages> alive{};
   switch (kind) {
@@ -418,6 +436,7 @@ absl::StatusOr<BrickGraph> BrickGraph::Create(const package::BrickCollection& ma
   for (const BrickSpec& brick : graph.bricks_) {
     if (brick.renders()) graph.bytes_outputs_.push_back(brick.output_names[0]);
   }
+  ASSIGN_OR_RETURN(graph.fused_, internal::ReadFusedStages(manifest, graph.bricks_));
   return graph;
 }
 
@@ -445,7 +464,33 @@ BatchRange BrickGraph::CompiledBatchRange(Stage stage) const {
       range.max_brick = brick.name;
     }
   }
+  if (const FusedSpec* fused = FusedIn(stage); fused != nullptr) {
+    const CompiledSpec& compiled = *fused->program.compiled;
+    if (compiled.min_batch > range.min) {
+      range.min = compiled.min_batch;
+      range.min_brick = fused->program.name;
+    }
+    if (range.max_brick.empty() || compiled.max_batch < range.max) {
+      range.max = compiled.max_batch;
+      range.max_brick = fused->program.name;
+    }
+  }
   return range;
+}
+
+const FusedSpec* BrickGraph::FusedIn(Stage stage) const {
+  for (const FusedSpec& fused : fused_) {
+    if (fused.stage == stage) return &fused;
+  }
+  return nullptr;
+}
+
+const FusedSpec* BrickGraph::FusedProgramOf(int brick, Stage stage) const {
+  const FusedSpec* fused = FusedIn(stage);
+  if (fused == nullptr) return nullptr;
+  return std::find(fused->bricks.begin(), fused->bricks.end(), brick) != fused->bricks.end()
+             ? fused
+             : nullptr;
 }
 
 absl::Status CheckCompiledBatch(const BrickSpec& brick, absl::string_view input, int64_t batch) {

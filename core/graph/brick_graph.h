@@ -93,6 +93,21 @@ struct BrickSpec {
   bool renders() const { return !renderer.empty(); }
 };
 
+// A stage's compiled bricks compiled together into one AOTInductor program (package::FusedStage),
+// checked against the graph at Create(); core/graph/fused_plan.h checks it against the stage's
+// plan and runs it in place of its bricks.
+struct FusedSpec {
+  Stage stage = Stage::kInference;
+  // The program as a brick alive only in `stage`: named FusedProgramName(stage), its
+  // input_names and output_names the program's, module_file its .pt2, compiled its spec.
+  BrickSpec program;
+  std::vector<int> bricks;  // the fused bricks: indices into BrickGraph::bricks(), run order
+};
+
+// "<fused INFERENCE>": the name a stage's fused program has in traces, statistics, metrics
+// labels and errors. No brick can have it ('<' and spaces never occur in Python names).
+std::string FusedProgramName(Stage stage);
+
 // The batch sizes every compiled brick of a set takes (the intersection of their ranges).
 struct BatchRange {
   int64_t min = 0;        // the largest min_batch; 0 when no compiled brick is in the set
@@ -115,7 +130,11 @@ class BrickGraph {
   // brick), an input spec missing for an input name (or one too many), a batch range not
   // within 1 <= min_batch <= max_batch, an input whose dimension 0 is not -1 or whose
   // other dimensions are not fixed, a "stage" or "__all__" input, stage_modules, a
-  // visualizer, or a module file not ending in ".pt2".
+  // visualizer, or a module file not ending in ".pt2". For a fused stage (FusedSpec), the same
+  // checks of its program, and: a stage named twice or not at all, no bricks, a brick named
+  // twice, a name that is no brick, a brick not alive in the stage or not AOT_INDUCTOR, input
+  // names other than what the bricks read from outside the set, output names other than
+  // every value they produce.
   // Stage-dependent checks (cycles, missing inputs, two producers) belong to StagePlan.
   static absl::StatusOr<BrickGraph> Create(const package::BrickCollection& manifest);
 
@@ -129,8 +148,15 @@ class BrickGraph {
   int FindInput(absl::string_view name) const;
   // True when `name` is the output of a rendering brick: BYTES [B], one PNG per image.
   bool IsBytesOutput(absl::string_view name) const;
-  // The batch sizes every compiled brick alive in `stage` takes (unbounded when none is).
+  // The batch sizes every compiled brick (and fused program) alive in `stage` takes
+  // (unbounded when none is).
   BatchRange CompiledBatchRange(Stage stage) const;
+  // The fused programs of the package, at most one per stage.
+  const std::vector<FusedSpec>& fused() const { return fused_; }
+  // The fused program of `stage`, or null when the stage has none. Valid as long as the graph.
+  const FusedSpec* FusedIn(Stage stage) const;
+  // The fused program of `stage` that brick `brick` (an index into bricks()) belongs to, or null.
+  const FusedSpec* FusedProgramOf(int brick, Stage stage) const;
 
  private:
   std::string name_;
@@ -138,6 +164,7 @@ class BrickGraph {
   std::vector<ValueSpec> inputs_;
   std::vector<std::string> collections_;
   std::vector<std::string> bytes_outputs_;
+  std::vector<FusedSpec> fused_;
 };
 
 // OK when a tensor of `data_type` and `shape` fits `spec`: the spec's dtype unless it is

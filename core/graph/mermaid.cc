@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 
 namespace torchbricks {
@@ -47,8 +48,14 @@ class MermaidWriter {
     for (const PlanStep& step : plan_.steps()) {
       const BrickSpec& brick = graph_.bricks()[step.brick];
       const std::string module = brick.module_type.empty() ? "?" : brick.module_type;
-      absl::StrAppend(&out_, kIndent, brick.name, "(<strong>'", brick.name, "': ", module,
-                      "</strong><br><i>", brick.brick_type, "</i>):::", brick.brick_type, "\n");
+      // A brick fused into its stage's program is marked in its label and drawn dashed.
+      const bool fused = graph_.FusedProgramOf(step.brick, plan_.stage()) != nullptr;
+      absl::StrAppend(
+          &out_, kIndent, brick.name, "(<strong>'", brick.name, "': ", module, "</strong><br><i>",
+          brick.brick_type, "</i>",
+          fused ? absl::StrCat("<br>fused: ", StageName(plan_.stage()), " program") : "",
+          "):::", brick.brick_type, "\n");
+      if (fused) fused_.push_back(brick.name);
       if (!class_colors_.count(brick.brick_type)) {
         class_colors_[brick.brick_type] = KindColor(brick.kind);
         class_order_.push_back(brick.brick_type);
@@ -132,6 +139,10 @@ class MermaidWriter {
       absl::StrAppend(&out_, kIndent, "classDef ", type,
                       " stroke-width:0px,fill:", class_colors_[type], "\n");
     }
+    if (!fused_.empty()) {
+      absl::StrAppend(&out_, kIndent, "classDef fused stroke-width:2px,stroke-dasharray:5 5\n",
+                      kIndent, "class ", absl::StrJoin(fused_, ","), " fused\n");
+    }
     absl::StrAppend(&out_, kIndent, "\n", kIndent, "%% Add legends\n", kIndent,
                     "subgraph Legends\n", kIndent, kIndent, "input(input):::input\n", kIndent,
                     kIndent, "output(output):::output\n", kIndent, "end\n");
@@ -146,6 +157,7 @@ class MermaidWriter {
   std::map<std::string, std::vector<std::string>> edges_;  // collection path -> edges
   std::map<std::string, std::string> class_colors_;
   std::vector<std::string> class_order_;
+  std::vector<std::string> fused_;  // bricks run by the stage's fused program
 };
 
 }  // namespace

@@ -5,12 +5,17 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/graph/stage.h"
+
 namespace torchbricks {
 
-// Indices are into BrickGraph::bricks().
+// Indices are into BrickGraph::bricks(). A fused program (BrickGraph::fused()) that ran in place
+// of its bricks is listed apart: its bricks have no time of their own.
 struct RunTrace {
   std::vector<int> bricks;                 // in execution order
   std::vector<int64_t> brick_nanoseconds;  // wall time of each, same order
+  std::vector<Stage> fused;                // the stages whose fused program ran
+  std::vector<int64_t> fused_nanoseconds;  // wall time of each, same order
 };
 
 }  // namespace torchbricks

@@ -273,6 +273,10 @@ class TorchServableModel : public ServableModel {
       trace->brick_nanoseconds.insert(trace->brick_nanoseconds.end(),
                                       batch_trace.brick_nanoseconds.begin(),
                                       batch_trace.brick_nanoseconds.end());
+      trace->fused.insert(trace->fused.end(), batch_trace.fused.begin(), batch_trace.fused.end());
+      trace->fused_nanoseconds.insert(trace->fused_nanoseconds.end(),
+                                      batch_trace.fused_nanoseconds.begin(),
+                                      batch_trace.fused_nanoseconds.end());
     }
     return members;
   }

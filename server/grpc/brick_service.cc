@@ -33,6 +33,9 @@ grpc::Status BrickService::ModelGraph(grpc::ServerContext* context,
     brick->set_brick_type(spec.brick_type);
     for (const std::string& name : spec.input_names) brick->add_input_names(name);
     for (const std::string& name : spec.output_names) brick->add_output_names(name);
+    if (const FusedSpec* fused = graph.FusedProgramOf(step.brick, *stage); fused != nullptr) {
+      brick->set_fused_program(fused->program.name);
+    }
     for (int slot : step.input_slots) {
       if (slot < 0 || plan.ProducerOf(slot) < 0) continue;
       auto* edge = response->add_edges();
@@ -81,6 +84,14 @@ grpc::Status BrickService::BrickStatistics(grpc::ServerContext* context,
       stat->set_name(bricks[b].name);
       stat->set_executions(version->statistics->brick_executions(b));
       stat->set_compute_ns(version->statistics->brick_ns(b));
+    }
+    for (const FusedSpec& fused : version->servable->graph().fused()) {
+      auto* stat = out->add_bricks();
+      stat->set_name(fused.program.name);
+      stat->set_executions(version->statistics->fused_executions(fused.stage));
+      stat->set_compute_ns(version->statistics->fused_ns(fused.stage));
+      for (int b : fused.bricks)
+        stat->add_fused_bricks(version->servable->graph().bricks()[b].name);
     }
   }
   return grpc::Status::OK;

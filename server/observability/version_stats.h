@@ -85,7 +85,7 @@ class VersionStats {
     if (histograms_) batch_rows.Observe(static_cast<double>(rows));
   }
 
-  // Adds the bricks of one run.
+  // Adds the bricks (and fused programs) of one run.
   void AddTrace(const RunTrace& trace) {
     for (size_t i = 0; i < trace.bricks.size(); ++i) {
       const int b = trace.bricks[i];
@@ -93,16 +93,29 @@ class VersionStats {
       brick_executions_[b].fetch_add(1, std::memory_order_relaxed);
       brick_ns_[b].fetch_add(trace.brick_nanoseconds[i], std::memory_order_relaxed);
     }
+    for (size_t i = 0; i < trace.fused.size(); ++i) {
+      const int s = static_cast<int>(trace.fused[i]);
+      fused_executions_[s].fetch_add(1, std::memory_order_relaxed);
+      fused_ns_[s].fetch_add(trace.fused_nanoseconds[i], std::memory_order_relaxed);
+    }
   }
   int num_bricks() const { return num_bricks_; }
   uint64_t brick_executions(int brick) const { return brick_executions_[brick].load(); }
   uint64_t brick_ns(int brick) const { return brick_ns_[brick].load(); }
+  // A stage's fused program (BrickGraph::FusedIn): its runs and time, reported under
+  // FusedProgramName(stage); the bricks it ran count nothing for those runs.
+  uint64_t fused_executions(Stage stage) const {
+    return fused_executions_[static_cast<int>(stage)].load();
+  }
+  uint64_t fused_ns(Stage stage) const { return fused_ns_[static_cast<int>(stage)].load(); }
 
  private:
   const bool histograms_;
   const int num_bricks_;
   std::unique_ptr<std::atomic<uint64_t>[]> brick_executions_;
   std::unique_ptr<std::atomic<uint64_t>[]> brick_ns_;
+  std::atomic<uint64_t> fused_executions_[kNumStages] = {};
+  std::atomic<uint64_t> fused_ns_[kNumStages] = {};
 };
 
 // Times one request's phases on a version and records them into its VersionStats, the

@@ -18,6 +18,7 @@ import pytest
 
 import readme_examples
 import real_torchbricks
+from metrics_scrape import Scrape
 from package_helpers import flat_bricks
 from server_process import ServerProcess
 from test_cli_verify import run_cli
@@ -173,4 +174,139 @@ def test_a_corrupt_compiled_brick_fails_its_load_with_failed_precondition(suite,
                 client.load_model("corrupt")
             assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION, error.value.details()
             assert "'backbone'" in error.value.details()
+            assert client.infer("good", {input_name: value.numpy()}).outputs
+
+
+# --- fused stages (issue 23, item 2) ----------------------------------------------------------
+# README examples of both releases exported with fused_stages=["INFERENCE"]: the compiled bricks
+# alive in INFERENCE become one program (kept bricks and renderers run around it), served by a
+# server of their own. One fused compile per case; the bricks' own compiles hit the cache.
+# module_renderer: a TorchScript renderer runs after the fused program; readme_nested_heads and
+# bag_of_bricks_classifier: a kept preprocessor runs before it, LOSS/METRIC bricks stay out.
+FUSED_CASES = (("0.1.0", "readme_dummy"), ("0.1.0", "keyword_inputs"), ("0.1.0", "module_renderer"),
+               ("0.4.2", "readme_dummy"), ("0.4.2", "readme_nested_heads"), ("0.4.2", "bag_of_bricks_classifier"))
+FUSED = "<fused INFERENCE>"
+INFERENCE = 4
+
+
+def fused_options(release: str, name: str) -> dict:
+    return {**aot_options(release, name), "fused_stages": ["INFERENCE"]}
+
+
+@pytest.fixture(scope="module")
+def fused_suite(tmp_path_factory):
+    yield from serve_releases(tmp_path_factory.mktemp("real_torchbricks_fused"), fused_options,
+                              rows=(1, 3, MAX_BATCH), config=CONFIG, only=FUSED_CASES)
+
+
+def fused_stage_of(suite, release, name, parse_bricks):
+    message = parse_bricks(suite.repository / model_name(release, name) / "1")
+    (fused,) = message.fused_stages
+    return message, fused
+
+
+def fused_executions(suite, model):
+    """(the fused program's executions, {brick: executions}) from BrickStatistics."""
+    (version,) = suite.client.brick_statistics(model).versions
+    stats = {stat.name: stat.executions for stat in version.bricks}
+    return stats.pop(FUSED), stats
+
+
+@pytest.mark.parametrize("release,name", FUSED_CASES)
+def test_fused_stage_holds_every_compiled_inference_brick(fused_suite, release, name, parse_bricks):
+    _case(fused_suite, release, name)
+    message, fused = fused_stage_of(fused_suite, release, name, parse_bricks)
+    bricks = flat_bricks(message)
+    compiled_alive = [brick_name for brick_name, brick in bricks.items()
+                      if brick.module_format == 1 and (brick.alive_all or INFERENCE in brick.alive_stages)]
+    assert fused.stage == INFERENCE and list(fused.bricks) == compiled_alive
+    assert compiled_alive
+    for kept in KEEP_TORCHSCRIPT.get((release, name), {}):
+        assert kept not in fused.bricks
+    assert (fused.compiled.min_batch, fused.compiled.max_batch) == (1, MAX_BATCH)
+    assert (fused_suite.repository / model_name(release, name) / "1" / fused.module_file).is_file()
+    graph = fused_suite.client.model_graph(model_name(release, name))
+    assert {brick.name for brick in graph.bricks if brick.fused_program == FUSED} == set(compiled_alive)
+    assert "fused: INFERENCE program" in graph.mermaid
+
+
+@pytest.mark.parametrize("release,name", FUSED_CASES)
+def test_fused_export_then_verify(fused_suite, release, name):
+    """`torchbricks verify` loads the package (fused program included) and compares with Python."""
+    _case(fused_suite, release, name)
+    result = run_cli("verify", fused_suite.repository / model_name(release, name) / "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("release,name", FUSED_CASES)
+def test_fused_served_outputs_equal_library_forward_at_batch_1_3_and_max(fused_suite, release, name):
+    outcome = _case(fused_suite, release, name)
+    model = model_name(release, name)
+    for rows, (inputs, expected_per_stage) in outcome.at_rows.items():
+        for stage, expected in expected_per_stage.items():
+            before, _ = fused_executions(fused_suite, model)
+            result = fused_suite.client.infer(model, {k: v.numpy() for k, v in inputs.items()},
+                                              outputs=sorted(expected), stage=stage)
+            for key, want in expected.items():
+                got = result.outputs[key]
+                assert list(got.shape) == list(want.shape), (rows, stage, key)
+                np.testing.assert_allclose(got, want.numpy(), rtol=RTOL, atol=ATOL, err_msg=f"{rows} {stage} {key}")
+            after, _ = fused_executions(fused_suite, model)
+            # The fused program ran for INFERENCE (in place of its bricks), not for EXPORT.
+            assert after - before == (1 if stage == "INFERENCE" else 0), (rows, stage)
+    # The per-brick metrics count the program under its one name, as BrickStatistics does.
+    scrape = Scrape.fetch(fused_suite.server.metrics_address)
+    assert scrape.total("torchbricks_brick_executions_total", model=model, brick=FUSED) == after > 0
+    assert scrape.total("torchbricks_brick_compute_seconds_total", model=model, brick=FUSED) > 0
+
+
+@pytest.mark.parametrize("release,name", FUSED_CASES)
+def test_a_subset_request_runs_only_the_bricks_it_needs(fused_suite, release, name, parse_bricks):
+    """Asking for the first fused brick's output only: the per-brick plan runs that brick (and
+    what feeds it), not the fused program (docs/PERFORMANCE.md, "Fused stages"), unless the
+    output needs every fused brick (a program of one brick)."""
+    outcome = _case(fused_suite, release, name)
+    message, fused = fused_stage_of(fused_suite, release, name, parse_bricks)
+    first = fused.bricks[0]
+    output = flat_bricks(message)[first].output_names[0]
+    runs_program = len(fused.bricks) == 1
+    model = model_name(release, name)
+    inputs, expected = outcome.at_rows[3]
+    before_fused, before = fused_executions(fused_suite, model)
+    result = fused_suite.client.infer(model, {k: v.numpy() for k, v in inputs.items()}, outputs=[output])
+    assert list(result.outputs) == [output]
+    np.testing.assert_allclose(result.outputs[output], expected["INFERENCE"][output].numpy(), rtol=RTOL, atol=ATOL)
+    after_fused, after = fused_executions(fused_suite, model)
+    assert after_fused == before_fused + runs_program
+    assert after[first] == before[first] + (not runs_program)
+
+
+def test_a_batch_above_the_fused_range_is_invalid_argument(fused_suite):
+    release, name = "0.4.2", "readme_dummy"
+    outcome = _case(fused_suite, release, name)
+    input_name, value = next(iter(outcome.case.inputs.items()))
+    with pytest.raises(grpc.RpcError) as error:
+        fused_suite.client.infer(model_name(release, name),
+                                 {input_name: readme_examples.resized(value, MAX_BATCH + 1).numpy()})
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert str(MAX_BATCH) in error.value.details()
+    assert fused_suite.client.server_ready()
+
+
+def test_a_corrupt_fused_program_fails_its_load_with_failed_precondition(fused_suite, tmp_path, parse_bricks):
+    release, name = "0.4.2", "readme_dummy"
+    outcome = _case(fused_suite, release, name)
+    _, fused = fused_stage_of(fused_suite, release, name, parse_bricks)
+    repository = tmp_path / "repository"
+    for model in ("good", "corrupt"):
+        shutil.copytree(fused_suite.repository / model_name(release, name), repository / model)
+    package = repository / "corrupt" / "1" / fused.module_file
+    package.write_bytes(package.read_bytes()[: package.stat().st_size // 2])
+    input_name, value = next(iter(outcome.case.inputs.items()))
+    with ServerProcess(repository, "--model-control-mode", "explicit", "--load-model", "good") as server:
+        with server.client(timeout=60) as client:
+            with pytest.raises(grpc.RpcError) as error:
+                client.load_model("corrupt")
+            assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION, error.value.details()
+            assert f"fused program '{FUSED}'" in error.value.details()
             assert client.infer("good", {input_name: value.numpy()}).outputs

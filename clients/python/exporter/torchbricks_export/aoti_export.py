@@ -104,7 +104,7 @@ def export_program(spec: BrickSpec, captured: Dict[str, Tuple[Any, ...]], max_ba
                           f"or {keep_hint(spec)}")
     stage = next(stage for stage in STAGE_PREFERENCE if stage in captured)
     args = captured[stage]
-    inputs = _program_inputs(spec, args, stage)
+    inputs = program_inputs(spec, args, stage)
     compiled = CompiledProgram(inputs=inputs, min_batch=1, max_batch=max_batch_size)
     for other_stage, other in captured.items():
         batch = other[0].shape[0] if other and isinstance(other[0], torch.Tensor) and other[0].dim() else 0
@@ -128,7 +128,7 @@ def export_program(spec: BrickSpec, captured: Dict[str, Tuple[Any, ...]], max_ba
                           compiled=CompiledProgram(inputs, min_batch, max_batch, device="cpu"))
 
 
-def _program_inputs(spec: BrickSpec, args: Sequence[Any], stage: str) -> Tuple[InputSpec, ...]:
+def program_inputs(spec: BrickSpec, args: Sequence[Any], stage: str) -> Tuple[InputSpec, ...]:
     """The program's input specs from the arguments of one run: each a CPU tensor with a batch."""
     inputs = []
     batch: Optional[int] = None
@@ -152,24 +152,33 @@ def _program_inputs(spec: BrickSpec, args: Sequence[Any], stage: str) -> Tuple[I
 def _torch_export(spec: BrickSpec, args: Sequence[torch.Tensor], max_batch_size: int) -> Any:
     """torch.export of the brick's module, called as the brick calls it, with dimension 0 of
     every argument one shared dynamic batch; raises ExportError with torch's first line."""
+    module = positional_adapter(require_module(spec).eval(), spec.input_arguments)
+    try:
+        return export_dynamic_batch(module, args, max_batch_size)
+    except ExportError:
+        raise
+    except Exception as error:  # torch.export raises many types (user errors, guards, unsupported ops)
+        raise ExportError(f"brick '{spec.name}' ({spec.module_type}) cannot be captured by torch.export: "
+                          f"{first_line(error)}; {keep_hint(spec)}") from error
+
+
+def export_dynamic_batch(module: Any, args: Sequence[torch.Tensor], max_batch_size: int) -> Any:
+    """torch.export of `module` (taking tensors by position) with dimension 0 of every argument
+    one shared dynamic batch 1..max_batch_size. torch's own errors propagate unchanged;
+    ExportError when torch.export is missing."""
     try:
         from torch.export import Dim, export
     except ImportError as error:
         raise ExportError(f"module_format='aot_inductor' needs torch >= 2.6 with torch.export; this is "
                           f"torch {torch.__version__}") from error
-    module = positional_adapter(require_module(spec).eval(), spec.input_arguments)
     example = tuple(arg.detach().contiguous() for arg in args)
     if example[0].shape[0] == 1:
         # torch.export specialises a dimension of size 1 to that constant; at batch 2 it
         # stays symbolic (the program is checked at batch 1 after compiling).
         example = tuple(torch.cat([arg, arg]) for arg in example)
     batch = Dim("batch", min=1, max=max_batch_size)
-    try:
-        # The adapter takes *values: its dynamic shapes are one tuple, one entry per value.
-        return export(module, example, dynamic_shapes=(tuple({0: batch} for _ in example),))
-    except Exception as error:  # torch.export raises many types (user errors, guards, unsupported ops)
-        raise ExportError(f"brick '{spec.name}' ({spec.module_type}) cannot be captured by torch.export: "
-                          f"{first_line(error)}; {keep_hint(spec)}") from error
+    # The module takes *values: its dynamic shapes are one tuple, one entry per value.
+    return export(module, example, dynamic_shapes=(tuple({0: batch} for _ in example),))
 
 
 def _output_problem(spec: BrickSpec, program: Any) -> str:
@@ -194,17 +203,26 @@ def _output_problem(spec: BrickSpec, program: Any) -> str:
 
 def _batch_range(spec: BrickSpec, program: Any) -> Tuple[int, int]:
     """(min, max) batch size of the program's inputs, as torch.export recorded it."""
+    bounds = batch_range(program)
+    if bounds is None:
+        raise ExportError(f"brick '{spec.name}' ({spec.module_type}): torch.export fixed the batch dimension, so "
+                          f"the program would take one batch size only; {keep_hint(spec)}")
+    return bounds
+
+
+def batch_range(program: Any) -> Optional[Tuple[int, int]]:
+    """(min, max) batch size of the program's first input, as torch.export recorded it; None
+    when torch.export fixed it."""
     user_inputs = set(program.graph_signature.user_inputs)
     for node in program.graph.nodes:
         if node.op != "placeholder" or node.name not in user_inputs:
             continue
         size = node.meta["val"].shape[0]
         if not isinstance(size, torch.SymInt):
-            break
+            return None
         bounds = program.range_constraints[size.node.expr]
         return int(bounds.lower), int(bounds.upper)
-    raise ExportError(f"brick '{spec.name}' ({spec.module_type}): torch.export fixed the batch dimension, so the "
-                      f"program would take one batch size only; {keep_hint(spec)}")
+    return None
 
 
 def save_package(spec: BrickSpec, exported: ExportedModule, root: Path) -> ExportedModule:

@@ -16,7 +16,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tupl
 import torch
 from torch import Tensor, nn
 
-from . import aoti_export, jit_deprecation, module_export
+from . import aoti_export, fused_export, jit_deprecation, module_export
 from .collection import BrickSpec, flatten_collection
 from .errors import ExportError
 from .examples import build_input_specs, examples_per_stage
@@ -35,7 +35,8 @@ def export_brick_collection(collection: Any, version_dir: Any, example_inputs: O
                             input_specs: Optional[Mapping[str, Any]] = None, name: Optional[str] = None,
                             *, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,
                             stage_tags: Optional[Mapping[str, Any]] = None, module_format: str = "torchscript",
-                            max_batch_size: int = 64, keep_torchscript: Sequence[str] = ()) -> Path:
+                            max_batch_size: int = 64, keep_torchscript: Sequence[str] = (),
+                            fused_stages: Sequence[str] = ()) -> Path:
     """Exports `collection` to `version_dir` (e.g. `repository/my_model/1`) and returns its path.
 
     `collection` is a torchbricks BrickCollection (0.1 `alive_stages` or >= 0.3 `tags`) or a
@@ -57,6 +58,9 @@ def export_brick_collection(collection: Any, version_dir: Any, example_inputs: O
     (e.g. `["head/classify"]`) is captured with torch.export from the arguments it received in
     the example run, its dimension 0 a dynamic batch of 1..`max_batch_size`, and compiled by
     AOTInductor for this machine's CPU (aoti_export.py; compiles are cached, aoti_cache.py).
+    `fused_stages` (e.g. `["INFERENCE"]`, aot_inductor only) also compiles, per stage named, the
+    compiled bricks alive in it into ONE program, their composed forward, which the server runs
+    in place of those bricks (fused_export.py); their own packages stay for other requests.
 
     The exported modules are run again on the examples and must match the eager outputs within
     `rtol`/`atol` (compiled bricks also at batch 1). Raises ExportError, naming the brick, when
@@ -79,13 +83,15 @@ def export_brick_collection(collection: Any, version_dir: Any, example_inputs: O
     examples = examples_per_stage(specs, example_inputs)
     compiled = aoti_export.bricks_to_compile(flat, specs, module_format, keep_torchscript, max_batch_size,
                                              bool(examples))
+    fused_members = fused_export.fused_members(specs, compiled, fused_stages, module_format)
     modes = {m: m.training for spec in specs if isinstance(spec.module, nn.Module) for m in spec.module.modules()}
     try:
         specs, exported, traced = _export_modules(specs, examples, compiled, max_batch_size)
+        fused = _export_fused(specs, examples, fused_members, max_batch_size)
         staging = _staging_dir(version_dir)
         try:
             _write_package(staging, specs, exported, examples, input_specs, name or version_dir.resolve().parent.name,
-                           traced, rtol, atol, module_format)
+                           traced, rtol, atol, module_format, fused)
             _move_into_place(staging, version_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -136,6 +142,15 @@ def _export_modules(specs: List[BrickSpec], examples: Mapping[str, Mapping[str, 
         if spec.name in compiled:
             exported[spec.name] = aoti_export.export_program(spec, captured.get(spec.name, {}), max_batch_size)
     return specs, exported, [spec.name for spec in to_trace]
+
+
+def _export_fused(specs: List[BrickSpec], examples: Mapping[str, Mapping[str, Tensor]],
+                  members: Mapping[str, List[BrickSpec]], max_batch_size: int) -> List[Tuple[Any, ...]]:
+    """Captures each fused stage's program: (FusedStage, program, eager module, example args)."""
+    if not members:
+        return []
+    captured = _capture_arguments(specs, examples)
+    return [fused_export.export_fused(stage, chosen, captured, max_batch_size) for stage, chosen in members.items()]
 
 
 def _check_stage_coverage(spec: BrickSpec, exported: module_export.ExportedModule) -> None:
@@ -189,7 +204,8 @@ def _capture_arguments(specs: Sequence[BrickSpec], examples: Mapping[str, Mappin
 
 def _write_package(root: Path, specs: Sequence[BrickSpec], exported: Mapping[str, module_export.ExportedModule],
                    examples: Mapping[str, Mapping[str, Tensor]], input_specs: Optional[Mapping[str, Any]],
-                   name: str, traced: Sequence[str], rtol: float, atol: float, module_format: str) -> None:
+                   name: str, traced: Sequence[str], rtol: float, atol: float, module_format: str,
+                   fused: Sequence[Tuple[Any, ...]] = ()) -> None:
     loaded, renderers = {}, {}
     for spec in specs:
         if not spec.has_module_file:
@@ -202,6 +218,7 @@ def _write_package(root: Path, specs: Sequence[BrickSpec], exported: Mapping[str
             loaded[spec.name] = saved
         if saved.package is not None:
             aoti_export.check_single_item(spec, saved, rtol, atol)
+    fused_stages = [fused_export.save_fused(*captured, root, rtol, atol) for captured in fused]
     inputs = build_input_specs(specs, examples, input_specs)
     encoded = {spec.name: spec for spec in inputs if spec.encoded_image is not None}
     for stage in (s for s in STAGE_NAMES if s in examples):
@@ -226,7 +243,7 @@ def _write_package(root: Path, specs: Sequence[BrickSpec], exported: Mapping[str
         metadata["traced_bricks"] = ",".join(traced)
     if module_format != "torchscript":
         metadata["module_format"] = module_format
-    text = format_brick_collection(name, inputs, specs, metadata, {**exported, **loaded})
+    text = format_brick_collection(name, inputs, specs, metadata, {**exported, **loaded}, fused_stages)
     (root / "bricks.pbtxt").write_text(text, encoding="utf-8")
 
 

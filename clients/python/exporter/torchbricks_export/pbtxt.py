@@ -79,8 +79,10 @@ def quote(text: str) -> str:
 
 
 def format_brick_collection(name: str, inputs: Sequence[InputSpec], specs: Sequence[BrickSpec],
-                            metadata: Mapping[str, str], exported: Optional[Mapping[str, Any]] = None) -> str:
+                            metadata: Mapping[str, str], exported: Optional[Mapping[str, Any]] = None,
+                            fused_stages: Sequence[Any] = ()) -> str:
     """The full text of bricks.pbtxt; `specs` must be in collection (depth-first) order.
+    `fused_stages` holds fused_export.FusedStage records (message FusedStage).
 
     `exported` (brick name -> module_export.ExportedModule) says how each module is called:
     by keyword (input_arguments), per stage (stage_modules) or as a compiled AOTInductor
@@ -97,6 +99,8 @@ def format_brick_collection(name: str, inputs: Sequence[InputSpec], specs: Seque
             lines.append(f"  encoded_image {{ height: {height} width: {width} }}")
         lines.append("}")
     lines.extend(_format_nodes(specs, exported))
+    for fused in fused_stages:
+        lines.extend(_format_fused(fused))
     for key, value in metadata.items():
         lines.extend(["metadata {", f"  key: {quote(key)}", f"  value: {quote(value)}", "}"])
     return "\n".join(lines) + "\n"
@@ -158,6 +162,16 @@ def _format_brick(spec: BrickSpec, exported: Mapping[str, Any]) -> List[str]:
         for key, value in spec.renderer_parameters:
             lines.append(f"    parameters {{ key: {quote(key)} value: {quote(value)} }}")
         lines.append("  }")
+    lines.append("}")
+    return lines
+
+
+def _format_fused(fused: Any) -> List[str]:
+    lines = ["fused_stages {", f"  stage: {fused.stage}", f"  module_file: {quote(fused.module_file)}"]
+    lines.extend(f"  bricks: {quote(name)}" for name in fused.bricks)
+    lines.extend(f"  input_names: {quote(name)}" for name in fused.input_names)
+    lines.extend(f"  output_names: {quote(name)}" for name in fused.output_names)
+    lines.extend(f"  {line}" for line in _format_compiled(fused.compiled)[1:])
     lines.append("}")
     return lines
 
