@@ -12,20 +12,18 @@ namespace {
 // A compiled brick `name`: `input` -> `output`, FP32 [B, 4], batch 1..8.
 std::string CompiledBrick(const std::string& name, const std::string& input,
                           const std::string& output) {
-  return absl::StrCat(R"pb(nodes { name: ")pb", name, R"pb(" brick { input_names: ")pb", input,
-                      R"pb(" output_names: ")pb", output, R"pb(" module_file: " modules/)pb", name,
-                      R"pb(.pt2 " module_format: AOT_INDUCTOR compiled { inputs { name: ")pb",
-                      input,
-                      R"pb(                           " data_type: TYPE_FP32 dims: [ -1, 4 ] } min_batch: 1 max_batch: 8
-                      device: "cpu" }
-                                                      } })pb");
+  return absl::StrCat("nodes { name: \"", name, "\" brick { input_names: \"", input,
+                      "\" output_names: \"", output, "\" module_file: \"modules/", name,
+                      ".pt2\" module_format: AOT_INDUCTOR compiled { inputs { name: \"", input,
+                      "\" data_type: TYPE_FP32 dims: [-1, 4] } min_batch: 1 max_batch: 8 ",
+                      "device: \"cpu\" } } }");
 }
 
 std::string TorchScriptBrick(const std::string& name, const std::string& input,
                              const std::string& output) {
-  return absl::StrCat(R"pb(nodes { name: ")pb", name, R"pb(" brick { input_names: ")pb", input,
-                      R"pb(" output_names: ")pb", output, R"pb(" module_file: " modules/)pb", name,
-                      R"pb(.pt " } })pb");
+  return absl::StrCat("nodes { name: \"", name, "\" brick { input_names: \"", input,
+                      "\" output_names: \"", output, "\" module_file: \"modules/", name,
+                      ".pt\" } }");
 }
 
 std::string Fused(const std::vector<std::string>& bricks, const std::vector<std::string>& inputs,
