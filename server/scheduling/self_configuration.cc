@@ -21,6 +21,13 @@ constexpr double kThroughputTie = 0.05;
 // this fraction fewer rows per second or worse.
 constexpr double kFallAfterPeak = 0.05;
 
+// A layout of several instances whose runs take longer than one instance's (with the same
+// intra-op threads, at the same batch) by more than this factor, on geometric average, did
+// not get a core per instance: something else on the machine holds them. Served, its
+// instances would share those cores with the front end as well, so it is left out (measured
+// at W2: quiet, two instances ran at 0.96 of one instance's speed and served 28 % more; with a
+// busy core, at 0.55-0.74, and served 27 % less; docs/PERFORMANCE.md).
+constexpr double kMinParallelEfficiency = 0.85;
 // The batch sizes measured grow by this factor (1, 4, 16, 64, ...).
 constexpr int64_t kBatchStep = 4;
 
@@ -44,6 +51,46 @@ absl::Duration BatchOneRun(const std::vector<CalibrationPoint>& points, const La
   return best;
 }
 
+// How fast `layout`'s runs are against those of the measured layout with the same intra-op
+// threads and the fewest instances, below `layout`'s: the geometric mean over the batches both
+// measured of (that layout's run time / this one's). 1 when there is nothing to compare with.
+double ParallelEfficiency(const std::vector<CalibrationPoint>& points, const Layout& layout) {
+  int fewest = layout.instances;
+  for (const CalibrationPoint& point : points) {
+    if (point.layout.intra_op_threads == layout.intra_op_threads) {
+      fewest = std::min(fewest, point.layout.instances);
+    }
+  }
+  if (fewest == layout.instances) return 1;
+  const Layout reference{fewest, layout.intra_op_threads};
+  double log_sum = 0;
+  int batches = 0;
+  for (const CalibrationPoint& mine : points) {
+    if (!(mine.layout == layout) || mine.run_time <= absl::ZeroDuration()) continue;
+    for (const CalibrationPoint& theirs : points) {
+      if (theirs.layout == reference && theirs.batch == mine.batch &&
+          theirs.run_time > absl::ZeroDuration()) {
+        log_sum += std::log(absl::FDivDuration(theirs.run_time, mine.run_time));
+        ++batches;
+        break;
+      }
+    }
+  }
+  return batches == 0 ? 1 : std::exp(log_sum / batches);
+}
+
+// The measured layouts whose instances did not run in parallel (kMinParallelEfficiency).
+std::vector<Layout> ContendedLayouts(const std::vector<CalibrationPoint>& points) {
+  std::vector<Layout> contended;
+  for (const CalibrationPoint& point : points) {
+    if (std::find(contended.begin(), contended.end(), point.layout) == contended.end() &&
+        ParallelEfficiency(points, point.layout) < kMinParallelEfficiency) {
+      contended.push_back(point.layout);
+    }
+  }
+  return contended;
+}
+
 // A measured layout's score under the objective.
 struct LayoutScore {
   Layout layout;
@@ -54,12 +101,16 @@ struct LayoutScore {
 };
 
 // Per layout, in first-measured order, its score over the points whose estimate keeps
-// `objective`; layouts with no such point are left out.
+// `objective`; layouts with no such point, and those in `left_out`, are left out.
 std::vector<LayoutScore> ScoreLayouts(const std::vector<CalibrationPoint>& points,
-                                      absl::Duration delay, absl::Duration objective) {
+                                      absl::Duration delay, absl::Duration objective,
+                                      const std::vector<Layout>& left_out) {
   std::vector<LayoutScore> scores;
   for (const CalibrationPoint& point : points) {
-    if (EstimatedP99(point, delay) > objective || point.rows_per_second <= 0) continue;
+    if (EstimatedP99(point, delay) > objective || point.rows_per_second <= 0 ||
+        std::find(left_out.begin(), left_out.end(), point.layout) != left_out.end()) {
+      continue;
+    }
     auto same = std::find_if(scores.begin(), scores.end(),
                              [&](const LayoutScore& s) { return s.layout == point.layout; });
     if (same == scores.end()) {
@@ -179,7 +230,9 @@ SelfConfiguration ChooseConfiguration(const std::vector<CalibrationPoint>& point
   chosen.max_batch_size = policy.max_batch_size;
   const absl::Duration delay = chosen.max_queue_delay;
 
-  std::vector<LayoutScore> scores = ScoreLayouts(points, delay, objective);
+  const std::vector<Layout> contended =
+      open.layout ? ContendedLayouts(points) : std::vector<Layout>();
+  std::vector<LayoutScore> scores = ScoreLayouts(points, delay, objective, contended);
   if (scores.empty()) {
     // No point keeps the objective: the one that comes closest.
     chosen.objective_met = false;
@@ -227,7 +280,12 @@ SelfConfiguration ChooseConfiguration(const std::vector<CalibrationPoint>& point
       "; basis: ", std::lround(chosen.basis.rows_per_second), " rows/s at batch ",
       chosen.basis.batch, ", run ", Milliseconds(chosen.basis.run_time), "; latency objective p99 ",
       objective == absl::InfiniteDuration() ? "none" : Milliseconds(objective),
-      chosen.objective_met ? "" : ", not met by any measured point", ")");
+      chosen.objective_met ? "" : ", not met by any measured point",
+      contended.empty() ? "" : "; left out, its instances ran slower than one alone: ",
+      absl::StrJoin(
+          contended, ", ",
+          [](std::string* out, const Layout& layout) { absl::StrAppend(out, layout.ToString()); }),
+      ")");
   return chosen;
 }
 

@@ -99,7 +99,10 @@ struct SelfConfiguration {
 // whose other settings are `policy`:
 // - queue delay (when open): none. Batches form from what queues while every instance is
 //   busy; a delay only adds latency at light load (docs/CONFIG.md, "Self-configuration").
-// - layout (when open): the measured layout with the highest geometric mean of rows per
+// - layout (when open): a layout of several instances whose runs took, on geometric average
+//   over the batches, more than 1/0.85 times as long as those of the same threads with fewer
+//   instances is left out (its instances did not get a core each: the machine is busy). Of
+//   the rest, the measured layout with the highest geometric mean of rows per
 //   second over its points whose EstimatedP99 keeps `objective` (the batch a served model
 //   runs depends on its load, so a layout must win across batch sizes, not at one); within
 //   5 % of the best, the one whose batch-1 run is fastest. When no point keeps the

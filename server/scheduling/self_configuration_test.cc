@@ -166,6 +166,56 @@ TEST(ChooseTest, ALayoutAheadOnlyAtTheLargestBatchDoesNotWin) {
             (Layout{2, 1}));
 }
 
+TEST(ChooseTest, InstancesThatDidNotRunInParallelAreLeftOut) {
+  // Measured on this machine with a busy process on one core (2026-12-05): two instances lead
+  // in rows/s at batches 16 and 64, but each of their runs took about twice one instance's, so
+  // they shared a core; served at c=16 they lost 27 % to one instance.
+  const std::vector<CalibrationPoint> busy = {
+      Point(2, 1, 1, 144, 14.36),   Point(1, 1, 1, 145, 6.66),    Point(1, 2, 1, 128, 7.53),
+      Point(2, 1, 4, 495, 16.86),   Point(1, 1, 4, 466, 7.97),    Point(1, 2, 4, 389, 9.87),
+      Point(2, 1, 16, 1243, 19.17), Point(1, 1, 16, 1006, 15.37), Point(1, 2, 16, 907, 17.31),
+      Point(2, 1, 64, 1589, 90.81), Point(1, 1, 64, 1291, 48.71), Point(1, 2, 64, 1270, 52.77)};
+  BatchPolicy policy;
+  policy.max_batch_size = 64;
+  const SelfConfiguration chosen =
+      ChooseConfiguration(busy, AllOpen(), policy, absl::InfiniteDuration());
+  EXPECT_EQ(chosen.layout, (Layout{1, 1}));
+  EXPECT_NE(chosen.summary.find("left out, its instances ran slower than one alone: 2 instances"),
+            std::string::npos)
+      << chosen.summary;
+  // The same rows/s with runs as long as one instance's: the instances ran side by side.
+  std::vector<CalibrationPoint> parallel = busy;
+  for (CalibrationPoint& point : parallel) {
+    if (point.layout == Layout{2, 1}) {
+      for (const CalibrationPoint& single : busy) {
+        if (single.layout == Layout{1, 1} && single.batch == point.batch) {
+          point.run_time = single.run_time * 1.1;
+        }
+      }
+    }
+  }
+  const SelfConfiguration side_by_side =
+      ChooseConfiguration(parallel, AllOpen(), policy, absl::InfiniteDuration());
+  EXPECT_EQ(side_by_side.layout, (Layout{2, 1}));
+  EXPECT_EQ(side_by_side.summary.find("left out"), std::string::npos) << side_by_side.summary;
+}
+
+TEST(ChooseTest, AnExplicitLayoutIsNeverLeftOut) {
+  // instance_group set: the config's layout is kept however slowly its instances ran, even
+  // next to a faster single instance.
+  const std::vector<CalibrationPoint> points = {
+      Point(2, 1, 1, 144, 14.36), Point(2, 1, 64, 1589, 90.81), Point(1, 1, 1, 145, 6.66),
+      Point(1, 1, 64, 1291, 48.71)};
+  OpenSettings open = AllOpen();
+  open.layout = false;
+  BatchPolicy policy;
+  policy.max_batch_size = 64;
+  const SelfConfiguration chosen =
+      ChooseConfiguration(points, open, policy, absl::InfiniteDuration());
+  EXPECT_EQ(chosen.layout, (Layout{2, 1}));
+  EXPECT_EQ(chosen.summary.find("left out"), std::string::npos) << chosen.summary;
+}
+
 TEST(ChooseTest, ATightObjectiveLowersTheBatchAndPicksTheFasterRun) {
   BatchPolicy policy;
   policy.max_batch_size = 64;
