@@ -149,6 +149,7 @@ absl::StatusOr<std::vector<CalibrationPoint>> Calibrate(const ServableModel& mod
   std::vector<CalibrationPoint> points;
   size_t done = 0;
   for (int64_t batch : options.batches) {
+    if (absl::Now() >= deadline) break;  // before making a batch's inputs
     ASSIGN_OR_RETURN(const std::vector<HostTensor> tensors,
                      SyntheticInputs(model, options.stage, batch));
     const std::vector<HostTensorView> inputs = Views(tensors);

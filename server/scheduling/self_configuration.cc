@@ -105,10 +105,30 @@ struct LayoutScore {
 std::vector<LayoutScore> ScoreLayouts(const std::vector<CalibrationPoint>& points,
                                       absl::Duration delay, absl::Duration objective,
                                       const std::vector<Layout>& left_out) {
+  auto is_left_out = [&](const Layout& layout) {
+    return std::find(left_out.begin(), left_out.end(), layout) != left_out.end();
+  };
+  // Only batches measured for every layout in the running: a budget that ran out part-way
+  // through a batch would otherwise favour the layouts measured first at it.
+  std::map<int64_t, int> layouts_at_batch;
+  std::vector<Layout> running;
+  for (const CalibrationPoint& point : points) {
+    if (is_left_out(point.layout)) continue;
+    ++layouts_at_batch[point.batch];
+    if (std::find(running.begin(), running.end(), point.layout) == running.end()) {
+      running.push_back(point.layout);
+    }
+  }
+  bool common_batch_measured = false;
+  for (const auto& [batch, layouts] : layouts_at_batch) {
+    common_batch_measured |= layouts == static_cast<int>(running.size());
+  }
   std::vector<LayoutScore> scores;
   for (const CalibrationPoint& point : points) {
     if (EstimatedP99(point, delay) > objective || point.rows_per_second <= 0 ||
-        std::find(left_out.begin(), left_out.end(), point.layout) != left_out.end()) {
+        is_left_out(point.layout) ||
+        (common_batch_measured &&
+         layouts_at_batch[point.batch] < static_cast<int>(running.size()))) {
       continue;
     }
     auto same = std::find_if(scores.begin(), scores.end(),
@@ -261,17 +281,24 @@ SelfConfiguration ChooseConfiguration(const std::vector<CalibrationPoint>& point
     if (peak > 1) chosen.preferred_batch_sizes.push_back(static_cast<int>(peak));
   }
   if (open.max_batch_size && objective != absl::InfiniteDuration() && chosen.objective_met) {
-    int64_t largest = 0;
+    // Lowered only below a batch measured to miss the objective (a budget that ran out before
+    // the large batches says nothing against them), and never below a preferred size.
+    int64_t largest_kept = 0;
+    int64_t smallest_missed = 0;
     for (const CalibrationPoint& point : points) {
-      if (point.layout == chosen.layout && EstimatedP99(point, delay) <= objective) {
-        largest = std::max(largest, point.batch);
+      if (!(point.layout == chosen.layout)) continue;
+      if (EstimatedP99(point, delay) <= objective) {
+        largest_kept = std::max(largest_kept, point.batch);
+      } else if (smallest_missed == 0 || point.batch < smallest_missed) {
+        smallest_missed = point.batch;
       }
     }
-    if (largest > 0 && largest < chosen.max_batch_size) {
-      chosen.max_batch_size = static_cast<int>(largest);
+    int64_t floor = largest_kept;
+    for (int size : chosen.preferred_batch_sizes) floor = std::max<int64_t>(floor, size);
+    if (smallest_missed > largest_kept && floor > 0 && floor < chosen.max_batch_size) {
+      chosen.max_batch_size = static_cast<int>(floor);
     }
   }
-
   chosen.summary = absl::StrCat(
       chosen.layout.ToString(), ", preferred batch sizes [",
       absl::StrJoin(chosen.preferred_batch_sizes, ", "), "], queue delay ",

@@ -111,7 +111,10 @@ struct SelfConfiguration {
 //   batches measured slower by more than 5 % (the curve falls after it); otherwise none,
 //   since a preferred size below the largest batch caps the batches of a busy server.
 // - max_batch_size (when open and `objective` is finite): lowered to the largest measured
-//   batch that keeps the objective.
+//   batch that keeps the objective when a larger measured batch missed it, never below a
+//   preferred size.
+// Layouts are scored on the batches measured for every layout in the running (a budget that
+// ran out part-way through a batch favours none).
 // When the layout is not open, `points` should hold the config's layout only.
 SelfConfiguration ChooseConfiguration(const std::vector<CalibrationPoint>& points,
                                       const OpenSettings& open, const BatchPolicy& policy,

@@ -216,6 +216,43 @@ TEST(ChooseTest, AnExplicitLayoutIsNeverLeftOut) {
   EXPECT_EQ(chosen.summary.find("left out"), std::string::npos) << chosen.summary;
 }
 
+TEST(ChooseTest, ABatchMeasuredForOnlySomeLayoutsIsNotScored) {
+  // The budget ran out after 2 x 1 at batch 64: that point alone would lift its mean above
+  // 1 x 2, which is ahead at every batch both measured.
+  const std::vector<CalibrationPoint> cut = {Point(2, 1, 1, 300, 6.6), Point(1, 2, 1, 330, 3.0),
+                                             Point(2, 1, 16, 1500, 21), Point(1, 2, 16, 1700, 9.4),
+                                             Point(2, 1, 64, 9000, 14)};
+  BatchPolicy policy;
+  policy.max_batch_size = 64;
+  const SelfConfiguration chosen =
+      ChooseConfiguration(cut, AllOpen(), policy, absl::InfiniteDuration());
+  EXPECT_EQ(chosen.layout, (Layout{1, 2})) << chosen.summary;
+  // Measured for both, the same point counts.
+  std::vector<CalibrationPoint> whole = cut;
+  whole.push_back(Point(1, 2, 64, 2000, 32));
+  EXPECT_EQ(ChooseConfiguration(whole, AllOpen(), policy, absl::InfiniteDuration()).layout,
+            (Layout{2, 1}));
+}
+
+TEST(ChooseTest, MaxBatchSizeIsLoweredOnlyBelowAMeasuredMiss) {
+  const OpenSettings open = AllOpen();
+  BatchPolicy policy;
+  policy.max_batch_size = 64;
+  // Batches 1 and 4 keep 20 ms; the budget ended before 16 and 64 were measured.
+  const std::vector<CalibrationPoint> early = {Point(1, 1, 1, 500, 2), Point(1, 1, 4, 1000, 4)};
+  EXPECT_EQ(ChooseConfiguration(early, open, policy, absl::Milliseconds(20)).max_batch_size, 64);
+  // Batch 16 measured and missed: lowered to 4.
+  std::vector<CalibrationPoint> missed = early;
+  missed.push_back(Point(1, 1, 16, 1300, 12));
+  EXPECT_EQ(ChooseConfiguration(missed, open, policy, absl::Milliseconds(20)).max_batch_size, 4);
+  // An explicit preferred size of 8 stays servable: lowered to 8, not 4.
+  OpenSettings preferred_set = open;
+  preferred_set.preferred_batch_sizes = false;
+  policy.preferred_batch_sizes = {8};
+  EXPECT_EQ(
+      ChooseConfiguration(missed, preferred_set, policy, absl::Milliseconds(20)).max_batch_size, 8);
+}
+
 TEST(ChooseTest, ATightObjectiveLowersTheBatchAndPicksTheFasterRun) {
   BatchPolicy policy;
   policy.max_batch_size = 64;

@@ -36,8 +36,8 @@ class FusedStage:
 
     @property
     def module_file(self) -> str:
-        # "__fused__" cannot clash with a brick's file: brick files keep the brick's name, and
-        # BrickSpec names never start with "__" when they come from torchbricks (checked anyway).
+        # Clashes with a brick's file only for a brick named "INFERENCE" (or another stage) in a
+        # collection named "__fused__"; the exporter writes neither name itself.
         return f"modules/__fused__.{self.stage}.pt2"
 
 
