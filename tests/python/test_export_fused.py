@@ -5,6 +5,8 @@ fused_stages; a kept brick stays out of it; a set that is not convex is refused 
 The module shares one compile cache of its own and one exported package between its tests: four
 programs are compiled in all (two bricks, two fused programs), small ones.
 """
+from typing import Dict
+
 import pytest
 import torch
 from torch import nn
@@ -114,6 +116,28 @@ def test_a_set_that_is_not_convex_is_refused_naming_the_bricks(tmp_path):
     assert "not convex" in message
     assert "'mid'" in message and "'first'" in message and "'last'" in message, message
     assert not (tmp_path / "m" / "1").exists()
+
+
+class ReadsAll(nn.Module):
+    """A brick of torchbricks' "__all__" input: every value computed before it, by name."""
+
+    def forward(self, named: Dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.tanh(named["a"])
+
+
+def test_a_brick_reading_all_between_fused_bricks_makes_the_set_not_convex(tmp_path):
+    """'mid' reads "__all__", so it depends on 'first' (every brick before it, as the server
+    plans it) though it names no value of it, and 'after' reads its output."""
+    collection = {"first": brick(nn.ReLU(), ["x"], ["a"]),
+                  "mid": brick(ReadsAll(), ["__all__"], ["b"]),
+                  "after": brick(nn.Sigmoid(), ["b"], ["d"])}
+    with pytest.raises(ExportError) as error:
+        export_brick_collection(collection, tmp_path / "m" / "1", example_inputs={"INFERENCE": {"x": torch.rand(2, 3)}},
+                                module_format="aot_inductor", max_batch_size=MAX_BATCH,
+                                keep_torchscript=["mid"], fused_stages=["INFERENCE"])
+    message = str(error.value)
+    assert "not convex" in message
+    assert "'mid'" in message and "'first'" in message and "'after'" in message, message
 
 
 @pytest.mark.parametrize("kwargs,needle", [

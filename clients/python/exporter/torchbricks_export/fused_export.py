@@ -73,15 +73,17 @@ def fused_members(specs: Sequence[BrickSpec], compiled: FrozenSet[str], fused_st
 
 def _check_convex(alive: Sequence[BrickSpec], chosen: Sequence[BrickSpec], stage: str) -> None:
     """Raises ExportError naming the bricks when a brick outside `chosen` both depends on one of
-    them and feeds one of them (the program could not run before or after it)."""
+    them and feeds one of them (the program could not run before or after it). A brick that
+    reads "__all__" depends on every brick before it, as the server plans it."""
     producer = {name: spec for spec in alive for name in spec.outputs}
     fused = {spec.name for spec in chosen}
     below: Dict[str, str] = {}  # brick outside the set -> the fused brick it depends on
-    for spec in alive:  # collection order is an execution order
-        for name in spec.tensor_inputs:
-            upstream = producer.get(name)
-            if upstream is None or upstream.name == spec.name:
-                continue
+    for position, spec in enumerate(alive):  # collection order is an execution order
+        upstream_bricks = [(producer[name], name) for name in spec.tensor_inputs
+                           if name in producer and producer[name].name != spec.name]
+        if "__all__" in spec.inputs:
+            upstream_bricks += [(earlier, "__all__") for earlier in alive[:position]]
+        for upstream, name in upstream_bricks:
             source = upstream.name if upstream.name in fused else below.get(upstream.name)
             if source is None:
                 continue
