@@ -126,6 +126,19 @@ TEST(AotiFusedTest, ABatchOutsideTheFusedRangeIsRefusedNamingTheProgram) {
   EXPECT_NE(status.message().find("1 to 8"), std::string::npos) << status;
 }
 
+TEST(AotiFusedTest, AnInputsOwnDefectIsNamedBeforeTheFusedRange) {
+  auto collection = LoadFixture("aoti_fused");
+  ASSERT_NE(collection, nullptr);
+  const TensorSignature unknown{"nope", package::TYPE_FP32, {9, 3, 8, 8}};
+  absl::Status status = collection->Check(Stage::kInference, {unknown}, {});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_NE(status.message().find("unknown input 'nope'"), std::string::npos) << status;
+  const TensorSignature wrong_type{"raw", package::TYPE_INT64, {9, 3, 8, 8}};
+  status = collection->Check(Stage::kInference, {wrong_type}, {});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_EQ(status.message().find("<fused INFERENCE>"), std::string::npos) << status;
+}
+
 TEST(AotiFusedTest, ACorruptFusedProgramFailsTheLoadNamingIt) {
   auto loaded = LoadedCollection::Load({.version_dir = FixturePackage("aoti_fused_corrupt")});
   ASSERT_FALSE(loaded.ok());

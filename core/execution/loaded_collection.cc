@@ -319,15 +319,6 @@ absl::Status LoadedCollection::Check(Stage stage, absl::Span<const TensorSignatu
                                      absl::Span<const std::string> outputs) const {
   const StagePlan& plan = plans_[static_cast<int>(stage)];
   ASSIGN_OR_RETURN(std::vector<int> steps, plan.StepsFor(outputs));
-  std::vector<int> fused_steps = steps;
-  if (FusedFor(stage, &fused_steps) != nullptr) {
-    // The fused program takes the batches it was exported for, as its bricks do.
-    for (const TensorSignature& input : inputs) {
-      if (input.shape.empty()) continue;
-      RETURN_IF_ERROR(
-          CheckCompiledBatch(graph_.FusedIn(stage)->program, input.name, input.shape[0]));
-    }
-  }
   std::vector<bool> given(plan.num_slots(), false);
   for (const TensorSignature& input : inputs) {
     const int index = graph_.FindInput(input.name);
@@ -348,6 +339,16 @@ absl::Status LoadedCollection::Check(Stage stage, absl::Span<const TensorSignatu
     }
     given[slot] = true;
     RETURN_IF_ERROR(CheckAgainstSpec(graph_.inputs()[index], input.data_type, input.shape));
+  }
+  // After the inputs' own checks, so that an unknown or misshapen input is named as such.
+  std::vector<int> fused_steps = steps;
+  if (FusedFor(stage, &fused_steps) != nullptr) {
+    // The fused program takes the batches it was exported for, as its bricks do.
+    for (const TensorSignature& input : inputs) {
+      if (input.shape.empty()) continue;
+      RETURN_IF_ERROR(
+          CheckCompiledBatch(graph_.FusedIn(stage)->program, input.name, input.shape[0]));
+    }
   }
   for (int step : steps) {
     const BrickSpec& brick = graph_.bricks()[plan.steps()[step].brick];
