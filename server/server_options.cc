@@ -60,7 +60,8 @@ const char* ServerUsage() {
          "  --warmup-runs N                warm-up runs per stage at load (default 3)\n"
          "  --self-configuration-seconds S  measuring time per model at load to choose what\n"
          "                                 config.pbtxt leaves open, 0 = off (default 2)\n"
-         "  --write-chosen-config DIR      write the chosen settings to DIR/<model>/config.pbtxt\n";
+         "  --write-chosen-config DIR      write the chosen settings to DIR/<model>/config.pbtxt\n"
+         "  --spin-before-block-us N       poll this long before blocking, 0..10000 (default 0)\n";
 }
 
 absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> args) {
@@ -159,6 +160,13 @@ absl::StatusOr<ServerOptions> ParseServerFlags(absl::Span<const std::string> arg
         return BadValue(flag, value);
       }
       options.self_configuration_budget = absl::Seconds(seconds);
+    } else if (flag == "--spin-before-block-us") {
+      int64_t microseconds = 0;
+      if (!absl::SimpleAtoi(value, &microseconds) || microseconds < 0 ||
+          microseconds > kMaxSpinBeforeBlockMicroseconds) {
+        return BadValue(flag, value);
+      }
+      options.spin_before_block = absl::Microseconds(microseconds);
     } else if (flag == "--write-chosen-config") {
       if (value.empty() || !std::filesystem::is_directory(value)) return BadValue(flag, value);
       options.chosen_config_dir = value;

@@ -84,10 +84,16 @@ struct ServerOptions {
   // --write-chosen-config DIR: writes each self-configured version's settings to
   // DIR/<model>/config.pbtxt, ready to pin. Empty: not written.
   std::string chosen_config_dir;
+  // --spin-before-block-us: how long model workers and the threads waiting for an answer poll
+  // before blocking (BatcherOptions::spin_before_block); 0, the default, blocks at once. At
+  // most kMaxSpinBeforeBlockMicroseconds.
+  absl::Duration spin_before_block = absl::ZeroDuration();
 };
 
 // The longest --self-configuration-seconds: loading a model must stay a matter of seconds.
 inline constexpr double kMaxSelfConfigurationSeconds = 60;
+// The longest --spin-before-block-us: 10 ms.
+inline constexpr int64_t kMaxSpinBeforeBlockMicroseconds = 10000;
 
 // Parses the arguments after the program name. Returns InvalidArgument naming the flag for
 // unknown flags, missing or malformed values, and a missing --model-repository.

@@ -77,10 +77,13 @@ TEST(ServerOptionsTest, ParsesEveryFlagInBothSpellings) {
                                    "--self-configuration-seconds",
                                    "0.5",
                                    "--write-chosen-config",
-                                   "/tmp"});
+                                   "/tmp",
+                                   "--spin-before-block-us",
+                                   "250"});
   ASSERT_TRUE(options.ok()) << options.status();
   EXPECT_EQ(options->self_configuration_budget, absl::Milliseconds(500));
   EXPECT_EQ(options->chosen_config_dir, "/tmp");
+  EXPECT_EQ(options->spin_before_block, absl::Microseconds(250));
   EXPECT_EQ(options->grpc_port, 0);
   EXPECT_EQ(options->grpc_address, "127.0.0.1");
   EXPECT_EQ(options->control_mode, ModelControlMode::kExplicit);
@@ -112,6 +115,9 @@ TEST(ServerOptionsTest, RefusesLimitsThatCannotWork) {
   expect_error({"--self-configuration-seconds", "-1"}, "--self-configuration-seconds");
   expect_error({"--self-configuration-seconds", "61"}, "--self-configuration-seconds");
   expect_error({"--self-configuration-seconds", "nan"}, "--self-configuration-seconds");
+  expect_error({"--spin-before-block-us", "-1"}, "--spin-before-block-us");
+  expect_error({"--spin-before-block-us", "10001"}, "--spin-before-block-us");
+  expect_error({"--spin-before-block-us", "0.5"}, "--spin-before-block-us");
   expect_error({"--write-chosen-config", "/no/such/folder"}, "--write-chosen-config");
 }
 

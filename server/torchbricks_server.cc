@@ -176,6 +176,7 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
   repository_options.histograms = options.allow_metrics;
   repository_options.self_configuration_budget = options.self_configuration_budget;
   repository_options.chosen_config_dir = options.chosen_config_dir;
+  repository_options.spin_before_block = options.spin_before_block;
   ASSIGN_OR_RETURN(server->repository_, ModelRepository::Create(std::move(repository_options)));
   server->state_.repository.store(server->repository_.get());
   server->state_.ready.store(true);

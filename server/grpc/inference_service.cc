@@ -239,7 +239,7 @@ absl::Status InferenceService::InferOnVersion(grpc::ServerContextBase* context,
     return timer.Fail(absl::Status(
         queued.code(), absl::StrCat("model '", version.model_name, "': ", queued.message())));
   }
-  pending.done.WaitForNotification();
+  version.batcher->AwaitDone(&pending);
   if (!pending.result.ok()) {
     const absl::Status& error = pending.result.status();
     return timer.Fail(

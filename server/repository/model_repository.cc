@@ -149,7 +149,8 @@ absl::Status ModelRepository::SyncModel(const std::string& model,
                           .cuda = options_.cuda,
                           .histograms = options_.histograms,
                           .self_configuration_budget = options_.self_configuration_budget,
-                          .chosen_config_dir = options_.chosen_config_dir});
+                          .chosen_config_dir = options_.chosen_config_dir,
+                          .spin_before_block = options_.spin_before_block});
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     absl::MutexLock lock(&mu_);

@@ -62,6 +62,7 @@ class ModelRepository {
     // settings are written (empty: nowhere).
     absl::Duration self_configuration_budget = absl::ZeroDuration();
     std::filesystem::path chosen_config_dir;
+    absl::Duration spin_before_block = absl::ZeroDuration();  // BatcherOptions'
   };
 
   // Scans `options.root` and loads the start-up models (all in none/poll mode, the named

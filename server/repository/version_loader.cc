@@ -191,6 +191,7 @@ absl::StatusOr<std::shared_ptr<ModelVersion>> LoadModelVersion(
       static_cast<int>(loaded->servable->graph().bricks().size()), options.histograms);
   BatcherOptions batcher;
   batcher.batching = plan.batching;
+  batcher.spin_before_block = options.spin_before_block;
   for (const SchedulingPlan::Instance& instance : plan.instances) {
     const ServableModel* servable = instance.device == devices.front()
                                         ? loaded->servable.get()

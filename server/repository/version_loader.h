@@ -39,6 +39,8 @@ struct VersionLoaderOptions {
   // When not empty, a self-configured version's settings are written to
   // <dir>/<model>/config.pbtxt (--write-chosen-config); the directory must exist.
   std::filesystem::path chosen_config_dir;
+  // Every version's BatcherOptions::spin_before_block (--spin-before-block-us).
+  absl::Duration spin_before_block = absl::ZeroDuration();
 };
 
 // Plans the version's scheduling from `config`, loads a servable per device with

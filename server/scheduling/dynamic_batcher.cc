@@ -11,6 +11,14 @@
 namespace torchbricks::server {
 namespace {
 
+// One iteration of a polling loop: tells the CPU this thread spins (x86 `pause`), so that
+// its sibling hyperthread and the memory bus lose less to it.
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 // How long fair share remembers a load it no longer sees (the e-folding time).
 constexpr absl::Duration kRecentLoadMemory = absl::Seconds(1);
 
@@ -56,7 +64,8 @@ absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(BatcherOp
   }
   std::unique_ptr<DynamicBatcher> batcher(new DynamicBatcher(std::move(options), statistics));
   batcher->direct_allowed_ = batcher->options_.run_on_caller_when_idle &&
-                             batcher->options_.batching.max_queue_delay == absl::ZeroDuration();
+                             batcher->options_.batching.max_queue_delay == absl::ZeroDuration() &&
+                             batcher->options_.spin_before_block <= absl::ZeroDuration();
   for (const auto& instance : batcher->options_.instances) {
     batcher->direct_allowed_ = batcher->direct_allowed_ && instance.device == "cpu";
     batcher->workers_.emplace_back([b = batcher.get(), &instance] { b->Worker(instance); });
@@ -132,7 +141,16 @@ absl::Status DynamicBatcher::Enqueue(PendingRequest* request) {
   }
   queue_.push_back(request);
   ++generation_;
+  enqueued_.fetch_add(1, std::memory_order_release);
   return absl::OkStatus();
+}
+
+void DynamicBatcher::AwaitDone(PendingRequest* request) const {
+  if (options_.spin_before_block > absl::ZeroDuration()) {
+    const absl::Time until = absl::Now() + options_.spin_before_block;
+    while (!request->done.HasBeenNotified() && absl::Now() < until) CpuRelax();
+  }
+  request->done.WaitForNotification();
 }
 
 void DynamicBatcher::DropDeadRequests() {
@@ -183,6 +201,7 @@ struct DynamicBatcher::LoadInSight {
 std::vector<PendingRequest*> DynamicBatcher::NextBatch() {
   absl::MutexLock lock(&mu_);
   while (true) {
+    SpinForWork();
     AwaitWork();
     DropDeadRequests();
     if (queue_.empty()) {
@@ -195,6 +214,18 @@ std::vector<PendingRequest*> DynamicBatcher::NextBatch() {
     if (take > 0) return CloseBatch(candidate, take, load);
     AwaitBatchMates(candidate.oldest_due);
   }
+}
+
+void DynamicBatcher::SpinForWork() {
+  if (options_.spin_before_block <= absl::ZeroDuration() || stopping_ ||
+      (!queue_.empty() && busy_ < static_cast<int>(options_.instances.size()))) {
+    return;
+  }
+  const uint64_t seen = enqueued_.load(std::memory_order_acquire);
+  mu_.Unlock();
+  const absl::Time until = absl::Now() + options_.spin_before_block;
+  while (enqueued_.load(std::memory_order_acquire) == seen && absl::Now() < until) CpuRelax();
+  mu_.Lock();
 }
 
 void DynamicBatcher::AwaitWork() {

@@ -12,6 +12,7 @@
 #ifndef TORCHBRICKS_SERVER_SCHEDULING_DYNAMIC_BATCHER_H_
 #define TORCHBRICKS_SERVER_SCHEDULING_DYNAMIC_BATCHER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -34,6 +35,12 @@ struct BatcherOptions {
   BatchPolicy batching;
   // Allows Enqueue()'s fast path (see there).
   bool run_on_caller_when_idle = true;
+  // Spin-before-block: how long a worker with nothing to run polls the queue, and a caller
+  // in AwaitDone() polls for its answer, before blocking; zero blocks at once. Above zero
+  // the fast path is off, so that a polling worker, on a core that has not gone idle, runs
+  // the request. Costs up to this much CPU per idle worker after each batch
+  // (docs/PERFORMANCE.md, "Spin-before-block").
+  absl::Duration spin_before_block = absl::ZeroDuration();
 
   struct Instance {
     const ServableModel* model = nullptr;  // borrowed; must outlive the batcher
@@ -63,6 +70,10 @@ class DynamicBatcher {
 
   size_t queued() const;
 
+  // Waits until `request`, enqueued, is answered (its `done`): polls for up to
+  // spin_before_block first.
+  void AwaitDone(PendingRequest* request) const;
+
  private:
   DynamicBatcher(BatcherOptions options, VersionStats* statistics)
       : options_(std::move(options)), statistics_(statistics) {}
@@ -78,6 +89,9 @@ class DynamicBatcher {
   std::vector<PendingRequest*> NextBatch();
 
   // NextBatch()'s steps, in order; all run under mu_.
+  // With spin_before_block, while there is nothing to run: releases mu_ and polls enqueued_
+  // until a request is queued or the spin is over.
+  void SpinForWork() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Blocks until there is a request and a free instance to run it, or the batcher stops.
   void AwaitWork() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Answers queued requests that expired or were cancelled.
@@ -116,6 +130,8 @@ class DynamicBatcher {
   std::list<PendingRequest*> queue_ ABSL_GUARDED_BY(mu_);
   // Bumped on every enqueue and every finished batch: what a waiting worker wakes for.
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  // Requests ever queued; what a spinning worker reads without mu_.
+  std::atomic<uint64_t> enqueued_{0};
   // Batches running now, on workers or on callers' threads; at most instances.size().
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
   // Rows of the batches running now.

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/testing/fake_servable_model.h"
 
@@ -398,6 +399,46 @@ TEST_F(DynamicBatcherTest, IdleBatcherRunsARequestOnTheCallingThread) {
   EXPECT_TRUE(request->done.HasBeenNotified()) << "an idle batcher should answer before returning";
   ASSERT_TRUE(request->result.ok());
   EXPECT_EQ((*request->result)[0].data, "direct");
+  EXPECT_EQ(stats_.execution_count.load(), 1u);
+}
+
+TEST_F(DynamicBatcherTest, ASpinningWorkerRunsTheRequestsInsteadOfTheCallingThread) {
+  BatcherOptions options{.batching = {.max_batch_size = 4},
+                         .spin_before_block = absl::Milliseconds(5)};
+  options.instances = {{&model_, "cpu", 1}};
+  auto batcher = DynamicBatcher::Create(std::move(options), &stats_);
+  ASSERT_TRUE(batcher.ok());
+  model_.Hold();  // only a worker can be held: the test thread must not block in the model
+  auto first = Request("first");
+  ASSERT_TRUE((*batcher)->Enqueue(first.get()).ok());
+  WaitForBatches(1);
+  EXPECT_EQ(model_.entered(), 1);
+  EXPECT_FALSE(first->done.HasBeenNotified());
+  model_.Release();
+  (*batcher)->AwaitDone(first.get());
+  ASSERT_TRUE(first->result.ok());
+  EXPECT_EQ((*first->result)[0].data, "first");
+  // Requests one after another, each caught by the worker while it polls.
+  for (int i = 0; i < 20; ++i) {
+    auto request = Request(absl::StrCat("r", i));
+    ASSERT_TRUE((*batcher)->Enqueue(request.get()).ok());
+    (*batcher)->AwaitDone(request.get());
+    ASSERT_TRUE(request->result.ok());
+    EXPECT_EQ((*request->result)[0].data, absl::StrCat("r", i));
+  }
+  EXPECT_EQ(stats_.execution_count.load(), 21u);
+}
+
+TEST_F(DynamicBatcherTest, AStopEndsASpinningWorker) {
+  BatcherOptions options{.batching = {.max_batch_size = 4},
+                         .spin_before_block = absl::Milliseconds(10)};
+  options.instances = {{&model_, "cpu", 1}};
+  auto batcher = DynamicBatcher::Create(std::move(options), &stats_);
+  ASSERT_TRUE(batcher.ok());
+  auto request = Request("once");
+  ASSERT_TRUE((*batcher)->Enqueue(request.get()).ok());
+  (*batcher)->AwaitDone(request.get());
+  batcher->reset();  // the worker polls for at most 10 ms, then sees the stop and exits
   EXPECT_EQ(stats_.execution_count.load(), 1u);
 }
 
