@@ -21,13 +21,14 @@ INVALID = {"invalid_cycle": "ping", "invalid_duplicate_producer": "second_writer
            "invalid_module_outside_package": "escaper"}
 EMPTY = "invalid_empty_manifest"  # no brick at all
 AOTI = ["aoti_mixed", "aoti_corrupt", "aoti_missing"]  # AOTInductor bricks (aoti_fixtures.py)
+FUSED = ["aoti_fused", "aoti_fused_corrupt"]  # with a fused INFERENCE program (aoti_fused_fixtures.py)
 
 
 def test_make_fixtures(tmp_path, parse_bricks):
     result = subprocess.run([sys.executable, str(REPO / "tests" / "fixtures" / "make_fixtures.py"), str(tmp_path)],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert len(result.stdout.splitlines()) == len(VALID) + len(INVALID) + 1 + len(AOTI)  # + EMPTY
+    assert len(result.stdout.splitlines()) == len(VALID) + len(INVALID) + 1 + len(AOTI) + len(FUSED)  # + EMPTY
     for name in VALID:
         version = tmp_path / name / "1"
         bricks = flat_bricks(parse_bricks(version))
@@ -46,6 +47,12 @@ def test_make_fixtures(tmp_path, parse_bricks):
     for name in AOTI:
         assert (tmp_path / name / "1" / "modules" / "backbone.pt2").is_file(), name
     assert not (tmp_path / "aoti_missing" / "1" / "modules" / "head.pt2").exists()
+    for name in FUSED:
+        (fused,) = parse_bricks(tmp_path / name / "1").fused_stages
+        program = tmp_path / name / "1" / fused.module_file
+        assert program.is_file(), name
+    whole = (tmp_path / "aoti_fused" / "1" / fused.module_file).stat().st_size
+    assert (tmp_path / "aoti_fused_corrupt" / "1" / fused.module_file).stat().st_size < whole
     garbled = tmp_path / "invalid_corrupt_module" / "1" / "modules" / "garbled.pt"
     with pytest.raises(RuntimeError):
         torch.jit.load(str(garbled))
