@@ -102,20 +102,26 @@ def test_a_kept_brick_is_not_fused(tmp_path, parse_bricks):
     assert flat_bricks(message)["head"].module_format == TORCHSCRIPT
 
 
+def refused_fusing_around_mid(collection, version_dir) -> str:
+    """The ExportError's message for fusing the INFERENCE stage with brick 'mid' kept in
+    TorchScript; the package must not be written."""
+    with pytest.raises(ExportError) as error:
+        export_brick_collection(collection, version_dir, example_inputs={"INFERENCE": {"x": torch.rand(2, 3)}},
+                                module_format="aot_inductor", max_batch_size=MAX_BATCH,
+                                keep_torchscript=["mid"], fused_stages=["INFERENCE"])
+    assert not version_dir.exists()
+    return str(error.value)
+
+
 def test_a_set_that_is_not_convex_is_refused_naming_the_bricks(tmp_path):
     """'mid' stays TorchScript but sits between two compiled bricks: 'a' leaves the set and
     comes back as 'b'."""
     collection = {"first": brick(nn.ReLU(), ["x"], ["a"]),
                   "mid": brick(nn.Tanh(), ["a"], ["b"]),
                   "last": brick(nn.Sigmoid(), ["b"], ["c"])}
-    with pytest.raises(ExportError) as error:
-        export_brick_collection(collection, tmp_path / "m" / "1", example_inputs={"INFERENCE": {"x": torch.rand(2, 3)}},
-                                module_format="aot_inductor", max_batch_size=MAX_BATCH,
-                                keep_torchscript=["mid"], fused_stages=["INFERENCE"])
-    message = str(error.value)
+    message = refused_fusing_around_mid(collection, tmp_path / "m" / "1")
     assert "not convex" in message
     assert "'mid'" in message and "'first'" in message and "'last'" in message, message
-    assert not (tmp_path / "m" / "1").exists()
 
 
 class ReadsAll(nn.Module):
@@ -131,11 +137,7 @@ def test_a_brick_reading_all_between_fused_bricks_makes_the_set_not_convex(tmp_p
     collection = {"first": brick(nn.ReLU(), ["x"], ["a"]),
                   "mid": brick(ReadsAll(), ["__all__"], ["b"]),
                   "after": brick(nn.Sigmoid(), ["b"], ["d"])}
-    with pytest.raises(ExportError) as error:
-        export_brick_collection(collection, tmp_path / "m" / "1", example_inputs={"INFERENCE": {"x": torch.rand(2, 3)}},
-                                module_format="aot_inductor", max_batch_size=MAX_BATCH,
-                                keep_torchscript=["mid"], fused_stages=["INFERENCE"])
-    message = str(error.value)
+    message = refused_fusing_around_mid(collection, tmp_path / "m" / "1")
     assert "not convex" in message
     assert "'mid'" in message and "'first'" in message and "'after'" in message, message
 
