@@ -13,6 +13,18 @@ for path in (PYTHON_CLIENTS / "client", PYTHON_CLIENTS / "exporter", REPO / "tes
         sys.path.insert(0, str(path))
 
 
+@pytest.fixture(scope="module")
+def module_compile_cache(tmp_path_factory):
+    """An AOTInductor compile cache of the requesting module's own, so that packages compiled
+    once serve every test of that module (`pytestmark = pytest.mark.usefixtures(...)`)."""
+    from torchbricks_export import aoti_cache
+
+    directory = tmp_path_factory.mktemp("aoti_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(aoti_cache.CACHE_ENV, str(directory))
+        yield directory
+
+
 @pytest.fixture(scope="session")
 def brick_collection_class(tmp_path_factory):
     """The message class torchbricks.package.BrickCollection, built from proto/bricks.proto."""

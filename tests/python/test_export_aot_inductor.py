@@ -28,13 +28,7 @@ TORCHSCRIPT, AOT_INDUCTOR = 0, 1
 TYPE_FP32 = 11
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compile_cache(tmp_path_factory):
-    """A compile cache of this module's own, so packages compiled once serve every test here."""
-    directory = tmp_path_factory.mktemp("aoti_cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(aoti_cache.CACHE_ENV, str(directory))
-        yield directory
+pytestmark = pytest.mark.usefixtures("module_compile_cache")  # compiles shared within this module
 
 
 def export_compiled(collection, version_dir, **kwargs):

@@ -13,7 +13,7 @@ from torch import nn
 
 from package_helpers import flat_bricks
 from readme_models import brick
-from torchbricks_export import ExportError, aoti_cache, export_brick_collection
+from torchbricks_export import ExportError, export_brick_collection
 
 aoti_load_package = pytest.importorskip("torch._inductor").aoti_load_package
 
@@ -24,12 +24,7 @@ TORCHSCRIPT, AOT_INDUCTOR = 0, 1
 TYPE_FP32 = 11
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compile_cache(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("aoti_cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(aoti_cache.CACHE_ENV, str(directory))
-        yield directory
+pytestmark = pytest.mark.usefixtures("module_compile_cache")  # compiles shared within this module
 
 
 def small_collection():

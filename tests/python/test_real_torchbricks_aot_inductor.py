@@ -81,11 +81,24 @@ def test_every_module_brick_is_compiled_unless_kept(suite, release, name, parse_
         assert [spec.dims[0] for spec in brick.compiled.inputs] == [-1] * len(brick.input_names), brick_name
 
 
-@pytest.mark.parametrize("release,name", PARAMS)
-def test_export_then_verify(suite, release, name):
+def assert_verifies(suite, release: str, name: str) -> None:
+    """`torchbricks verify` of the case's exported package passes (C++ against Python)."""
     _case(suite, release, name)
     result = run_cli("verify", suite.repository / model_name(release, name) / "1")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def assert_outputs_equal(result, expected, rows: int, stage: str) -> None:
+    """Each served output has the library's shape and values (RTOL, ATOL)."""
+    for key, want in expected.items():
+        got = result.outputs[key]
+        assert list(got.shape) == list(want.shape), (rows, stage, key)
+        np.testing.assert_allclose(got, want.numpy(), rtol=RTOL, atol=ATOL, err_msg=f"{rows} {stage} {key}")
+
+
+@pytest.mark.parametrize("release,name", PARAMS)
+def test_export_then_verify(suite, release, name):
+    assert_verifies(suite, release, name)
 
 
 @pytest.mark.parametrize("release,name", PARAMS)
@@ -95,10 +108,7 @@ def test_served_outputs_equal_library_forward_at_batch_1_3_and_max(suite, releas
         for stage, expected in expected_per_stage.items():
             result = suite.client.infer(model_name(release, name), {k: v.numpy() for k, v in inputs.items()},
                                         outputs=sorted(expected), stage=stage)
-            for key, want in expected.items():
-                got = result.outputs[key]
-                assert list(got.shape) == list(want.shape), (rows, stage, key)
-                np.testing.assert_allclose(got, want.numpy(), rtol=RTOL, atol=ATOL, err_msg=f"{rows} {stage} {key}")
+            assert_outputs_equal(result, expected, rows, stage)
 
 
 def test_single_rows_sent_together_share_a_compiled_batch(suite):
@@ -233,9 +243,7 @@ def test_fused_stage_holds_every_compiled_inference_brick(fused_suite, release, 
 @pytest.mark.parametrize("release,name", FUSED_CASES)
 def test_fused_export_then_verify(fused_suite, release, name):
     """`torchbricks verify` loads the package (fused program included) and compares with Python."""
-    _case(fused_suite, release, name)
-    result = run_cli("verify", fused_suite.repository / model_name(release, name) / "1")
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_verifies(fused_suite, release, name)
 
 
 @pytest.mark.parametrize("release,name", FUSED_CASES)
@@ -247,10 +255,7 @@ def test_fused_served_outputs_equal_library_forward_at_batch_1_3_and_max(fused_s
             before, _ = fused_executions(fused_suite, model)
             result = fused_suite.client.infer(model, {k: v.numpy() for k, v in inputs.items()},
                                               outputs=sorted(expected), stage=stage)
-            for key, want in expected.items():
-                got = result.outputs[key]
-                assert list(got.shape) == list(want.shape), (rows, stage, key)
-                np.testing.assert_allclose(got, want.numpy(), rtol=RTOL, atol=ATOL, err_msg=f"{rows} {stage} {key}")
+            assert_outputs_equal(result, expected, rows, stage)
             after, _ = fused_executions(fused_suite, model)
             # The fused program ran for INFERENCE (in place of its bricks), not for EXPORT.
             assert after - before == (1 if stage == "INFERENCE" else 0), (rows, stage)
