@@ -19,6 +19,17 @@ inline void CpuRelax() {
 #endif
 }
 
+// Polls `ready` for up to `spin` (spin-before-block): true once it holds.
+template <typename Ready>
+bool PollFor(absl::Duration spin, Ready ready) {
+  const absl::Time until = absl::Now() + spin;
+  while (!ready()) {
+    if (absl::Now() >= until) return false;
+    CpuRelax();
+  }
+  return true;
+}
+
 // How long fair share remembers a load it no longer sees (the e-folding time).
 constexpr absl::Duration kRecentLoadMemory = absl::Seconds(1);
 
@@ -146,9 +157,9 @@ absl::Status DynamicBatcher::Enqueue(PendingRequest* request) {
 }
 
 void DynamicBatcher::AwaitDone(PendingRequest* request) const {
-  if (options_.spin_before_block > absl::ZeroDuration()) {
-    const absl::Time until = absl::Now() + options_.spin_before_block;
-    while (!request->done.HasBeenNotified() && absl::Now() < until) CpuRelax();
+  if (options_.spin_before_block > absl::ZeroDuration() &&
+      PollFor(options_.spin_before_block, [request] { return request->done.HasBeenNotified(); })) {
+    return;
   }
   request->done.WaitForNotification();
 }
@@ -217,23 +228,19 @@ std::vector<PendingRequest*> DynamicBatcher::NextBatch() {
 }
 
 void DynamicBatcher::SpinForWork() {
-  if (options_.spin_before_block <= absl::ZeroDuration() || stopping_ ||
-      (!queue_.empty() && busy_ < static_cast<int>(options_.instances.size()))) {
-    return;
-  }
+  if (options_.spin_before_block <= absl::ZeroDuration() || HasWork()) return;
   const uint64_t seen = enqueued_.load(std::memory_order_acquire);
   mu_.Unlock();
-  const absl::Time until = absl::Now() + options_.spin_before_block;
-  while (enqueued_.load(std::memory_order_acquire) == seen && absl::Now() < until) CpuRelax();
+  PollFor(options_.spin_before_block,
+          [this, seen] { return enqueued_.load(std::memory_order_acquire) != seen; });
   mu_.Lock();
 }
 
-void DynamicBatcher::AwaitWork() {
-  auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return stopping_ || (!queue_.empty() && busy_ < static_cast<int>(options_.instances.size()));
-  };
-  mu_.Await(absl::Condition(&has_work));
+bool DynamicBatcher::HasWork() const {
+  return stopping_ || (!queue_.empty() && busy_ < static_cast<int>(options_.instances.size()));
 }
+
+void DynamicBatcher::AwaitWork() { mu_.Await(absl::Condition(this, &DynamicBatcher::HasWork)); }
 
 DynamicBatcher::BatchCandidate DynamicBatcher::GatherBatchMates() {
   BatchCandidate candidate;

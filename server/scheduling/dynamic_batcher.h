@@ -92,7 +92,9 @@ class DynamicBatcher {
   // With spin_before_block, while there is nothing to run: releases mu_ and polls enqueued_
   // until a request is queued or the spin is over.
   void SpinForWork() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Blocks until there is a request and a free instance to run it, or the batcher stops.
+  // A request and a free instance to run it, or the batcher stopping.
+  bool HasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Blocks until HasWork().
   void AwaitWork() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Answers queued requests that expired or were cancelled.
   void DropDeadRequests() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
