@@ -12,6 +12,8 @@
 # $SECONDS_PER_POINT (default 6) is each window. Reports in $OUT (default
 # /tmp/spin-before-block). Every server started is stopped by PID.
 set -euo pipefail
+# shellcheck source=bench/await_server.sh
+source "$(dirname "$0")/await_server.sh"
 repository=$(realpath "$1")
 rounds=$2
 shift 2
@@ -37,13 +39,7 @@ for round in $(seq "$rounds"); do
       --grpc-address 127.0.0.1 --grpc-port 0 --metrics-port 0 --self-configuration-seconds 0 \
       --spin-before-block-us "$spin" > "$out/spin$spin-$round.server.out" 2> "$log" &
     server_pid=$!
-    port=""
-    for _ in $(seq 600); do
-      port=$(sed -n 's/.*serving gRPC on [^ ]*:\([0-9]*\).*/\1/p' "$out/spin$spin-$round.server.out")
-      [[ -n $port ]] && grep -q " ready$" "$log" && break
-      kill -0 "$server_pid" 2> /dev/null || { cat "$log" >&2; exit 1; }
-      sleep 0.1
-    done
+    port=$(await_server "$out/spin$spin-$round.server.out" "$log" "$server_pid")
     before=$(cpu_ticks "$server_pid")
     "$root/build/bench/load_driver" --repository "$repository" --address "127.0.0.1:$port" \
       --workloads W1 --concurrency 1 --seconds "$window" --warmup-seconds 1 \

@@ -19,6 +19,8 @@
 # busy process for the whole run (a load generator that takes a core, as a Python client
 # does). Reports in $OUT (default /tmp/tail-latency). Every server started is stopped by PID.
 set -euo pipefail
+# shellcheck source=bench/await_server.sh
+source "$(dirname "$0")/await_server.sh"
 repository=$(realpath "$1")
 rounds=$2
 shift 2
@@ -68,13 +70,7 @@ for round in $(seq "$rounds"); do
       --grpc-address 127.0.0.1 --grpc-port 0 --metrics-port 0 "${flags[@]}" \
       > "$out/$label-$round.server.out" 2> "$log" &
     server_pid=$!
-    port=""
-    for _ in $(seq 600); do
-      port=$(sed -n 's/.*serving gRPC on [^ ]*:\([0-9]*\).*/\1/p' "$out/$label-$round.server.out")
-      [[ -n $port ]] && grep -q " ready$" "$log" && break
-      kill -0 "$server_pid" 2> /dev/null || { cat "$log" >&2; exit 1; }
-      sleep 0.1
-    done
+    port=$(await_server "$out/$label-$round.server.out" "$log" "$server_pid")
     echo "== round $round: $label ($build, port $port)"
     "$driver" --repository "$out/repository-$label" --address "127.0.0.1:$port" --workloads W2 \
       --concurrency 16,64 --seconds "$window" --warmup-seconds 1 --inprocess-batches 1 \
