@@ -29,15 +29,6 @@ window=${SECONDS_PER_POINT:-6}
 driver=$(realpath "$(dirname "$0")/../build/bench/load_driver")
 mkdir -p "$out"
 
-# A copy of the label's resnet18_classifier with the plain config.
-plain_repository() {
-  local source=$1 target=$2
-  rm -rf "$target" && mkdir -p "$target"
-  cp -r "$source/resnet18_classifier" "$target/"
-  printf 'max_batch_size: 64\ndynamic_batching { max_queue_delay_microseconds: 2000 }\n' \
-    > "$target/resnet18_classifier/config.pbtxt"
-}
-
 busy_pid=""
 server_pid=""
 cleanup() {
@@ -64,7 +55,7 @@ for round in $(seq "$rounds"); do
     build=$(realpath "${rest%%@*}")
     source=$repository
     [[ $rest == *@* ]] && source=$(realpath "${rest#*@}")
-    plain_repository "$source" "$out/repository-$label"
+    "$(dirname "$0")/plain_repository.sh" "$source" "$out/repository-$label" resnet18_classifier
     log=$out/$label-$round.server.log
     "$build/server/torchbricks-server" --model-repository "$out/repository-$label" \
       --grpc-address 127.0.0.1 --grpc-port 0 --metrics-port 0 "${flags[@]}" \

@@ -75,7 +75,6 @@ absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(BatcherOp
   }
   std::unique_ptr<DynamicBatcher> batcher(new DynamicBatcher(std::move(options), statistics));
   batcher->direct_allowed_ = batcher->options_.run_on_caller_when_idle &&
-                             batcher->options_.batching.max_queue_delay == absl::ZeroDuration() &&
                              batcher->options_.spin_before_block <= absl::ZeroDuration();
   for (const auto& instance : batcher->options_.instances) {
     batcher->direct_allowed_ = batcher->direct_allowed_ && instance.device == "cpu";
@@ -134,7 +133,12 @@ absl::Status DynamicBatcher::Enqueue(PendingRequest* request) {
   }
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the model version is being unloaded");
-  if (direct_allowed_ && queue_.empty() && busy_ < static_cast<int>(options_.instances.size())) {
+  if (skipping_waits_ && ++since_probe_ >= kProbeInterval) {
+    since_probe_ = 0;
+    request->probe_ = true;
+  }
+  if (direct_allowed_ && queue_.empty() && busy_ < static_cast<int>(options_.instances.size()) &&
+      (options_.batching.max_queue_delay == absl::ZeroDuration() || SkipsWait(*request))) {
     ++busy_;
     running_rows_ += request->rows_;
     const int64_t rows = request->rows_;  // `request` may be gone once it has run
@@ -222,7 +226,10 @@ std::vector<PendingRequest*> DynamicBatcher::NextBatch() {
     const BatchCandidate candidate = GatherBatchMates();
     const LoadInSight load = ObserveLoad(candidate);
     const size_t take = RequestsToTake(candidate, load);
-    if (take > 0) return CloseBatch(candidate, take, load);
+    if (take > 0) {
+      LearnFromBatch(candidate, take);
+      return CloseBatch(candidate, take, load);
+    }
     AwaitBatchMates(candidate.oldest_due);
   }
 }
@@ -278,9 +285,32 @@ DynamicBatcher::LoadInSight DynamicBatcher::ObserveLoad(const BatchCandidate& ca
 size_t DynamicBatcher::RequestsToTake(const BatchCandidate& candidate,
                                       const LoadInSight& load) const {
   if (const size_t preferred = PreferredPrefix(candidate); preferred > 0) return preferred;
-  if (candidate.full || candidate.due) return candidate.mates.size();
+  if (candidate.full || candidate.due || SkipsWait(*candidate.oldest)) {
+    return candidate.mates.size();
+  }
   if (options_.batching.fair_share) return FairSharePrefix(candidate, load);
   return 0;
+}
+
+bool DynamicBatcher::SkipsWait(const PendingRequest& oldest) const {
+  return skipping_waits_ && !oldest.probe_;
+}
+
+void DynamicBatcher::LearnFromBatch(const BatchCandidate& candidate, size_t take) {
+  if (!options_.batching.adaptive_queue_delay ||
+      options_.batching.max_queue_delay <= absl::ZeroDuration()) {
+    return;
+  }
+  if (take > 1) {
+    fruitless_waits_ = 0;
+    skipping_waits_ = false;
+    return;
+  }
+  // A lone request that waited out the whole delay: nothing came to join it.
+  if (candidate.due && !candidate.full && !stopping_ &&
+      ++fruitless_waits_ >= kFruitlessWaitsToSkip) {
+    skipping_waits_ = true;
+  }
 }
 
 size_t DynamicBatcher::PreferredPrefix(const BatchCandidate& candidate) const {

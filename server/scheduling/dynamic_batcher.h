@@ -4,7 +4,9 @@
 // run them as one, and hand each its own rows. A batch closes when it reaches
 // max_batch_size rows, when its rows make a preferred size, when the oldest request has
 // waited max_queue_delay, or — with the fair-share policy — when it holds its instance's
-// share of the rows in sight (queued plus running; see BatchPolicy::fair_share). Requests whose
+// share of the rows in sight (queued plus running; see BatchPolicy::fair_share). With
+// BatchPolicy::adaptive_queue_delay, a batcher whose waits gather nothing stops waiting
+// until requests come together again. Requests whose
 // deadline passed or whose client went away are answered without running. Thread-safe.
 //
 // Ownership: Enqueue() borrows the PendingRequest (pending_request.h); on OK the batcher notifies
@@ -30,6 +32,12 @@
 #include "server/scheduling/scheduling_plan.h"
 
 namespace torchbricks::server {
+
+// Adaptive queue delay (BatchPolicy::adaptive_queue_delay): the waits in a row that closed
+// with nothing but the request they waited for, after which batches stop waiting; and, while
+// they do, one request in this many still waits out the delay (a probe).
+inline constexpr int kFruitlessWaitsToSkip = 4;
+inline constexpr int kProbeInterval = 256;
 
 struct BatcherOptions {
   BatchPolicy batching;
@@ -63,9 +71,9 @@ class DynamicBatcher {
   // Queues `request` (see the ownership note above). ResourceExhausted when the queue is
   // full; InvalidArgument when its inputs do not make rows (BatchRows()).
   // When nothing is queued, an instance is idle, the instances run on the CPU and there is
-  // no queue delay to wait out, the request runs at once on the calling thread (a batch of
-  // one either way) and `done` is notified before Enqueue returns: this saves two thread
-  // hand-offs on a lightly loaded server.
+  // no queue delay to wait out (none is set, or the adaptive delay skips it), the request runs at
+  // once on the calling thread (a batch of one either way) and `done` is notified before Enqueue
+  // returns: this saves two thread hand-offs on a lightly loaded server.
   absl::Status Enqueue(PendingRequest* request);
 
   size_t queued() const;
@@ -112,6 +120,14 @@ class DynamicBatcher {
   // candidate holds fewer rows than that share.
   size_t FairSharePrefix(const BatchCandidate& candidate, const LoadInSight& load) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a batch led by `oldest` closes without waiting for mates: the adaptive delay
+  // skips waits and `oldest` is not a probe.
+  bool SkipsWait(const PendingRequest& oldest) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The adaptive delay learns from a batch about to close with `take` of the candidate's
+  // requests: a wait that gathered nothing counts towards skipping waits; several requests
+  // together end the skipping.
+  void LearnFromBatch(const BatchCandidate& candidate, size_t take)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes the candidate's first `take` requests off the queue as a running batch.
   std::vector<PendingRequest*> CloseBatch(const BatchCandidate& candidate, size_t take,
                                           const LoadInSight& load)
@@ -142,6 +158,11 @@ class DynamicBatcher {
   // last_close_ (it fades with the time since).
   double recent_load_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_close_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // Adaptive delay: waits in a row that gathered nothing; whether waits are skipped now; and
+  // the requests since the last probe.
+  int fruitless_waits_ ABSL_GUARDED_BY(mu_) = 0;
+  bool skipping_waits_ ABSL_GUARDED_BY(mu_) = false;
+  int since_probe_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
 };

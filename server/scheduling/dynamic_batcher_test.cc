@@ -88,6 +88,20 @@ class DynamicBatcherTest : public ::testing::Test {
     }
   }
 
+  // Sends `n` one-row requests one after another, each answered before the next is sent;
+  // returns their times in the queue.
+  std::vector<absl::Duration> LoneRequests(DynamicBatcher& batcher, int n) {
+    std::vector<absl::Duration> waited;
+    for (int i = 0; i < n; ++i) {
+      auto request = Request(absl::StrCat("lone", i));
+      EXPECT_TRUE(batcher.Enqueue(request.get()).ok());
+      request->done.WaitForNotification();
+      EXPECT_TRUE(request->result.ok());
+      waited.push_back(request->queue_time);
+    }
+    return waited;
+  }
+
   RecordingModel model_;
   VersionStats stats_{0};
   std::vector<std::unique_ptr<std::string>> payloads_;
@@ -440,6 +454,72 @@ TEST_F(DynamicBatcherTest, AStopEndsASpinningWorker) {
   (*batcher)->AwaitDone(request.get());
   batcher->reset();  // the worker polls for at most 10 ms, then sees the stop and exits
   EXPECT_EQ(stats_.execution_count.load(), 1u);
+}
+
+constexpr absl::Duration kLearnDelay = absl::Milliseconds(100);
+
+TEST_F(DynamicBatcherTest, AdaptiveDelayStopsWaitingWhenWaitsGatherNothing) {
+  auto batcher = Make({.batching = {.max_batch_size = 8, .max_queue_delay = kLearnDelay}});
+  const std::vector<absl::Duration> waited = LoneRequests(*batcher, kFruitlessWaitsToSkip + 4);
+  for (int i = 0; i < kFruitlessWaitsToSkip; ++i) {
+    EXPECT_GE(waited[i], kLearnDelay) << "request " << i << " did not wait out the delay";
+  }
+  for (size_t i = kFruitlessWaitsToSkip; i < waited.size(); ++i) {
+    EXPECT_LT(waited[i], kLearnDelay) << "request " << i << " still waited for mates that "
+                                      << "never came";
+  }
+  for (const auto& batch : model_.batches()) EXPECT_EQ(batch.size(), 1u);
+}
+
+TEST_F(DynamicBatcherTest, ABatchOfSeveralRequestsMakesBatchesWaitAgain) {
+  auto batcher = Make({.batching = {.max_batch_size = 8, .max_queue_delay = kLearnDelay}});
+  LoneRequests(*batcher, kFruitlessWaitsToSkip);  // now waits are skipped
+  model_.Hold();
+  auto blocker = Request("blocker");
+  ASSERT_TRUE(batcher->Enqueue(blocker.get()).ok());
+  WaitForBatches(kFruitlessWaitsToSkip + 1);
+  auto a = Request("a");
+  auto b = Request("b");
+  ASSERT_TRUE(batcher->Enqueue(a.get()).ok());
+  ASSERT_TRUE(batcher->Enqueue(b.get()).ok());
+  model_.Release();
+  a->done.WaitForNotification();
+  b->done.WaitForNotification();
+  EXPECT_EQ(model_.batches().back(), (std::vector<std::string>{"a", "b"}));
+  // Requests came together: the next lone request waits for mates again.
+  EXPECT_GE(LoneRequests(*batcher, 1)[0], kLearnDelay);
+}
+
+TEST_F(DynamicBatcherTest, WhileWaitsAreSkippedAnIdleBatcherAnswersOnTheCallingThreadButProbes) {
+  BatcherOptions options{.batching = {.max_batch_size = 8, .max_queue_delay = kLearnDelay}};
+  options.instances = {{&model_, "cpu", 1}};
+  auto made = DynamicBatcher::Create(std::move(options), &stats_);
+  ASSERT_TRUE(made.ok());
+  DynamicBatcher& batcher = **made;
+  // With a delay set, lone requests go through the queue until their waits prove fruitless.
+  LoneRequests(batcher, kFruitlessWaitsToSkip);
+  std::vector<int> waited;  // requests not answered when Enqueue returned
+  for (int i = 0; i < kProbeInterval + 1; ++i) {
+    auto request = Request(absl::StrCat("r", i));
+    ASSERT_TRUE(batcher.Enqueue(request.get()).ok());
+    if (!request->done.HasBeenNotified()) {
+      waited.push_back(i);
+      request->done.WaitForNotification();
+      EXPECT_GE(request->queue_time, kLearnDelay) << "the probe did not wait out the delay";
+    }
+    ASSERT_TRUE(request->result.ok());
+  }
+  EXPECT_EQ(waited, std::vector<int>{kProbeInterval - 1}) << "one request in kProbeInterval "
+                                                          << "waits; the others run at once";
+}
+
+TEST_F(DynamicBatcherTest, WithoutTheAdaptiveDelayEveryLoneRequestWaits) {
+  auto batcher = Make(
+      {.batching = {
+           .max_batch_size = 8, .max_queue_delay = kLearnDelay, .adaptive_queue_delay = false}});
+  for (absl::Duration waited : LoneRequests(*batcher, kFruitlessWaitsToSkip + 2)) {
+    EXPECT_GE(waited, kLearnDelay);
+  }
 }
 
 }  // namespace

@@ -50,6 +50,9 @@ class PendingRequest {
   int64_t rows_ = 0;
   // Set by Enqueue(): when the request arrived, for its queue time and queue delay.
   absl::Time enqueued_;
+  // Set by Enqueue(): while the adaptive queue delay skips waits, this request waits out the
+  // delay anyway, to see whether requests come together again.
+  bool probe_ = false;
 };
 
 }  // namespace torchbricks::server

@@ -89,6 +89,20 @@ absl::Status PlanBatchingPolicy(const config::ModelConfig& config, BatchPolicy* 
   return absl::OkStatus();
 }
 
+// parameters["adaptive_queue_delay"]: "true" (the default) or "false".
+absl::Status PlanAdaptiveQueueDelay(const config::ModelConfig& config, BatchPolicy* policy) {
+  auto found = config.parameters().find("adaptive_queue_delay");
+  if (found == config.parameters().end()) return absl::OkStatus();
+  const std::string& value = found->second;
+  if (value != "true" && value != "false") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "parameters[\"adaptive_queue_delay\"] is '", value.substr(0, kQuotedPolicyChars),
+        "'; it takes \"true\" (the default) or \"false\""));
+  }
+  policy->adaptive_queue_delay = value == "true";
+  return absl::OkStatus();
+}
+
 // The config's instance groups; without any, one default group (KIND_AUTO, one instance).
 std::vector<config::InstanceGroup> InstanceGroupsOf(const config::ModelConfig& config) {
   std::vector<config::InstanceGroup> groups(config.instance_group().begin(),
@@ -226,6 +240,7 @@ absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
   RETURN_IF_ERROR(PlanBatchSizes(config, &plan.batching));
   RETURN_IF_ERROR(PlanQueue(config.dynamic_batching(), &plan.batching));
   RETURN_IF_ERROR(PlanBatchingPolicy(config, &plan.batching));
+  RETURN_IF_ERROR(PlanAdaptiveQueueDelay(config, &plan.batching));
   const std::vector<config::InstanceGroup> groups = InstanceGroupsOf(config);
   ASSIGN_OR_RETURN(const int cpu_instances, CheckInstanceGroups(groups, cuda, cores));
   // The cores left by the front end, shared evenly by the CPU instances (one thread at least).

@@ -35,6 +35,16 @@ struct BatchPolicy {
   // waits until the queue holds the recent load. max_queue_delay (which must be above 0)
   // still bounds every wait. Default ("delay"): Triton's rules above only.
   bool fair_share = false;
+  // config.pbtxt's parameters { key: "adaptive_queue_delay" value: "true" | "false" }
+  // (default true): max_queue_delay is a bound, and a batcher whose waits gather nothing
+  // stops waiting. After kFruitlessWaitsToSkip (dynamic_batcher.h) waits in a row that closed with
+  // the lone request they waited for, batches close as soon as an instance is free (and, on the
+  // CPU, an idle instance runs a lone request on the receiving thread), except one request in
+  // kProbeInterval, which waits out the delay to see whether requests come again. A batch of
+  // several requests, whether a probe gathered them or they queued behind busy instances,
+  // makes batches wait again. So one client at a time is not taxed the delay on every
+  // request, and load that can batch still batches (docs/CONFIG.md, "Queue delay").
+  bool adaptive_queue_delay = true;
 };
 
 // The CUDA devices the server's libtorch offers (core's CudaBuilt() and CudaDeviceCount(),
@@ -69,9 +79,9 @@ struct SchedulingPlan {
 // is left to the gRPC front end). InvalidArgument for negative
 // sizes, a preferred size above max_batch_size, a queue delay or timeout beyond int64
 // microseconds, a batching_policy other than "delay" or "fair_share" (or fair_share
-// without a queue delay), instances or threads beyond
-// the machine's bounds, or a GPU index that `cuda` does not have; Unavailable for KIND_GPU
-// without a usable GPU (the message says why: the config is valid, the machine lacks it).
+// without a queue delay), an adaptive_queue_delay other than "true" or "false", instances or
+// threads beyond the machine's bounds, or a GPU index that `cuda` does not have; Unavailable for
+// KIND_GPU without a usable GPU (the message says why: the config is valid, the machine lacks it).
 absl::StatusOr<SchedulingPlan> PlanScheduling(const config::ModelConfig& config,
                                               const CudaInventory& cuda, int cores);
 

@@ -137,6 +137,20 @@ TEST(SchedulingPlanTest, BatchingPolicyParameterSelectsFairShare) {
   EXPECT_NE(bogus.status().message().find("fair_share"), std::string::npos);
 }
 
+TEST(SchedulingPlanTest, AdaptiveQueueDelayIsOnUnlessTheConfigTurnsItOff) {
+  auto absent = PlanScheduling(Config("max_batch_size: 8"), kNoCuda, 2);
+  ASSERT_TRUE(absent.ok());
+  EXPECT_TRUE(absent->batching.adaptive_queue_delay);
+  auto off = PlanScheduling(
+      Config(R"pb(parameters { key: "adaptive_queue_delay" value: "false" })pb"), kNoCuda, 2);
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->batching.adaptive_queue_delay);
+  auto bogus = PlanScheduling(
+      Config(R"pb(parameters { key: "adaptive_queue_delay" value: "off" })pb"), kNoCuda, 2);
+  EXPECT_EQ(bogus.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bogus.status().message().find("adaptive_queue_delay"), std::string::npos);
+}
+
 TEST(SchedulingPlanTest, BadSizesAreRefused) {
   EXPECT_FALSE(PlanScheduling(Config("max_batch_size: -1"), kNoCuda, 2).ok());
   EXPECT_FALSE(
