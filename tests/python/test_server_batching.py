@@ -16,8 +16,14 @@ from torchbricks_export import export_brick_collection, run_reference
 
 MODEL = "picky"
 DUMMY = "small_dummy"  # readme_dummy on 8x8 images
-CONFIG = "max_batch_size: 16\ndynamic_batching { max_queue_delay_microseconds: 300000 }\n"
+DELAY_S = 0.3
+CONFIG = f"max_batch_size: 16\ndynamic_batching {{ max_queue_delay_microseconds: {int(DELAY_S * 1e6)} }}\n"
 CALLERS = 6
+# The same gate, served with the adaptive queue delay (the default) and without it.
+ADAPTIVE = "adaptive"
+PATIENT = "patient"
+FRUITLESS_WAITS_TO_SKIP = 4  # server/scheduling/dynamic_batcher.h
+PROBE_INTERVAL = 256  # the same
 
 
 class RejectNegative(nn.Module):
@@ -35,6 +41,9 @@ def batching_server(tmp_path_factory):
     collection = {"gate": brick(RejectNegative(), input_names=["x"], output_names=["y"], kind="NOT_TRAINABLE")}
     export_brick_collection(collection, repository / MODEL / "1", example_inputs={"x": torch.ones(2, 4)})
     (repository / MODEL / "config.pbtxt").write_text(CONFIG, encoding="utf-8")
+    for name, extra in ((ADAPTIVE, ""), (PATIENT, 'parameters { key: "adaptive_queue_delay" value: "false" }\n')):
+        export_brick_collection(collection, repository / name / "1", example_inputs={"x": torch.ones(2, 4)})
+        (repository / name / "config.pbtxt").write_text(CONFIG + extra, encoding="utf-8")
     export_brick_collection(readme_models.readme_dummy(), repository / DUMMY / "1",
                             example_inputs={"raw_images": torch.rand(2, 3, 8, 8)})
     (repository / DUMMY / "config.pbtxt").write_text(CONFIG, encoding="utf-8")
@@ -48,9 +57,22 @@ def _call_together(server, inputs, model=MODEL, input_name="x", outputs=None):
     return infer_together(server, model, [{input_name: x} for x in inputs], outputs)
 
 
-def _executions(client):
-    (stats,) = client.model_statistics(MODEL).model_stats
+def _executions(client, model=MODEL):
+    (stats,) = client.model_statistics(model).model_stats
     return stats.execution_count, stats.inference_count
+
+
+def _lone_queue_seconds(client, model, count):
+    """Sends `count` one-row requests one after another; returns each one's time in the queue
+    (the server's cumulative queue time, read after each)."""
+    waited = []
+    for i in range(count):
+        (before,) = client.model_statistics(model).model_stats
+        x = np.full((1, 4), i, dtype=np.float32)
+        np.testing.assert_array_equal(client.infer(model, {"x": x}).outputs["y"], x * 2)
+        (after,) = client.model_statistics(model).model_stats
+        waited.append((after.inference_stats.queue.ns - before.inference_stats.queue.ns) / 1e9)
+    return waited
 
 
 def test_concurrent_requests_share_executions(batching_server):
@@ -96,3 +118,33 @@ def test_batch_mates_get_the_outputs_each_asked_for(batching_server):
         assert sorted(result.outputs) == sorted(names or ["logits", "softmaxed"])
         for name, value in result.outputs.items():
             np.testing.assert_allclose(value, expected[name].numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_lone_requests_stop_waiting_and_requests_together_batch_again(batching_server):
+    skipped = 3
+    with batching_server.client() as client:
+        waited = _lone_queue_seconds(client, ADAPTIVE, FRUITLESS_WAITS_TO_SKIP + skipped)
+        # Each of the first waits out the whole delay alone; after them nobody waits for mates.
+        assert all(w >= DELAY_S for w in waited[:FRUITLESS_WAITS_TO_SKIP]), waited
+        assert all(w < DELAY_S for w in waited[FRUITLESS_WAITS_TO_SKIP:]), waited
+        # Lone requests up to the probe, which waits out the delay: callers that come while it
+        # waits join its batch.
+        x = np.ones((1, 4), dtype=np.float32)
+        for _ in range(PROBE_INTERVAL - skipped - 1):
+            client.infer(ADAPTIVE, {"x": x})
+        executions, _ = _executions(client, ADAPTIVE)
+        results = _call_together(batching_server, [np.full((1, 4), i, dtype=np.float32) for i in range(CALLERS)],
+                                 model=ADAPTIVE)
+        for i, result in enumerate(results):
+            assert not isinstance(result, grpc.RpcError), result
+            np.testing.assert_array_equal(result.outputs["y"], np.full((1, 4), 2 * i, dtype=np.float32))
+        assert _executions(client, ADAPTIVE)[0] - executions == 1  # all of them in the probe's batch
+        # Requests came together, so the batcher waits for mates again.
+        assert _lone_queue_seconds(client, ADAPTIVE, 1)[0] >= DELAY_S
+
+
+def test_without_the_adaptive_delay_every_lone_request_waits(batching_server):
+    with batching_server.client() as client:
+        waited = _lone_queue_seconds(client, PATIENT, FRUITLESS_WAITS_TO_SKIP + 2)
+        assert all(w >= DELAY_S for w in waited), waited
+        assert client.model_config(PATIENT).parameters["adaptive_queue_delay"].string_value == "false"
