@@ -301,15 +301,21 @@ void DynamicBatcher::LearnFromBatch(const BatchCandidate& candidate, size_t take
       options_.batching.max_queue_delay <= absl::ZeroDuration()) {
     return;
   }
-  if (take > 1) {
-    fruitless_waits_ = 0;
-    skipping_waits_ = false;
+  if (skipping_waits_) {
+    // Only a probe's wait says whether waiting gathers: batches that queued up behind busy
+    // instances form the same way without it.
+    if (candidate.oldest->probe_ && take > 1) {
+      skipping_waits_ = false;
+      fruitless_waits_ = 0;
+    }
     return;
   }
   // A lone request that waited out the whole delay: nothing came to join it.
-  if (candidate.due && !candidate.full && !stopping_ &&
-      ++fruitless_waits_ >= kFruitlessWaitsToSkip) {
+  const bool fruitless = candidate.due && !candidate.full && take == 1 && !stopping_;
+  fruitless_waits_ = fruitless ? fruitless_waits_ + 1 : 0;
+  if (fruitless_waits_ >= kFruitlessWaitsToSkip) {
     skipping_waits_ = true;
+    since_probe_ = 0;
   }
 }
 

@@ -33,9 +33,11 @@
 
 namespace torchbricks::server {
 
-// Adaptive queue delay (BatchPolicy::adaptive_queue_delay): the waits in a row that closed
-// with nothing but the request they waited for, after which batches stop waiting; and, while
-// they do, one request in this many still waits out the delay (a probe).
+// Adaptive queue delay (BatchPolicy::adaptive_queue_delay): the batches in a row that closed
+// with nothing but the request that waited out the delay, after which batches stop waiting;
+// and, while they do, one request in this many enqueued still waits (a probe), whose batch,
+// if others joined it, makes batches wait again. tests/python/test_server_batching.py counts
+// requests with the same two numbers.
 inline constexpr int kFruitlessWaitsToSkip = 4;
 inline constexpr int kProbeInterval = 256;
 
@@ -124,8 +126,9 @@ class DynamicBatcher {
   // skips waits and `oldest` is not a probe.
   bool SkipsWait(const PendingRequest& oldest) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The adaptive delay learns from a batch about to close with `take` of the candidate's
-  // requests: a wait that gathered nothing counts towards skipping waits; several requests
-  // together end the skipping.
+  // requests: a wait that gathered nothing counts towards skipping waits, any other batch
+  // starts the count again; while waits are skipped, a probe's batch of several requests
+  // ends the skipping.
   void LearnFromBatch(const BatchCandidate& candidate, size_t take)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes the candidate's first `take` requests off the queue as a running batch.

@@ -471,9 +471,25 @@ TEST_F(DynamicBatcherTest, AdaptiveDelayStopsWaitingWhenWaitsGatherNothing) {
   for (const auto& batch : model_.batches()) EXPECT_EQ(batch.size(), 1u);
 }
 
-TEST_F(DynamicBatcherTest, ABatchOfSeveralRequestsMakesBatchesWaitAgain) {
+TEST_F(DynamicBatcherTest, RequestsThatJoinAProbeMakeBatchesWaitAgain) {
   auto batcher = Make({.batching = {.max_batch_size = 8, .max_queue_delay = kLearnDelay}});
   LoneRequests(*batcher, kFruitlessWaitsToSkip);  // now waits are skipped
+  LoneRequests(*batcher, kProbeInterval - 1);     // each closes at once
+  auto probe = Request("probe");
+  auto mate = Request("mate");
+  ASSERT_TRUE(batcher->Enqueue(probe.get()).ok());
+  ASSERT_TRUE(batcher->Enqueue(mate.get()).ok());
+  probe->done.WaitForNotification();
+  mate->done.WaitForNotification();
+  EXPECT_EQ(model_.batches().back(), (std::vector<std::string>{"probe", "mate"}));
+  EXPECT_GE(probe->queue_time, kLearnDelay) << "the probe did not wait out the delay";
+  // A request joined the probe: the next lone request waits for mates again.
+  EXPECT_GE(LoneRequests(*batcher, 1)[0], kLearnDelay);
+}
+
+TEST_F(DynamicBatcherTest, ABatchThatQueuedBehindABusyInstanceDoesNotEndTheSkipping) {
+  auto batcher = Make({.batching = {.max_batch_size = 8, .max_queue_delay = kLearnDelay}});
+  LoneRequests(*batcher, kFruitlessWaitsToSkip);
   model_.Hold();
   auto blocker = Request("blocker");
   ASSERT_TRUE(batcher->Enqueue(blocker.get()).ok());
@@ -486,8 +502,8 @@ TEST_F(DynamicBatcherTest, ABatchOfSeveralRequestsMakesBatchesWaitAgain) {
   a->done.WaitForNotification();
   b->done.WaitForNotification();
   EXPECT_EQ(model_.batches().back(), (std::vector<std::string>{"a", "b"}));
-  // Requests came together: the next lone request waits for mates again.
-  EXPECT_GE(LoneRequests(*batcher, 1)[0], kLearnDelay);
+  // They batched because the instance was busy, as they would without a delay.
+  EXPECT_LT(LoneRequests(*batcher, 1)[0], kLearnDelay);
 }
 
 TEST_F(DynamicBatcherTest, WhileWaitsAreSkippedAnIdleBatcherAnswersOnTheCallingThreadButProbes) {
@@ -498,19 +514,21 @@ TEST_F(DynamicBatcherTest, WhileWaitsAreSkippedAnIdleBatcherAnswersOnTheCallingT
   DynamicBatcher& batcher = **made;
   // With a delay set, lone requests go through the queue until their waits prove fruitless.
   LoneRequests(batcher, kFruitlessWaitsToSkip);
-  std::vector<int> waited;  // requests not answered when Enqueue returned
+  std::vector<int> waited;   // requests that waited out the delay
+  int answered_at_once = 0;  // answered on this thread before Enqueue returned
   for (int i = 0; i < kProbeInterval + 1; ++i) {
     auto request = Request(absl::StrCat("r", i));
     ASSERT_TRUE(batcher.Enqueue(request.get()).ok());
-    if (!request->done.HasBeenNotified()) {
-      waited.push_back(i);
-      request->done.WaitForNotification();
-      EXPECT_GE(request->queue_time, kLearnDelay) << "the probe did not wait out the delay";
-    }
+    if (request->done.HasBeenNotified()) ++answered_at_once;
+    request->done.WaitForNotification();
     ASSERT_TRUE(request->result.ok());
+    if (request->queue_time >= kLearnDelay) waited.push_back(i);
   }
   EXPECT_EQ(waited, std::vector<int>{kProbeInterval - 1}) << "one request in kProbeInterval "
                                                           << "waits; the others run at once";
+  // A worker notifies its request before it counts itself idle, so now and then the next
+  // request finds it busy and is queued (and taken at once); most run on this thread.
+  EXPECT_GT(answered_at_once, kProbeInterval / 2);
 }
 
 TEST_F(DynamicBatcherTest, WithoutTheAdaptiveDelayEveryLoneRequestWaits) {

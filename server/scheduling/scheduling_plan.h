@@ -37,13 +37,13 @@ struct BatchPolicy {
   bool fair_share = false;
   // config.pbtxt's parameters { key: "adaptive_queue_delay" value: "true" | "false" }
   // (default true): max_queue_delay is a bound, and a batcher whose waits gather nothing
-  // stops waiting. After kFruitlessWaitsToSkip (dynamic_batcher.h) waits in a row that closed with
-  // the lone request they waited for, batches close as soon as an instance is free (and, on the
-  // CPU, an idle instance runs a lone request on the receiving thread), except one request in
-  // kProbeInterval, which waits out the delay to see whether requests come again. A batch of
-  // several requests, whether a probe gathered them or they queued behind busy instances,
-  // makes batches wait again. So one client at a time is not taxed the delay on every
-  // request, and load that can batch still batches (docs/CONFIG.md, "Queue delay").
+  // stops waiting. After kFruitlessWaitsToSkip (dynamic_batcher.h) batches in a row that
+  // closed with the lone request that waited out the delay, batches close as soon as an
+  // instance is free (and an idle batcher of CPU instances runs a lone request on the
+  // receiving thread), except that one request in kProbeInterval waits (a probe); when
+  // requests join a probe's batch, batches wait again. So one client at a time is not taxed
+  // the delay on every request, and load that a wait can batch is batched as configured
+  // (docs/CONFIG.md, "Queue delay").
   bool adaptive_queue_delay = true;
 };
 
