@@ -80,7 +80,8 @@ std::string ServerSection(const WorkloadResult& result) {
   std::string out = "Server (gRPC `ModelInfer`, closed loop, C requests outstanding):\n\n";
   const BatchPoint* best = BestBatch(result.inprocess);
   MarkdownTable table({"C", "req/s", "p50 µs", "p90 µs", "p99 µs", "vs best batch",
-                       "server avg batch", "queue µs/req", "batch run µs", "errors"});
+                       "server avg batch", "queue µs/req", "batch run µs", "errors", "server cores",
+                       "client cores", "idle cores"});
   std::string notes;
   for (const ServerPoint& point : result.server) {
     const ClosedLoopResult& load = point.load;
@@ -91,7 +92,10 @@ std::string ServerSection(const WorkloadResult& result) {
          best != nullptr ? Fixed(load.requests_per_second / best->images_per_second, 2) : "-",
          counted ? Fixed(point.counters.AverageBatch(), 2) : "?",
          counted ? Fixed(point.counters.QueueUsPerRequest()) : "?",
-         counted ? Fixed(point.counters.InferUsPerExecution()) : "?", absl::StrCat(load.errors)});
+         counted ? Fixed(point.counters.InferUsPerExecution()) : "?", absl::StrCat(load.errors),
+         point.cores.ok() && point.cores->server >= 0 ? Fixed(point.cores->server, 2) : "?",
+         point.cores.ok() ? Fixed(point.cores->client, 2) : "?",
+         point.cores.ok() ? Fixed(point.cores->idle, 2) : "?"});
     if (load.errors > 0) {
       notes += absl::StrCat("- **C=", point.concurrency, ": ", load.errors,
                             " failed request(s)**, first: ", load.first_error, "\n");

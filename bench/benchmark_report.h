@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bench/closed_loop_client.h"
+#include "bench/cpu_usage.h"
 #include "bench/inprocess_sweep.h"
 #include "bench/workload.h"
 #include "clients/cpp/perf/server_counters.h"
@@ -23,6 +24,9 @@ struct ServerPoint {
   // counters_error says why.
   perf::ServerCounters counters;
   std::string counters_error;
+  // Cores the load generator, the server and nobody used across the point (warm-up
+  // included); an error when they could not be read.
+  absl::StatusOr<CoresUsed> cores = absl::UnknownError("not measured");
 };
 
 struct WorkloadResult {
@@ -36,7 +40,8 @@ struct WorkloadResult {
 // Renders the report: a title, `facts` as "- label: value" lines (machine, flags, ...),
 // then per workload the in-process table (best batch, batch-1 p50), the server table
 // (throughput, latency percentiles, ratio to the best in-process images/s, the server's
-// average batch) and the c=1 p50 difference to in-process batch 1.
+// average batch, the cores server, load generator and nobody used) and the c=1 p50 difference to
+// in-process batch 1.
 std::string RenderReport(const std::vector<std::pair<std::string, std::string>>& facts,
                          const std::vector<WorkloadResult>& results);
 

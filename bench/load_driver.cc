@@ -51,6 +51,8 @@ constexpr char kUsage[] =
     "  --inprocess-batches 1,2,...   in-process batch sizes (default 1,2,4,8,16,32,64)\n"
     "  --client-threads N            threads polling completion queues (default 1)\n"
     "  --inprocess-threads N         libtorch intra-op threads in-process (default: libtorch's)\n"
+    "  --server-pid PID              with --address: count this process's CPU time as the "
+    "server's\n"
     "  --out FILE.md                 also write the report here\n";
 
 // Requests (distinct random inputs) per workload, sent round robin.
@@ -71,6 +73,9 @@ struct DriverFlags {
   int client_threads = 1;
   int inprocess_threads = 0;  // 0: leave libtorch's default
   std::string out;
+  // The server's process id, to count its CPU time (--address); a started server's own
+  // otherwise.
+  pid_t server_pid = -1;
 };
 
 absl::StatusOr<std::vector<int64_t>> ParsePositiveList(const std::string& flag,
@@ -124,6 +129,8 @@ absl::StatusOr<DriverFlags> ParseFlags(const std::vector<std::string>& args) {
       if (!absl::SimpleAtoi(value, &flags.inprocess_threads) || flags.inprocess_threads < 1) {
         return bad();
       }
+    } else if (flag == "--server-pid") {
+      if (!absl::SimpleAtoi(value, &flags.server_pid) || flags.server_pid < 1) return bad();
     } else if (flag == "--out") {
       flags.out = value;
     } else {
@@ -193,7 +200,7 @@ void MeasureInProcess(const DriverFlags& flags, WorkloadResult* result) {
 }
 
 // Appends one ServerPoint per concurrency level to result->server.
-void MeasureServer(const DriverFlags& flags, const std::string& address,
+void MeasureServer(const DriverFlags& flags, const std::string& address, pid_t server_pid,
                    client::InferenceClient& control, WorkloadResult* result) {
   const std::vector<grpc::ByteBuffer> requests = SerializedInferRequests(
       result->workload, RandomBatches(result->workload, 1, kDistinctRequests, 1));
@@ -202,6 +209,7 @@ void MeasureServer(const DriverFlags& flags, const std::string& address,
     point.concurrency = static_cast<int>(concurrency);
     absl::StatusOr<perf::ServerCounters> before =
         perf::FetchServerCounters(control, result->workload.model, "");
+    const CpuSample cpu_before = SampleCpu(server_pid);
     absl::StatusOr<ClosedLoopResult> load = RunClosedLoop({.address = address,
                                                            .requests = requests,
                                                            .concurrency = point.concurrency,
@@ -212,6 +220,7 @@ void MeasureServer(const DriverFlags& flags, const std::string& address,
       result->server_error = load.status().ToString();
       return;
     }
+    point.cores = CoresBetween(cpu_before, SampleCpu(server_pid));
     point.load = *std::move(load);
     absl::StatusOr<perf::ServerCounters> after =
         perf::FetchServerCounters(control, result->workload.model, "");
@@ -288,7 +297,8 @@ int Main(const std::vector<std::string>& args) {
         client::InferenceClient::Create({.url = address, .timeout = kStatisticsTimeout});
     for (WorkloadResult& result : results) {
       if (control.ok()) {
-        MeasureServer(flags, address, **control, &result);
+        MeasureServer(flags, address, server != nullptr ? server->pid() : flags.server_pid,
+                      **control, &result);
       } else {
         result.server_error = control.status().ToString();
       }

@@ -6,7 +6,8 @@
 # ModelInfer, so it drives old builds too). Servers run in alternating rounds; the report
 # gives each label's median req/s, p50, p99 and p99/p50, so a tail regression shows next time,
 # and the ratio of req/s to the best in-process rows/s at batch C that a self-configuring
-# server of the same round measured at load (every layout it tried; "—" without one).
+# server of the same round measured at load (every layout it tried; "—" without one), and
+# the cores the server, the load generator and nobody used during each point.
 #
 #   bench/tail_latency.sh REPOSITORY ROUNDS LABEL=BUILD[@REPOSITORY][%FLAG=VALUE...] ...
 #   bench/tail_latency.sh /tmp/example 3 main=build                 # defaults (self-configuring)
@@ -63,7 +64,8 @@ for round in $(seq "$rounds"); do
     server_pid=$!
     port=$(await_server "$out/$label-$round.server.out" "$log" "$server_pid")
     echo "== round $round: $label ($build, port $port)"
-    "$driver" --repository "$out/repository-$label" --address "127.0.0.1:$port" --workloads W2 \
+    "$driver" --repository "$out/repository-$label" --address "127.0.0.1:$port" \
+      --server-pid "$server_pid" --workloads W2 \
       --concurrency 16,64 --seconds "$window" --warmup-seconds 1 --inprocess-batches 1 \
       --inprocess-threads 1 > "$out/$label-$round.md" 2>&1 || { tail -20 "$out/$label-$round.md"; exit 1; }
     kill "$server_pid" && wait "$server_pid" 2> /dev/null || true
@@ -82,13 +84,19 @@ from pathlib import Path
 out, rounds, labels = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 
 
+def number(cell: str) -> float:
+    return float(cell) if cell not in ("?", "-") else float("nan")
+
+
 def served(report: Path) -> dict:
-    """{C: (req/s, p50 µs, p99 µs)} from load_driver's server table."""
+    """{C: (req/s, p50 µs, p99 µs, server cores, client cores, idle cores)} from
+    load_driver's server table (cores NaN where it has none)."""
     found = {}
     for line in report.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 5 and cells[0] in ("16", "64"):
-            found[int(cells[0])] = (float(cells[1]), float(cells[2]), float(cells[4]))
+            cores = [number(c) for c in cells[10:13]] if len(cells) >= 13 else [float("nan")] * 3
+            found[int(cells[0])] = (float(cells[1]), float(cells[2]), float(cells[4]), *cores)
     return found
 
 
@@ -100,8 +108,9 @@ def calibrated(log: Path) -> dict:
     return best
 
 
-print("| label | C | req/s | p50 µs | p99 µs | p99/p50 | req/s ÷ best in-process at batch C |")
-print("|---|--:|--:|--:|--:|--:|--:|")
+print("| label | C | req/s | p50 µs | p99 µs | p99/p50 | req/s ÷ best in-process at batch C "
+      "| server cores | client cores | idle cores |")
+print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 # The in-process limit of a round: the best rows/s any self-configuring server of that round
 # measured at load (all layouts it tried), at batch C.
 limits = []
@@ -119,7 +128,8 @@ for label in labels:
         p99 = statistics.median(run[c][2] for run in runs)
         ratios = [run[c][0] / limit[c] for run, limit in zip(runs, limits) if limit.get(c)]
         ratio = f"{statistics.median(ratios):.2f}" if ratios else "—"
-        print(f"| {label} | {c} | {rate:.0f} | {p50:.0f} | {p99:.0f} | {p99 / p50:.2f} | {ratio} |")
+        cores = " | ".join(f"{statistics.median(run[c][k] for run in runs):.2f}" for k in (3, 4, 5))
+        print(f"| {label} | {c} | {rate:.0f} | {p50:.0f} | {p99:.0f} | {p99 / p50:.2f} | {ratio} | {cores} |")
 print()
 print("rounds:", ", ".join(f"{label} " + " / ".join(
     f"c16 {served(out / f'{label}-{r}.md')[16][2]:.0f}" for r in range(1, rounds + 1)) + " µs p99"

@@ -125,6 +125,8 @@ class ServerProcess {
   ServerProcess& operator=(const ServerProcess&) = delete;
 
   int port() const { return port_; }
+  // The server's process id; -1 when it did not start.
+  pid_t pid() const { return pid_; }
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
 
   // SIGTERM, then waits; returns the exit status (-1 when it did not exit normally or
