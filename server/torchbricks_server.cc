@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
+#include "base/usable_cores.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
@@ -167,7 +168,10 @@ absl::StatusOr<std::unique_ptr<TorchBricksServer>> TorchBricksServer::Create(
          .max_image_pixels = max_image_pixels,
          .runners = runners});
   };
-  repository_options.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Sizes every default layout and bound: the CPUs this process may use, not the host's.
+  const UsableCores cores = DetectUsableCores();
+  repository_options.cores = cores.cores;
+  Log(LogLevel::kInfo, absl::StrCat("cores: ", cores.Describe()));
   repository_options.cuda = {.built = CudaBuilt(), .devices = CudaDeviceCount()};
   Log(LogLevel::kInfo,
       repository_options.cuda.usable()
