@@ -1,8 +1,11 @@
 #include "bench/cpu_usage.h"
 
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -101,6 +104,35 @@ absl::StatusOr<CoresUsed> CoresBetween(const CpuSample& before, const CpuSample&
     used.server = (after.server_seconds - before.server_seconds) / wall;
   }
   return used;
+}
+
+absl::StatusOr<std::vector<int>> ParseCpuList(absl::string_view list) {
+  std::vector<int> cpus;
+  for (absl::string_view item : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    const std::vector<absl::string_view> ends = absl::StrSplit(item, absl::MaxSplits('-', 1));
+    int first = 0;
+    int last = 0;
+    if (!absl::SimpleAtoi(ends[0], &first) ||
+        !absl::SimpleAtoi(ends.size() == 2 ? ends[1] : ends[0], &last) || first < 0 ||
+        last < first || last >= CPU_SETSIZE) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad CPU list '", list, "' (say it as taskset -c does: 0-3,8)"));
+    }
+    for (int cpu = first; cpu <= last; ++cpu) cpus.push_back(cpu);
+  }
+  if (cpus.empty()) return absl::InvalidArgumentError("empty CPU list");
+  return cpus;
+}
+
+absl::Status PinCallingThread(const std::vector<int>& cpus) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int cpu : cpus) CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("sched_setaffinity refused the CPUs: ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace torchbricks::bench

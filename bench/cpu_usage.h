@@ -12,7 +12,9 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -46,6 +48,15 @@ absl::StatusOr<CoresUsed> CoresBetween(const CpuSample& before, const CpuSample&
 // from /proc/stat's text. `ticks_per_second` is sysconf(_SC_CLK_TCK).
 absl::StatusOr<double> ProcessCpuSeconds(absl::string_view stat, double ticks_per_second);
 absl::StatusOr<double> MachineIdleSeconds(absl::string_view proc_stat, double ticks_per_second);
+
+// CPU lists, to keep the load generator and the server on separate cores (floor_benchmark
+// --server-cpus/--client-cpus): "0-3,8" as taskset -c spells it. InvalidArgument for an
+// empty list, a bad number or range, or a CPU at or above CPU_SETSIZE.
+absl::StatusOr<std::vector<int>> ParseCpuList(absl::string_view list);
+
+// Restricts the calling thread to `cpus`; threads and processes it starts afterwards inherit
+// the mask. FailedPrecondition (with errno's text) when the kernel refuses it.
+absl::Status PinCallingThread(const std::vector<int>& cpus);
 
 }  // namespace torchbricks::bench
 

@@ -1,8 +1,10 @@
 #include "bench/cpu_usage.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -46,6 +48,31 @@ TEST(CpuUsageTest, ABusyLoopInThisProcessCountsAsAboutOneClientCore) {
   EXPECT_GE(used->idle, 0.0);
   EXPECT_FALSE(CoresBetween(after, before).ok()) << "samples out of order";
   EXPECT_EQ(CoresBetween(before, SampleCpu(-1)).value().server, -1);
+}
+
+TEST(CpuUsageTest, CpuListsAreSpelledAsTasksetDoes) {
+  EXPECT_EQ(ParseCpuList("0-3,8").value(), (std::vector<int>{0, 1, 2, 3, 8}));
+  EXPECT_EQ(ParseCpuList("5").value(), (std::vector<int>{5}));
+  EXPECT_FALSE(ParseCpuList("").ok());
+  EXPECT_FALSE(ParseCpuList("3-1").ok());
+  EXPECT_FALSE(ParseCpuList("a").ok());
+  EXPECT_FALSE(ParseCpuList("-1").ok());
+  EXPECT_FALSE(ParseCpuList("0-100000").ok());
+}
+
+TEST(CpuUsageTest, APinnedThreadRunsOnlyOnItsCpus) {
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(all), &all), 0);
+  int first = 0;
+  while (!CPU_ISSET(first, &all)) ++first;
+  ASSERT_TRUE(PinCallingThread({first}).ok());
+  cpu_set_t now;
+  CPU_ZERO(&now);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(now), &now), 0);
+  EXPECT_EQ(CPU_COUNT(&now), 1);
+  EXPECT_TRUE(CPU_ISSET(first, &now));
+  EXPECT_EQ(sched_setaffinity(0, sizeof(all), &all), 0);
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "bench/cpu_usage.h"
 #include "bench/floor_inprocess.h"
 #include "bench/floor_options.h"
 #include "bench/floor_report.h"
@@ -70,6 +71,13 @@ int Main(const std::vector<std::string>& args) {
   }
   const FloorOptions& options = *parsed;
   FloorResults results{.w1 = *FindWorkload("W1"), .w2 = *FindWorkload("W2")};
+  // Before any thread starts: libtorch's threads and the servers inherit the mask.
+  if (!options.server_cpus.empty()) {
+    if (absl::Status pinned = PinCallingThread(*ParseCpuList(options.server_cpus)); !pinned.ok()) {
+      std::cerr << "floor_benchmark: --server-cpus: " << pinned << "\n";
+      return 1;
+    }
+  }
 
   // The limits in-process, before any server runs. W1 on one thread, as its one instance
   // runs; W2 on the threads its instances have together.
@@ -109,6 +117,14 @@ int Main(const std::vector<std::string>& args) {
     std::cerr << "floor_benchmark: a server did not start (floor port " << floor.port()
               << ", server port " << server.port() << ")\n";
     return 1;
+  }
+  // The servers run; the load generator's threads, started from here on, take the client's
+  // CPUs (gRPC's own threads that the readiness probes started keep the server's).
+  if (!options.client_cpus.empty()) {
+    if (absl::Status pinned = PinCallingThread(*ParseCpuList(options.client_cpus)); !pinned.ok()) {
+      std::cerr << "floor_benchmark: --client-cpus: " << pinned << "\n";
+      return 1;
+    }
   }
   const std::string floor_address = absl::StrCat("127.0.0.1:", floor.port());
   const std::string server_address = absl::StrCat("127.0.0.1:", server.port());

@@ -6,6 +6,7 @@
 #include "absl/strings/str_split.h"
 #include "base/command_line.h"
 #include "base/status_macros.h"
+#include "bench/cpu_usage.h"
 
 namespace torchbricks::bench {
 
@@ -22,7 +23,9 @@ const char kFloorUsage[] =
     "  --warmup-seconds S       unmeasured load before each point (default 1)\n"
     "  --w2-threads N           intra-op threads of W2 in-process (default 2: the server's two\n"
     "                           W2 instances of one thread each)\n"
-    "  --out FILE.md            also write the report here\n";
+    "  --out FILE.md            also write the report here\n"
+    "  --server-cpus LIST       in-process runs and servers on these CPUs (taskset -c list)\n"
+    "  --client-cpus LIST       the load generator's threads on these CPUs\n";
 
 absl::StatusOr<FloorOptions> ParseFloorOptions(const std::vector<std::string>& args) {
   FloorOptions flags;
@@ -52,6 +55,9 @@ absl::StatusOr<FloorOptions> ParseFloorOptions(const std::vector<std::string>& a
            flags.w2_threads <= 256;
     } else if (flag == "--out") {
       flags.out = value;
+    } else if (flag == "--server-cpus" || flag == "--client-cpus") {
+      ok = ParseCpuList(value).ok();
+      (flag == "--server-cpus" ? flags.server_cpus : flags.client_cpus) = value;
     } else {
       return absl::InvalidArgumentError("unknown flag " + flag);
     }

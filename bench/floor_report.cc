@@ -43,11 +43,14 @@ std::string Header(const FloorOptions& options, const FloorResults& results) {
   const std::time_t now = std::time(nullptr);
   char date[32];
   std::strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
-  absl::StrAppend(
-      &out, "- date: ", date, "\n- rounds: ", options.rounds, " (median of the rounds' figures), ",
-      options.seconds, " s per point after ", options.warmup_seconds, " s warm-up\n",
-      "- server flags: --allow-client-shm true ", absl::StrJoin(options.server_flags, " "),
-      "\n- W1: ", Describe(results.w1), "; W2: ", Describe(results.w2), "\n\n");
+  absl::StrAppend(&out, "- date: ", date, "\n- rounds: ", options.rounds,
+                  " (median of the rounds' figures), ", options.seconds, " s per point after ",
+                  options.warmup_seconds, " s warm-up\n", "- CPUs: in-process runs and servers ",
+                  options.server_cpus.empty() ? "any" : options.server_cpus, ", load generator ",
+                  options.client_cpus.empty() ? "any" : options.client_cpus, "\n",
+                  "- server flags: --allow-client-shm true ",
+                  absl::StrJoin(options.server_flags, " "), "\n- W1: ", Describe(results.w1),
+                  "; W2: ", Describe(results.w2), "\n\n");
   return out;
 }
 

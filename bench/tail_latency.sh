@@ -18,7 +18,9 @@
 # @REPOSITORY replaces it for that label (packages an old build can read). Flags after % go
 # to that label's server. $SECONDS_PER_POINT (default 6) is each window; $BUSY=1 adds one
 # busy process for the whole run (a load generator that takes a core, as a Python client
-# does). Reports in $OUT (default /tmp/tail-latency). Every server started is stopped by PID.
+# does); $SERVER_CPUS and $DRIVER_CPUS (taskset -c lists) keep the servers and the load
+# generator on separate cores. Reports in $OUT (default /tmp/tail-latency). Every server
+# started is stopped by PID.
 set -euo pipefail
 # shellcheck source=bench/await_server.sh
 source "$(dirname "$0")/await_server.sh"
@@ -29,6 +31,12 @@ out=${OUT:-/tmp/tail-latency}
 window=${SECONDS_PER_POINT:-6}
 driver=$(realpath "$(dirname "$0")/../build/bench/load_driver")
 mkdir -p "$out"
+
+# taskset prefixes for $SERVER_CPUS and $DRIVER_CPUS (none when unset).
+server_pin=()
+driver_pin=()
+[[ -n ${SERVER_CPUS:-} ]] && server_pin=(taskset -c "$SERVER_CPUS")
+[[ -n ${DRIVER_CPUS:-} ]] && driver_pin=(taskset -c "$DRIVER_CPUS")
 
 busy_pid=""
 server_pid=""
@@ -58,13 +66,13 @@ for round in $(seq "$rounds"); do
     [[ $rest == *@* ]] && source=$(realpath "${rest#*@}")
     "$(dirname "$0")/plain_repository.sh" "$source" "$out/repository-$label" resnet18_classifier
     log=$out/$label-$round.server.log
-    "$build/server/torchbricks-server" --model-repository "$out/repository-$label" \
+    "${server_pin[@]}" "$build/server/torchbricks-server" --model-repository "$out/repository-$label" \
       --grpc-address 127.0.0.1 --grpc-port 0 --metrics-port 0 "${flags[@]}" \
       > "$out/$label-$round.server.out" 2> "$log" &
     server_pid=$!
     port=$(await_server "$out/$label-$round.server.out" "$log" "$server_pid")
     echo "== round $round: $label ($build, port $port)"
-    "$driver" --repository "$out/repository-$label" --address "127.0.0.1:$port" \
+    "${driver_pin[@]}" "$driver" --repository "$out/repository-$label" --address "127.0.0.1:$port" \
       --server-pid "$server_pid" --workloads W2 \
       --concurrency 16,64 --seconds "$window" --warmup-seconds 1 --inprocess-batches 1 \
       --inprocess-threads 1 > "$out/$label-$round.md" 2>&1 || { tail -20 "$out/$label-$round.md"; exit 1; }

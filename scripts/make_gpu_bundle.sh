@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the relocatable bundle the GPU check runs (issue 21): torchbricks-server,
-# torchbricks-perf and the torchbricks CLI from build/, every shared library they need except
+# torchbricks-perf, the torchbricks CLI and the floor benchmark (scripts/cpu_floor_check.sh)
+# from build/, every shared library they need except
 # torch's own (the GPU machine has the same torch 2.11 wheel), the C and C++ runtimes and
 # OpenMP (torch brings libgomp), found through an $ORIGIN rpath (patchelf), plus the
 # generated Python messages the check's client uses. Writes build/gpu-bundle.tar.xz.
@@ -22,7 +23,8 @@ cd "$(dirname "$0")/.."
 out=${out:-build/gpu-bundle}
 rm -rf "$out" "$out.tar.xz"
 mkdir -p "$out/bin" "$out/lib" "$out/python"
-binaries=(build/server/torchbricks-server build/clients/cpp/perf/torchbricks-perf build/tools/torchbricks)
+binaries=(build/server/torchbricks-server build/clients/cpp/perf/torchbricks-perf build/tools/torchbricks
+  build/bench/floor_benchmark build/bench/floor_server)
 cp "${binaries[@]}" "$out/bin/"
 for binary in "${binaries[@]}"; do ldd "$binary"; done | awk '/=> \// {print $3}' | sort -u |
   while read -r library; do

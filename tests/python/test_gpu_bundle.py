@@ -46,7 +46,8 @@ def bundle_environment(bundle: Path) -> dict:
 
 def test_bundle_binaries_need_only_the_bundle_torch_and_the_system_runtimes(bundle):
     binaries = sorted((bundle / "bin").iterdir())
-    assert {b.name for b in binaries} == {"torchbricks-server", "torchbricks-perf", "torchbricks"}
+    assert {b.name for b in binaries} == {"torchbricks-server", "torchbricks-perf", "torchbricks",
+                                          "floor_benchmark", "floor_server"}
     for binary in binaries:
         rpath = subprocess.run(["patchelf", "--print-rpath", str(binary)], capture_output=True, text=True, check=True)
         assert rpath.stdout.strip() == "$ORIGIN/../lib", (binary, rpath.stdout)
