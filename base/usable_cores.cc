@@ -46,34 +46,64 @@ std::optional<double> Tighter(std::optional<double> a, std::optional<double> b) 
   return std::min(*a, *b);
 }
 
-// cgroup v2: "0::/path" in /proc/self/cgroup; cpu.max of that cgroup and its ancestors
-// (a limit set on any of them applies).
-std::optional<double> CgroupV2Quota(absl::string_view self_cgroup, const std::string& root) {
-  for (absl::string_view line : absl::StrSplit(self_cgroup, '\n')) {
-    if (!absl::ConsumePrefix(&line, "0::")) continue;
-    std::string path(absl::StripAsciiWhitespace(line));
-    std::optional<double> quota;
-    while (true) {
-      if (auto text = ReadSmallFile(absl::StrCat(root, path, "/cpu.max"))) {
-        quota = Tighter(quota, QuotaFromCpuMax(*text));
-      }
-      if (path.empty() || path == "/") break;
-      path = path.substr(0, path.rfind('/'));
-    }
-    return quota;
+// The tightest quota that `read_quota` finds for `path` (a cgroup path, "/..." as
+// /proc/self/cgroup gives it) and each of its ancestors up to the hierarchy's root: a limit
+// set on any of them applies.
+template <typename ReadQuota>
+std::optional<double> TightestUpTheTree(std::string path, ReadQuota read_quota) {
+  std::optional<double> quota;
+  while (true) {
+    quota = Tighter(quota, read_quota(path));
+    const size_t slash = path.rfind('/');
+    if (path.empty() || slash == std::string::npos) break;
+    path.resize(slash);
+  }
+  return quota;
+}
+
+// One line of /proc/self/cgroup: "ID:CONTROLLERS:PATH".
+struct CgroupLine {
+  absl::string_view id;
+  std::vector<absl::string_view> controllers;
+  std::string path;
+};
+
+std::vector<CgroupLine> ParseSelfCgroup(absl::string_view text) {
+  std::vector<CgroupLine> lines;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    const std::vector<absl::string_view> fields = absl::StrSplit(line, absl::MaxSplits(':', 2));
+    if (fields.size() != 3) continue;
+    std::string path(absl::StripAsciiWhitespace(fields[2]));
+    // The kernel's paths start at the hierarchy's root; anything else is not followed.
+    if (path.empty() || path[0] != '/' || path.find("..") != std::string::npos) path = "/";
+    lines.push_back({fields[0], absl::StrSplit(fields[1], ',', absl::SkipEmpty()), path});
+  }
+  return lines;
+}
+
+// cgroup v1: the cpu controller's cfs quota of `path` and its ancestors under the controller's
+// mount (inside a container the mount's root is the container's cgroup, and `path` names a
+// host folder that is not there: then the root's files are what is read).
+std::optional<double> CgroupV1Quota(const std::string& path, const std::string& root) {
+  for (const char* mount : {"/cpu,cpuacct", "/cpu"}) {
+    const std::string base = root + mount;
+    if (!ReadSmallFile(base + "/cpu.cfs_period_us")) continue;
+    return TightestUpTheTree(path, [&base](const std::string& at) -> std::optional<double> {
+      auto quota = ReadSmallFile(absl::StrCat(base, at, "/cpu.cfs_quota_us"));
+      auto period = ReadSmallFile(absl::StrCat(base, at, "/cpu.cfs_period_us"));
+      if (!quota || !period) return std::nullopt;
+      return QuotaFromCfs(*quota, *period);
+    });
   }
   return std::nullopt;
 }
 
-// cgroup v1: the cpu controller's quota, under its mount (in a container, the mount's root
-// is the container's cgroup).
-std::optional<double> CgroupV1Quota(const std::string& root) {
-  for (const char* mount : {"/cpu,cpuacct", "/cpu"}) {
-    auto quota = ReadSmallFile(absl::StrCat(root, mount, "/cpu.cfs_quota_us"));
-    auto period = ReadSmallFile(absl::StrCat(root, mount, "/cpu.cfs_period_us"));
-    if (quota && period) return QuotaFromCfs(*quota, *period);
-  }
-  return std::nullopt;
+// cgroup v2: cpu.max of `path` and its ancestors.
+std::optional<double> CgroupV2Quota(const std::string& path, const std::string& root) {
+  return TightestUpTheTree(path, [&root](const std::string& at) -> std::optional<double> {
+    auto text = ReadSmallFile(absl::StrCat(root, at, "/cpu.max"));
+    return text ? QuotaFromCpuMax(*text) : std::nullopt;
+  });
 }
 
 }  // namespace
@@ -102,19 +132,31 @@ std::optional<double> QuotaFromCfs(absl::string_view quota_us, absl::string_view
 }
 
 int CoresWithin(int affinity, std::optional<double> quota) {
-  int cores = std::max(affinity, 1);
-  if (quota) cores = std::min(cores, static_cast<int>(std::ceil(*quota)));
-  return std::max(cores, 1);
+  const int cores = std::max(affinity, 1);
+  if (!quota || *quota >= cores) return cores;
+  return std::max(static_cast<int>(std::ceil(*quota)), 1);
 }
 
 UsableCores DetectUsableCores(const std::string& proc, const std::string& cgroup_root) {
   UsableCores usable;
   usable.affinity = AffinityCpus();
-  if (auto self = ReadSmallFile(proc + "/self/cgroup"); self && self->find("0::") != 0) {
-    // Not a pure cgroup v2 process (v1 lines come first, or none): the v1 controller.
-    usable.quota = CgroupV1Quota(cgroup_root);
-  } else if (self) {
-    usable.quota = CgroupV2Quota(*self, cgroup_root);
+  if (auto self = ReadSmallFile(proc + "/self/cgroup")) {
+    const std::vector<CgroupLine> lines = ParseSelfCgroup(*self);
+    // The cpu controller is on a v1 hierarchy when a numbered line lists it; else, on a v2
+    // (or hybrid) host, the "0::" line's cgroup has cpu.max.
+    const CgroupLine* v1 = nullptr;
+    const CgroupLine* v2 = nullptr;
+    for (const CgroupLine& line : lines) {
+      if (line.id == "0" && line.controllers.empty()) v2 = &line;
+      for (absl::string_view controller : line.controllers) {
+        if (controller == "cpu") v1 = &line;
+      }
+    }
+    if (v1 != nullptr) {
+      usable.quota = CgroupV1Quota(v1->path, cgroup_root);
+    } else if (v2 != nullptr) {
+      usable.quota = CgroupV2Quota(v2->path, cgroup_root);
+    }
   }
   usable.cores = CoresWithin(usable.affinity, usable.quota);
   return usable;

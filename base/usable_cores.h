@@ -23,9 +23,10 @@ struct UsableCores {
 };
 
 // Reads the affinity mask and the cgroup files under `proc` (/proc) and `cgroup_root`
-// (/sys/fs/cgroup): cgroup v2's cpu.max of this process's cgroup and each ancestor, else
-// cgroup v1's cpu.cfs_quota_us / cpu.cfs_period_us; files that are missing or unreadable
-// mean no quota.
+// (/sys/fs/cgroup): where /proc/self/cgroup puts the cpu controller on a v1 hierarchy, its
+// cpu.cfs_quota_us / cpu.cfs_period_us; else cgroup v2's cpu.max; in both, of this process's
+// cgroup and each ancestor (the tightest wins). Files that are missing or unreadable mean no
+// quota.
 UsableCores DetectUsableCores(const std::string& proc = "/proc",
                               const std::string& cgroup_root = "/sys/fs/cgroup");
 

@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -33,6 +34,7 @@ TEST(UsableCoresTest, TheQuotaRoundsUpWithinTheAffinity) {
   EXPECT_EQ(CoresWithin(16, 0.2), 1);
   EXPECT_EQ(CoresWithin(4, 12.0), 4);
   EXPECT_EQ(CoresWithin(0, std::nullopt), 1);
+  EXPECT_EQ(CoresWithin(8, 1e300), 8);
 }
 
 class UsableCoresTreeTest : public ::testing::Test {
@@ -76,6 +78,7 @@ TEST_F(UsableCoresTreeTest, CgroupV2TakesTheTightestQuotaOfTheCgroupAndItsAncest
 }
 
 TEST_F(UsableCoresTreeTest, CgroupV1QuotaUnderTheCpuMount) {
+  // Inside a container: the host path is not under the mount, whose root is the container's.
   Write("proc/self/cgroup", "12:cpu,cpuacct:/docker/abc\n0::/\n");
   Write("cgroup/cpu,cpuacct/cpu.cfs_quota_us", "100000\n");
   Write("cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
@@ -83,6 +86,26 @@ TEST_F(UsableCoresTreeTest, CgroupV1QuotaUnderTheCpuMount) {
   ASSERT_TRUE(usable.quota.has_value());
   EXPECT_DOUBLE_EQ(*usable.quota, 1.0);
   EXPECT_EQ(usable.cores, 1);
+}
+
+TEST_F(UsableCoresTreeTest, CgroupV1QuotaOfTheProcessCgroupOnAHost) {
+  Write("proc/self/cgroup", "4:cpu,cpuacct:/system.slice/serve.service\n1:name=systemd:/\n");
+  Write("cgroup/cpu,cpuacct/cpu.cfs_quota_us", "-1\n");
+  Write("cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+  Write("cgroup/cpu,cpuacct/system.slice/serve.service/cpu.cfs_quota_us", "150000\n");
+  Write("cgroup/cpu,cpuacct/system.slice/serve.service/cpu.cfs_period_us", "100000\n");
+  const UsableCores usable = Detect();
+  ASSERT_TRUE(usable.quota.has_value());
+  EXPECT_DOUBLE_EQ(*usable.quota, 1.5);
+  EXPECT_EQ(usable.cores, std::min(2, Affinity()));
+}
+
+TEST_F(UsableCoresTreeTest, AV1HierarchyWithoutTheCpuControllerLeavesV2InCharge) {
+  Write("proc/self/cgroup", "1:name=systemd:/user.slice\n0::/serve\n");
+  Write("cgroup/serve/cpu.max", "100000 100000\n");
+  const UsableCores usable = Detect();
+  ASSERT_TRUE(usable.quota.has_value());
+  EXPECT_DOUBLE_EQ(*usable.quota, 1.0);
 }
 
 TEST_F(UsableCoresTreeTest, NoCgroupFilesMeansTheAffinityMask) {

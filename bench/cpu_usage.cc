@@ -17,8 +17,8 @@
 namespace torchbricks::bench {
 namespace {
 
-// /proc/PID/stat fields after the command name's closing parenthesis, counted from 1 at
-// the state field (proc(5) numbers them 3..): utime is field 14 and stime 15 there.
+// /proc/PID/stat fields after the command name's closing parenthesis, counted from 0 at
+// the state field (proc(5) numbers it 3): utime (proc(5)'s 14) and stime (15).
 constexpr size_t kUtimeAfterName = 11;
 constexpr size_t kStimeAfterName = 12;
 

@@ -47,7 +47,7 @@ cleanup() {
 }
 trap cleanup EXIT
 if [[ ${BUSY:-0} == 1 ]]; then
-  (while :; do :; done) &
+  "${driver_pin[@]}" bash -c 'while :; do :; done' &
   busy_pid=$!
 fi
 
@@ -136,7 +136,9 @@ for label in labels:
         p99 = statistics.median(run[c][2] for run in runs)
         ratios = [run[c][0] / limit[c] for run, limit in zip(runs, limits) if limit.get(c)]
         ratio = f"{statistics.median(ratios):.2f}" if ratios else "—"
-        cores = " | ".join(f"{statistics.median(run[c][k] for run in runs):.2f}" for k in (3, 4, 5))
+        cores = " | ".join(
+            f"{statistics.median(values):.2f}" if (values := [run[c][k] for run in runs if run[c][k] == run[c][k]])
+            else "—" for k in (3, 4, 5))
         print(f"| {label} | {c} | {rate:.0f} | {p50:.0f} | {p99:.0f} | {p99 / p50:.2f} | {ratio} | {cores} |")
 print()
 print("rounds:", ", ".join(f"{label} " + " / ".join(
