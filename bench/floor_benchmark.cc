@@ -63,6 +63,17 @@ std::vector<Versus> RunVersus(PointRunner& runner, const FloorResults& results,
   return versus;
 }
 
+// Pins the calling thread to `cpus` (`flag`'s list; empty leaves it be). False, saying why,
+// when the kernel refuses.
+bool PinTo(const char* flag, const std::vector<int>& cpus) {
+  if (cpus.empty()) return true;
+  if (absl::Status pinned = PinCallingThread(cpus); !pinned.ok()) {
+    std::cerr << "floor_benchmark: " << flag << ": " << pinned << "\n";
+    return false;
+  }
+  return true;
+}
+
 int Main(const std::vector<std::string>& args) {
   absl::StatusOr<FloorOptions> parsed = ParseFloorOptions(args);
   if (!parsed.ok()) {
@@ -72,15 +83,7 @@ int Main(const std::vector<std::string>& args) {
   const FloorOptions& options = *parsed;
   FloorResults results{.w1 = *FindWorkload("W1"), .w2 = *FindWorkload("W2")};
   // Before any thread starts: libtorch's threads and the servers inherit the mask.
-  if (!options.server_cpus.empty()) {
-    if (absl::Status pinned = PinCallingThread(*ParseCpuList(options.server_cpus)); !pinned.ok()) {
-      std::cerr << "floor_benchmark: --server-cpus: " << pinned << "\n";
-      return 1;
-    }
-  }
-
-  // The limits in-process, before any server runs. W1 on one thread, as its one instance
-  // runs; W2 on the threads its instances have together.
+  if (!PinTo("--server-cpus", options.server_cpus)) return 1;
   absl::StatusOr<InProcessLimits> w2_inprocess =
       MeasureInProcess(options, results.w2, {16, 64}, options.w2_threads);
   absl::StatusOr<InProcessLimits> w1_inprocess = MeasureInProcess(options, results.w1, {1}, 1);
@@ -120,12 +123,7 @@ int Main(const std::vector<std::string>& args) {
   }
   // The servers run; the load generator's threads, started from here on, take the client's
   // CPUs (gRPC's own threads that the readiness probes started keep the server's).
-  if (!options.client_cpus.empty()) {
-    if (absl::Status pinned = PinCallingThread(*ParseCpuList(options.client_cpus)); !pinned.ok()) {
-      std::cerr << "floor_benchmark: --client-cpus: " << pinned << "\n";
-      return 1;
-    }
-  }
+  if (!PinTo("--client-cpus", options.client_cpus)) return 1;
   const std::string floor_address = absl::StrCat("127.0.0.1:", floor.port());
   const std::string server_address = absl::StrCat("127.0.0.1:", server.port());
   absl::StatusOr<std::unique_ptr<client::InferenceClient>> control =

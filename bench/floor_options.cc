@@ -56,8 +56,9 @@ absl::StatusOr<FloorOptions> ParseFloorOptions(const std::vector<std::string>& a
     } else if (flag == "--out") {
       flags.out = value;
     } else if (flag == "--server-cpus" || flag == "--client-cpus") {
-      ok = ParseCpuList(value).ok();
-      (flag == "--server-cpus" ? flags.server_cpus : flags.client_cpus) = value;
+      absl::StatusOr<std::vector<int>> cpus = ParseCpuList(value);
+      ok = cpus.ok();
+      if (ok) (flag == "--server-cpus" ? flags.server_cpus : flags.client_cpus) = *std::move(cpus);
     } else {
       return absl::InvalidArgumentError("unknown flag " + flag);
     }

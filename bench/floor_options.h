@@ -43,10 +43,10 @@ struct FloorOptions {
   // Also write the report here; "" (the default): stdout only.
   std::string out;
   // Keep the load generator off the server's cores: the in-process runs and the servers
-  // run on `server_cpus`, the closed-loop clients on `client_cpus` (taskset -c lists;
-  // empty: wherever the scheduler puts them).
-  std::string server_cpus;
-  std::string client_cpus;
+  // run on `server_cpus`, the closed-loop clients on `client_cpus` (parsed from taskset -c
+  // lists; empty: wherever the scheduler puts them).
+  std::vector<int> server_cpus;
+  std::vector<int> client_cpus;
 };
 
 // Parses floor_benchmark's arguments (without the program name), each "--flag value" or

@@ -46,9 +46,10 @@ std::string Header(const FloorOptions& options, const FloorResults& results) {
   absl::StrAppend(&out, "- date: ", date, "\n- rounds: ", options.rounds,
                   " (median of the rounds' figures), ", options.seconds, " s per point after ",
                   options.warmup_seconds, " s warm-up\n", "- CPUs: in-process runs and servers ",
-                  options.server_cpus.empty() ? "any" : options.server_cpus, ", load generator ",
-                  options.client_cpus.empty() ? "any" : options.client_cpus, "\n",
-                  "- server flags: --allow-client-shm true ",
+                  options.server_cpus.empty() ? "any" : absl::StrJoin(options.server_cpus, ","),
+                  ", load generator ",
+                  options.client_cpus.empty() ? "any" : absl::StrJoin(options.client_cpus, ","),
+                  "\n", "- server flags: --allow-client-shm true ",
                   absl::StrJoin(options.server_flags, " "), "\n- W1: ", Describe(results.w1),
                   "; W2: ", Describe(results.w2), "\n\n");
   return out;

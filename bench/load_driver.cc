@@ -4,7 +4,6 @@
 // outstanding async ModelInfer requests per concurrency level, and prints (and with --out
 // writes) a markdown report comparing the two. Exit status: 0 when every point ran without
 // a failed request, 1 otherwise, 2 for bad flags. See bench/run_benchmark.sh.
-#include <sched.h>
 #include <stdlib.h>
 
 #include <cstdio>
@@ -25,6 +24,7 @@
 #include "absl/time/time.h"
 #include "base/command_line.h"
 #include "base/status_macros.h"
+#include "base/usable_cores.h"
 #include "bench/benchmark_report.h"
 #include "bench/closed_loop_client.h"
 #include "bench/inprocess_sweep.h"
@@ -159,11 +159,9 @@ std::string ProcField(const std::string& file, const std::string& key) {
 }
 
 std::string MachineDescription() {
-  cpu_set_t cpus;
-  CPU_ZERO(&cpus);
-  const int usable = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : -1;
-  return absl::StrCat("nproc ", usable, ", CPU \"", ProcField("/proc/cpuinfo", "model name"),
-                      "\", memory ", ProcField("/proc/meminfo", "MemTotal"));
+  return absl::StrCat("nproc ", DetectUsableCores().affinity, ", CPU \"",
+                      ProcField("/proc/cpuinfo", "model name"), "\", memory ",
+                      ProcField("/proc/meminfo", "MemTotal"));
 }
 
 std::string UtcNow() {
